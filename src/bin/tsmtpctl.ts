@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+/**
+ * tsmtpctl: OpenSMTPD's smtpctl for tsmtpd. Talks to the daemon's control socket; `encrypt`
+ * works without a daemon. Exit 0 on success, 1 when the daemon refused or is not running,
+ * 2 on a usage error.
+ */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import bcrypt from 'bcryptjs';
+import { ControlClient, DaemonNotRunningError } from '../control/client.js';
+import { formatStats, MONITOR_HEADER, monitorRow, sumByKey, type StatLine } from '../control/format.js';
+import { CONTROL_SOCKET } from '../control/role.js';
+import { defaultSpool } from '../daemon/spool.js';
+
+const USAGE = 'usage: tsmtpctl [--spool dir] [--json] command [argument ...]';
+
+function die(code: number, message: string): never {
+  process.stderr.write(`tsmtpctl: ${message}\n`);
+  process.exit(code);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `encrypt [string]`: a bcrypt hash for credentials tables, as OpenBSD's smtpctl prints it. */
+async function encrypt(args: string[]): Promise<void> {
+  const secret = args.length > 0 ? args.join(' ') : (await readStdin()).replace(/\r?\n$/, '');
+  process.stdout.write(bcrypt.hashSync(secret, 10).replace(/^\$2a\$/, '$2b$') + '\n');
+}
+
+function print(words: string[], data: unknown, json: boolean): void {
+  if (json || typeof data !== 'object' || data === null) {
+    process.stdout.write(JSON.stringify(data, null, json ? 2 : 0) + '\n');
+    return;
+  }
+  if (words[0]?.startsWith('sh') && words[1]?.startsWith('st') && 'stats' in data) {
+    return void process.stdout.write(formatStats(data as { uptime: number; stats: StatLine[] }));
+  }
+  const text = (data as { text?: string }).text;
+  process.stdout.write(text !== undefined ? text : JSON.stringify(data) + '\n');
+}
+
+async function monitor(client: ControlClient): Promise<never> {
+  let before: Map<string, number> | null = null;
+  for (let row = 0; ; row++) {
+    const data = (await client.request(['show', 'stats'])) as { stats: StatLine[] };
+    const now = sumByKey(data.stats);
+    if (row % 25 === 0) process.stdout.write(MONITOR_HEADER);
+    process.stdout.write(monitorRow(now, before));
+    before = now;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: process.argv.slice(2),
+      allowPositionals: true,
+      options: { spool: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    });
+  } catch (err) {
+    die(2, `${(err as Error).message}\n${USAGE}`);
+  }
+  const words = parsed.positionals;
+  if (parsed.values.help || words.length === 0) die(2, USAGE);
+  if ('encrypt'.startsWith(words[0]!) && words[0]!.length >= 2) return encrypt(words.slice(1));
+
+  const path = join(parsed.values.spool ?? defaultSpool(), CONTROL_SOCKET);
+  let client: ControlClient;
+  try {
+    client = await ControlClient.open(path);
+  } catch (err) {
+    die(1, (err as Error).message);
+  }
+  try {
+    if (!parsed.values.json && 'monitor'.startsWith(words[0]!) && words[0]!.length >= 2) await monitor(client);
+    print(words, await client.request(words), parsed.values.json ?? false);
+  } catch (err) {
+    if (err instanceof DaemonNotRunningError) die(1, err.message);
+    die(1, (err as Error).message);
+  } finally {
+    client.close();
+  }
+}
+
+void main();

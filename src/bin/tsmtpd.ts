@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+/**
+ * tsmtpd, the daemon: `-n` checks the config, `-d` runs in the foreground logging to stderr,
+ * otherwise it detaches and logs to a file. Exit codes: see EXIT in daemon/cli.ts.
+ */
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../errors.js';
+import { configureLog, log } from '../log.js';
+import { EXIT, parseCli, USAGE, UsageError, type CliOptions } from '../daemon/cli.js';
+import { Daemon } from '../daemon/daemon.js';
+import { defaultSpool, lockSpool, prepareSpool } from '../daemon/spool.js';
+
+/** A stop that takes longer than this is cut short: the queue is consistent at every instant. */
+const STOP_DEADLINE_MS = 1500;
+const CHILD_MARK = 'TSMTPD_DETACHED_CHILD';
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`tsmtpd: ${message}\n`);
+  process.exit(code);
+}
+
+function parseOrExit(): CliOptions {
+  try {
+    return parseCli(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) fail(EXIT.USAGE, `${err.message}\n${USAGE}`);
+    throw err;
+  }
+}
+
+/** Re-run ourselves detached with `-d`; exit once the child says it is ready, or with its code. */
+function detach(spool: string, logFile: string | undefined): void {
+  const out = openSync(logFile ?? join(spool, 'tsmtpd.log'), 'a', 0o640);
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '-d'], {
+    detached: true,
+    stdio: ['ignore', out, out, 'ipc'],
+    env: { ...process.env, [CHILD_MARK]: '1' },
+  });
+  child.on('message', (m) => {
+    if (m === 'ready') {
+      process.stdout.write(`tsmtpd: started, pid ${child.pid}\n`);
+      child.disconnect();
+      child.unref();
+      process.exit(EXIT.OK);
+    }
+  });
+  child.on('exit', (code) => fail(code ?? EXIT.FATAL, `daemon exited during startup, see ${logFile ?? join(spool, 'tsmtpd.log')}`));
+}
+
+async function main(): Promise<void> {
+  const opts = parseOrExit();
+  if (opts.help) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  let config;
+  try {
+    config = loadConfig(opts.configFile, { macros: opts.macros });
+  } catch (err) {
+    if (err instanceof ConfigError) fail(EXIT.CONFIG, err.message);
+    fail(EXIT.CONFIG, `${opts.configFile}: ${(err as Error).message}`);
+  }
+  if (opts.checkOnly) {
+    process.stderr.write('configuration OK\n');
+    return;
+  }
+  const spool = prepareSpool(opts.spool ?? defaultSpool());
+  if (!opts.foreground) return detach(spool, opts.logFile);
+
+  configureLog({ level: opts.verbose > 0 ? 'debug' : 'info', timestamps: process.env[CHILD_MARK] === '1' });
+  let release: () => void;
+  try {
+    release = lockSpool(spool);
+  } catch (err) {
+    fail(EXIT.STARTUP, (err as Error).message);
+  }
+  const daemon = new Daemon({ config, spool, backends: opts.backends, verbose: opts.verbose > 0 });
+  const shutdown = (signal: string) => {
+    log('info', null, 'daemon', 'shutdown', { signal });
+    const deadline = setTimeout(() => {
+      log('warn', null, 'daemon', 'shutdown', { result: 'deadline' });
+      release();
+      process.exit(EXIT.OK);
+    }, STOP_DEADLINE_MS);
+    void daemon.stop().then(() => {
+      clearTimeout(deadline);
+      release();
+      process.exit(EXIT.OK);
+    });
+  };
+  process.once('SIGTERM', () => shutdown('TERM'));
+  process.once('SIGINT', () => shutdown('INT'));
+  process.on('uncaughtException', (err) => {
+    // a bug: log it and stop; every acknowledged message is on disk, so a restart loses nothing
+    log('error', null, 'daemon', 'fatal', { error: err.stack ?? String(err) });
+    release();
+    process.exit(EXIT.FATAL);
+  });
+  log('info', null, 'daemon', 'startup', { config: opts.configFile, spool, queue: opts.backends.queue });
+  try {
+    await daemon.start();
+  } catch (err) {
+    release();
+    fail(EXIT.STARTUP, (err as Error).message);
+  }
+  process.send?.('ready');
+}
+
+void main();

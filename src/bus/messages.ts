@@ -1,0 +1,206 @@
+/**
+ * Every message the roles exchange, in one catalog: type name → receiving role, request payload,
+ * reply payload. Names read sender.object.action. Payloads are plain serializable data; a message
+ * body never travels here, only its handle (message id and path), so any role can move to a
+ * worker or a process of its own later.
+ */
+import type { DsnParams, Envelope } from '../queue/envelope.js';
+import type { Config } from '../config/types.js';
+
+export type RoleName = 'smtp' | 'lka' | 'queue' | 'scheduler' | 'mta' | 'mda' | 'control' | 'stat';
+
+/** What a session knows about its client, handed to the lka for rules, filters and lookups. */
+export interface SessionFacts {
+  sessionId: string;
+  /** Index of the listener in Config.listeners. */
+  listener: number;
+  /** `1.2.3.4`, `::1`, or `local` for the socket listener. */
+  clientAddress: string;
+  clientPort: number;
+  localAddress: string;
+  localPort: number;
+  rdns?: string;
+  fcrdns?: 'pass' | 'fail' | 'error';
+  helo?: string;
+  authUser?: string;
+  tls: boolean;
+  /** The client is on the enqueue socket (`from socket`, `from local`). */
+  socket: boolean;
+}
+
+/** A reply to send to the client, as the lka or a filter decided it. */
+export interface WireReply {
+  code: number;
+  enhanced?: string;
+  text: string;
+}
+
+/** A delivery outcome, from mta and mda back to the queue. */
+export type DeliveryResult =
+  | { result: 'ok'; detail: string }
+  | { result: 'tempfail'; enhanced: string; detail: string }
+  | { result: 'permfail'; enhanced: string; detail: string }
+  /** The route or host failed before the envelope was tried; reschedule without counting a try. */
+  | { result: 'loop'; enhanced: string; detail: string };
+
+/** What the lka decided for one RCPT TO. */
+export type RcptDecision =
+  | { result: 'accept'; envelopes: Omit<Envelope, 'id' | 'msgid'>[] }
+  | { result: 'reject'; reply: WireReply }
+  | { result: 'tempfail'; reply: WireReply };
+
+/** The whole catalog. `to` is the role that handles the message; `res` is `void` for notifications. */
+export interface Catalog {
+  // --- smtp → lka
+  'smtp.session.connect': {
+    to: 'lka';
+    req: { facts: SessionFacts };
+    res: { rdns?: string; fcrdns: 'pass' | 'fail' | 'error' };
+  };
+  'smtp.auth.check': {
+    to: 'lka';
+    req: { listener: number; table?: string; user: string; password: string };
+    res: { result: 'pass' | 'fail' | 'error' };
+  };
+  'smtp.mailfrom.check': {
+    to: 'lka';
+    req: { facts: SessionFacts; sender: string };
+    res: { result: 'accept' } | { result: 'reject' | 'tempfail'; reply: WireReply };
+  };
+  'smtp.rcpt.resolve': {
+    to: 'lka';
+    req: { facts: SessionFacts; sender: string; rcpt: string; dsn: DsnParams; smtputf8: boolean };
+    res: RcptDecision;
+  };
+
+  // --- smtp → queue
+  'smtp.message.create': {
+    to: 'queue';
+    req: { sessionId: string };
+    res: { msgid: string; path: string };
+  };
+  'smtp.message.commit': {
+    to: 'queue';
+    req: { msgid: string; envelopes: Omit<Envelope, 'id' | 'msgid'>[] };
+    res: { result: 'ok'; evpids: string[] } | { result: 'tempfail'; reply: WireReply };
+  };
+  'smtp.message.rollback': {
+    to: 'queue';
+    req: { msgid: string };
+    res: void;
+  };
+
+  // --- queue → scheduler
+  'queue.envelope.submit': {
+    to: 'scheduler';
+    req: { envelopes: Envelope[] };
+    res: void;
+  };
+  'queue.envelope.done': {
+    to: 'scheduler';
+    req: { evpid: string };
+    res: void;
+  };
+  'queue.envelope.retry': {
+    to: 'scheduler';
+    req: { evpid: string; tries: number; lastTry: number };
+    res: void;
+  };
+
+  // --- scheduler → queue: deliver these now (queue loads and hands them to mta/mda)
+  'scheduler.envelope.schedule': {
+    to: 'queue';
+    req: { evpids: string[] };
+    res: void;
+  };
+  'scheduler.envelope.expire': {
+    to: 'queue';
+    req: { evpid: string };
+    res: void;
+  };
+  'scheduler.envelope.warn': {
+    to: 'queue';
+    req: { evpid: string };
+    res: void;
+  };
+
+  // --- queue → mta / mda
+  'queue.delivery.mta': {
+    to: 'mta';
+    req: { envelope: Envelope; bodyPath: string };
+    res: DeliveryResult;
+  };
+  'queue.delivery.mda': {
+    to: 'mda';
+    req: { envelope: Envelope; bodyPath: string };
+    res: DeliveryResult;
+  };
+
+  // --- anyone → stat (notifications)
+  'stat.increment': {
+    to: 'stat';
+    req: { key: string; labels?: Record<string, string>; by?: number };
+    res: void;
+  };
+  'stat.decrement': {
+    to: 'stat';
+    req: { key: string; labels?: Record<string, string>; by?: number };
+    res: void;
+  };
+  'stat.set': {
+    to: 'stat';
+    req: { key: string; labels?: Record<string, string>; value: number };
+    res: void;
+  };
+
+  // --- control → stat
+  'control.stat.list': {
+    to: 'stat';
+    req: Record<string, never>;
+    res: { stats: { key: string; labels: Record<string, string>; value: number; kind: 'counter' | 'gauge' }[] };
+  };
+
+  // --- control → any role
+  'control.config.reload': {
+    to: 'lka';
+    req: { config: Config };
+    res: void;
+  };
+}
+
+export type MessageType = keyof Catalog;
+export type Req<T extends MessageType> = Catalog[T]['req'];
+export type Res<T extends MessageType> = Catalog[T]['res'];
+
+/** The message types a role must handle: the compiler checks each role's handler record. */
+export type TypesFor<R extends RoleName> = {
+  [K in MessageType]: Catalog[K]['to'] extends R ? K : never;
+}[MessageType];
+
+export type Handlers<R extends RoleName> = {
+  [K in TypesFor<R>]: (req: Req<K>, from: RoleName) => Promise<Res<K>> | Res<K>;
+};
+
+/** Which role handles each type, at run time (the bus routes by it). */
+export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
+  'smtp.session.connect': 'lka',
+  'smtp.auth.check': 'lka',
+  'smtp.mailfrom.check': 'lka',
+  'smtp.rcpt.resolve': 'lka',
+  'smtp.message.create': 'queue',
+  'smtp.message.commit': 'queue',
+  'smtp.message.rollback': 'queue',
+  'queue.envelope.submit': 'scheduler',
+  'queue.envelope.done': 'scheduler',
+  'queue.envelope.retry': 'scheduler',
+  'scheduler.envelope.schedule': 'queue',
+  'scheduler.envelope.expire': 'queue',
+  'scheduler.envelope.warn': 'queue',
+  'queue.delivery.mta': 'mta',
+  'queue.delivery.mda': 'mda',
+  'stat.increment': 'stat',
+  'stat.decrement': 'stat',
+  'stat.set': 'stat',
+  'control.stat.list': 'stat',
+  'control.config.reload': 'lka',
+};

@@ -1,0 +1,93 @@
+/**
+ * The control commands the daemon answers, as a table: the words of the command (smtpctl's),
+ * whether it changes state (write commands need the control socket, which only root and the
+ * daemon's user can open), and what it does. Words may be abbreviated to any unique prefix.
+ */
+import type { Endpoint } from '../bus/bus.js';
+import { configureLog } from '../log.js';
+
+export interface CommandEnv {
+  bus: Endpoint;
+  startedAt: number;
+  now(): number;
+  /** Trace and profile subsystems switched on by the admin. */
+  traces: Set<string>;
+  profiles: Set<string>;
+}
+
+export interface ControlCommand {
+  words: string[];
+  /** Arguments after the words: how many are required and allowed. */
+  args: { min: number; max: number; names: string };
+  handler(env: CommandEnv, args: string[]): Promise<unknown>;
+}
+
+export const TRACE_SUBSYSTEMS = [
+  'imsg', 'io', 'smtp', 'filters', 'transfer', 'bounce', 'scheduler', 'expand', 'lookup', 'stat',
+  'rules', 'mproc', 'tables', 'queue', 'all',
+];
+
+async function stats(env: CommandEnv) {
+  const { stats } = await env.bus.request('control.stat.list', {});
+  const uptime = Math.floor((env.now() - env.startedAt) / 1000);
+  return { uptime, stats };
+}
+
+function toggle(set: Set<string>, on: boolean, allowed: string[]) {
+  return async (_env: CommandEnv, [sub]: string[]) => {
+    if (!allowed.includes(sub!)) throw new Error(`invalid subsystem: ${sub}`);
+    if (on) set.add(sub!);
+    else set.delete(sub!);
+    return { [sub!]: on };
+  };
+}
+
+export function baseCommands(env: CommandEnv): ControlCommand[] {
+  return [
+    { words: ['show', 'stats'], args: { min: 0, max: 0, names: '' }, handler: stats },
+    { words: ['monitor'], args: { min: 0, max: 0, names: '' }, handler: stats },
+    {
+      words: ['log', 'brief'], args: { min: 0, max: 0, names: '' },
+      handler: async () => (configureLog({ level: 'info' }), { verbose: false }),
+    },
+    {
+      words: ['log', 'verbose'], args: { min: 0, max: 0, names: '' },
+      handler: async () => (configureLog({ level: 'debug' }), { verbose: true }),
+    },
+    { words: ['trace'], args: { min: 1, max: 1, names: '<subsystem>' }, handler: toggle(env.traces, true, TRACE_SUBSYSTEMS) },
+    { words: ['untrace'], args: { min: 1, max: 1, names: '<subsystem>' }, handler: toggle(env.traces, false, TRACE_SUBSYSTEMS) },
+    { words: ['profile'], args: { min: 1, max: 1, names: 'queue|imsg' }, handler: toggle(env.profiles, true, ['queue', 'imsg']) },
+    { words: ['unprofile'], args: { min: 1, max: 1, names: 'queue|imsg' }, handler: toggle(env.profiles, false, ['queue', 'imsg']) },
+  ];
+}
+
+/**
+ * Find the command the words name, each word matched by unique prefix among the candidates
+ * still standing (`sh st` is `show stats`); returns the command and the remaining arguments.
+ */
+export function resolveCommand(
+  table: ControlCommand[],
+  words: string[],
+): { command: ControlCommand; args: string[] } | { error: string } {
+  let candidates = table;
+  let depth = 0;
+  for (; depth < words.length; depth++) {
+    const word = words[depth]!.toLowerCase();
+    const withWord = candidates.filter((c) => depth < c.words.length);
+    if (withWord.length === 0) break;
+    const exact = withWord.filter((c) => c.words[depth] === word);
+    const prefixed = exact.length > 0 ? exact : withWord.filter((c) => c.words[depth]!.startsWith(word));
+    const distinct = new Set(prefixed.map((c) => c.words[depth]));
+    if (distinct.size === 0) return { error: `unknown command: ${words.slice(0, depth + 1).join(' ')}` };
+    if (distinct.size > 1) return { error: `ambiguous command: ${words.slice(0, depth + 1).join(' ')} (${[...distinct].join(', ')})` };
+    candidates = prefixed;
+  }
+  const complete = candidates.filter((c) => c.words.length === depth);
+  if (complete.length !== 1) return { error: `incomplete command: ${words.join(' ') || '(none)'}` };
+  const command = complete[0]!;
+  const args = words.slice(depth);
+  if (args.length < command.args.min || args.length > command.args.max) {
+    return { error: `usage: ${[...command.words, command.args.names].join(' ').trim()}` };
+  }
+  return { command, args };
+}

@@ -1,0 +1,90 @@
+/**
+ * The command line of `tsmtpd`, parsed into options, with OpenSMTPD's smtpd(8) flags plus
+ * `--spool`. Pure: the binary does the I/O.
+ */
+import { parseArgs } from 'node:util';
+import type { BackendChoice } from './context.js';
+
+/** Exit codes are part of the interface: README documents them and tests check them. */
+export const EXIT = {
+  OK: 0,
+  CONFIG: 1,
+  USAGE: 2,
+  STARTUP: 3,
+  FATAL: 4,
+} as const;
+
+export const USAGE =
+  'usage: tsmtpd [-dhnv] [-B kind=name] [-D macro=value] [-f file] [--spool dir] [--log file]';
+
+export interface CliOptions {
+  configFile: string;
+  foreground: boolean;
+  checkOnly: boolean;
+  verbose: number;
+  macros: Record<string, string>;
+  backends: BackendChoice;
+  spool?: string;
+  logFile?: string;
+  help: boolean;
+}
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+const BACKEND_KINDS = ['queue', 'scheduler', 'stat'] as const;
+
+function keyValue(arg: string, what: string): [string, string] {
+  const eq = arg.indexOf('=');
+  if (eq <= 0) throw new UsageError(`${what} must be NAME=VALUE: ${arg}`);
+  return [arg.slice(0, eq), arg.slice(eq + 1)];
+}
+
+export function parseCli(argv: string[]): CliOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      options: {
+        f: { type: 'string' },
+        d: { type: 'boolean' },
+        n: { type: 'boolean' },
+        v: { type: 'boolean', multiple: true },
+        D: { type: 'string', multiple: true },
+        B: { type: 'string', multiple: true },
+        h: { type: 'boolean' },
+        spool: { type: 'string' },
+        log: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values;
+  const macros: Record<string, string> = {};
+  for (const d of v.D ?? []) {
+    const [k, val] = keyValue(d, '-D');
+    macros[k] = val;
+  }
+  const backends: BackendChoice = { queue: 'fs', scheduler: 'ramqueue', stat: 'ram' };
+  for (const b of v.B ?? []) {
+    const [kind, name] = keyValue(b, '-B');
+    if (!(BACKEND_KINDS as readonly string[]).includes(kind)) {
+      throw new UsageError(`-B: unknown backend kind ${kind} (queue, scheduler or stat)`);
+    }
+    backends[kind as keyof BackendChoice] = name;
+  }
+  return {
+    configFile: v.f ?? '/etc/tsmtpd/smtpd.conf',
+    foreground: v.d ?? false,
+    checkOnly: v.n ?? false,
+    verbose: v.v?.length ?? 0,
+    macros,
+    backends,
+    spool: v.spool,
+    logFile: v.log,
+    help: v.h ?? false,
+  };
+}

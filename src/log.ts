@@ -1,0 +1,59 @@
+/**
+ * One line per event, in OpenSMTPD's style: `<16-hex id> <role> <event> key=value ...`.
+ * Every value is escaped, so nothing a client sends can forge a line or a field.
+ */
+import type { LogEvent } from './log-events.js';
+
+export type Level = 'error' | 'warn' | 'info' | 'debug';
+const RANK: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+
+export type Fields = Record<string, string | number | boolean | undefined | null>;
+
+export interface LogSink {
+  write(line: string): void;
+}
+
+let sink: LogSink = { write: (line) => process.stderr.write(line + '\n') };
+let threshold: Level = 'info';
+let stamp = false;
+
+/** Where lines go, how verbose, and whether to prefix them with a timestamp (no -d). */
+export function configureLog(options: { sink?: LogSink; level?: Level; timestamps?: boolean }): void {
+  if (options.sink) sink = options.sink;
+  if (options.level) threshold = options.level;
+  if (options.timestamps !== undefined) stamp = options.timestamps;
+}
+
+export function logLevel(): Level {
+  return threshold;
+}
+
+/** Quote a value when it holds spaces, quotes or `=`, and escape anything not printable ASCII. */
+export function escapeValue(value: string): string {
+  let out = '';
+  for (const ch of value) {
+    const c = ch.codePointAt(0)!;
+    if (c === 0x5c) out += '\\\\';
+    else if (c === 0x22) out += '\\"';
+    else if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
+    else out += ch;
+  }
+  return out === '' || /[\s"=\\]/.test(value) ? `"${out}"` : out;
+}
+
+export function formatFields(fields: Fields): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined || v === null) continue;
+    parts.push(`${k}=${escapeValue(String(v))}`);
+  }
+  return parts.join(' ');
+}
+
+/** Log one event. `id` is a session, message or envelope id in hex; `-` when there is none. */
+export function log(level: Level, id: string | null, role: string, event: LogEvent, fields: Fields = {}): void {
+  if (RANK[level] > RANK[threshold]) return;
+  const f = formatFields(fields);
+  const head = stamp ? new Date().toISOString() + ' ' : '';
+  sink.write(`${head}${id ?? '-'} ${role} ${event}${f ? ' ' + f : ''}`);
+}

@@ -1,0 +1,14 @@
+/** The session limits of the smtp role, in one place; the config may override some later. */
+export const SESSION_LIMITS = {
+  /** Idle time allowed between two commands, as smtpd's 300 s session timeout. */
+  idleTimeoutMs: 300_000,
+  /** Bad commands tolerated before the session is closed with 421. */
+  maxErrors: 20,
+  /** Sessions open at once, overall and per client address. */
+  maxSessions: 10_000,
+  maxSessionsPerAddress: 100,
+  /** Commands read ahead of the one being answered (pipelining) before the socket is paused. */
+  maxPipelined: 100,
+};
+
+export type SessionLimits = typeof SESSION_LIMITS;

@@ -1,0 +1,72 @@
+/**
+ * The smtp role: listeners and sessions. It takes untrusted input, so it holds no table, no
+ * queue file and no secret: every decision is a message to the lka or the queue.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Server, Socket } from 'node:net';
+import type { Role } from '../bus/bus.js';
+import type { RoleContext } from '../daemon/context.js';
+import { log } from '../log.js';
+import { SESSION_LIMITS, type SessionLimits } from './limits.js';
+import { openListener } from './listener.js';
+import { formatReply, REPLIES } from './reply.js';
+import { Session } from './session.js';
+
+export function newSessionId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION_LIMITS): Role<'smtp'> {
+  const servers: Server[] = [];
+  const sessions = new Set<Session>();
+  const perAddress = new Map<string, number>();
+
+  const onClose = (s: Session) => {
+    sessions.delete(s);
+    const n = (perAddress.get(s.facts.clientAddress) ?? 1) - 1;
+    if (n > 0) perAddress.set(s.facts.clientAddress, n);
+    else perAddress.delete(s.facts.clientAddress);
+    ctx.bus.notify('stat.decrement', { key: 'smtp.session' }, () => {});
+  };
+
+  const accept = (index: number) => (socket: Socket) => {
+    const listener = ctx.config.listeners[index]!;
+    const address = listener.kind === 'socket' ? 'local' : (socket.remoteAddress ?? '');
+    const count = perAddress.get(address) ?? 0;
+    if (sessions.size >= limits.maxSessions || count >= limits.maxSessionsPerAddress) {
+      log('warn', null, 'smtp', 'limit', { address, sessions: sessions.size });
+      socket.on('error', () => {});
+      return void socket.end(formatReply(REPLIES.tooManySessions));
+    }
+    perAddress.set(address, count + 1);
+    const hostname = listener.hostname ?? ctx.serverName;
+    const session = new Session(newSessionId(), socket, {
+      bus: ctx.bus, config: ctx.config, listener, listenerIndex: index, hostname, limits, onClose,
+    });
+    sessions.add(session);
+    ctx.bus.notify('stat.increment', { key: 'smtp.session' }, () => {});
+    ctx.bus.notify('stat.increment', { key: 'smtp.session.total', labels: { listener: String(index) } }, () => {});
+    session.start();
+  };
+
+  return {
+    name: 'smtp',
+    peers: ['lka', 'queue', 'stat'],
+    handlers: {},
+    async start() {
+      for (const [index, listener] of ctx.config.listeners.entries()) {
+        const opened = await openListener(listener, ctx.spool, accept(index));
+        servers.push(...opened);
+        for (const s of opened) {
+          const a = s.address();
+          log('info', null, 'smtp', 'listen', typeof a === 'string' || a === null ? { path: a } : { address: a.address, port: a.port });
+        }
+      }
+    },
+    async stop() {
+      const closing = servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r())));
+      for (const s of [...sessions]) s.close(REPLIES.shutdown, 'shutdown');
+      await Promise.all(closing);
+    },
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * Starts the real daemon binary for a test: a temp directory with the given smtpd.conf and a
+ * spool, `tsmtpd -d`, and helpers to wait for log lines, stop it (SIGTERM) or kill it (SIGKILL).
+ *
+ *   const d = await startDaemon({ config: 'listen on 127.0.0.1 port 0 ...' });
+ *   await d.waitForLog(/smtp listen/); ...; await d.stop();
+ *
+ * `%DIR%` in the config text is replaced by the test's temp directory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** dist/test/harness → dist/src/bin/tsmtpd.js */
+export const TSMTPD_BIN = resolve(HERE, '../../src/bin/tsmtpd.js');
+
+export interface DaemonHandle {
+  dir: string;
+  spool: string;
+  configPath: string;
+  process: ChildProcess;
+  /** Everything the daemon wrote to stderr so far. */
+  logs(): string;
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** SIGTERM, then wait for exit; resolves with the exit code. */
+  stop(timeoutMs?: number): Promise<number | null>;
+  /** SIGKILL, then wait for exit. */
+  kill(): Promise<void>;
+  /** Start the daemon again on the same directory (after stop or kill). */
+  restart(): Promise<DaemonHandle>;
+  /** Remove the temp directory. */
+  cleanup(): Promise<void>;
+}
+
+export interface DaemonOptions {
+  config: string;
+  args?: string[];
+  env?: Record<string, string>;
+  /** Regex that marks readiness in the log; default: the daemon's `ready` line. */
+  readyPattern?: RegExp;
+  dir?: string;
+  readyTimeoutMs?: number;
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle> {
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'tsmtpd-test-')));
+  const spool = join(dir, 'spool');
+  const configPath = join(dir, 'smtpd.conf');
+  await writeFile(configPath, options.config.replaceAll('%DIR%', dir));
+  const child = spawn(process.execPath, [TSMTPD_BIN, '-d', '-f', configPath, '--spool', spool, ...(options.args ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+  });
+  let output = '';
+  const waiters = new Set<() => void>();
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+    for (const w of [...waiters]) w();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => { for (const w of [...waiters]) w(); res(code); }));
+  let exitCode: number | null | undefined;
+  void exited.then((c) => (exitCode = c));
+
+  const waitForLog = (pattern: RegExp, timeoutMs = 10_000) =>
+    new Promise<string>((res, rej) => {
+      const check = () => {
+        const m = output.match(pattern);
+        if (m) return done(() => res(m[0]));
+        if (exitCode !== undefined) return done(() => rej(new Error(`daemon exited (${exitCode}) before ${pattern}:\n${output}`)));
+      };
+      const timer = setTimeout(() => done(() => rej(new Error(`timeout waiting for ${pattern}:\n${output}`))), timeoutMs);
+      const done = (f: () => void) => { clearTimeout(timer); waiters.delete(check); f(); };
+      waiters.add(check);
+      check();
+    });
+
+  const handle: DaemonHandle = {
+    dir,
+    spool,
+    configPath,
+    process: child,
+    logs: () => output,
+    waitForLog,
+    async stop(timeoutMs = 5000) {
+      if (exitCode !== undefined) return exitCode;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+    async kill() {
+      if (exitCode !== undefined) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+    restart: () => startDaemon({ ...options, dir }),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+  await waitForLog(options.readyPattern ?? / daemon ready /, options.readyTimeoutMs ?? 15_000);
+  return handle;
+}
