@@ -12,6 +12,7 @@ import { log } from '../log.js';
 import type { BackendChoice, RoleContext } from './context.js';
 import { findServerName } from './server-name.js';
 import { createStatRole } from '../stat/role.js';
+import { createMdaRole } from '../mda/role.js';
 import { createSmtpRole } from '../smtp/role.js';
 import { createControlRole } from '../control/role.js';
 
@@ -30,11 +31,12 @@ type RoleFactory = (ctx: RoleContext) => Role<RoleName>;
 
 /**
  * Start order. Each role's peers must be registered before any role starts. The lka, queue,
- * scheduler, mta and mda roles join this list as they land (issues 3 to 6); until then a
+ * scheduler and mta roles join this list as they land (issues 3 to 6); until then a
  * request to them fails with a BusError, which the smtp role answers with 451.
  */
 const FACTORIES: [RoleName, RoleFactory][] = [
   ['stat', createStatRole as RoleFactory],
+  ['mda', ((ctx: RoleContext) => createMdaRole(ctx)) as RoleFactory],
   ['smtp', createSmtpRole as RoleFactory],
   ['control', createControlRole as RoleFactory],
 ];

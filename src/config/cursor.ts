@@ -1,0 +1,106 @@
+/**
+ * A cursor over one statement's tokens with the small vocabulary the grammar files share:
+ * peek, take a keyword, take a value, and fail with the statement's file:line.
+ */
+import { ConfigError } from '../errors.js';
+import type { Token } from './lexer.js';
+import type { Where } from './types.js';
+
+export class Cursor {
+  private i = 0;
+  constructor(
+    private readonly tokens: Token[],
+    readonly where: Where,
+  ) {}
+
+  fail(message: string, token?: Token): never {
+    throw new ConfigError(this.where.file, token?.line ?? this.peekToken()?.line ?? this.where.line, message);
+  }
+
+  peekToken(): Token | undefined {
+    return this.tokens[this.i];
+  }
+
+  done(): boolean {
+    return this.i >= this.tokens.length;
+  }
+
+  /** The next token if it is a bare word, lowercased keywords are not: smtpd.conf is case-sensitive. */
+  peek(): string | undefined {
+    const t = this.tokens[this.i];
+    return t && t.kind === 'word' ? t.value : undefined;
+  }
+
+  is(kind: Token['kind']): boolean {
+    return this.tokens[this.i]?.kind === kind;
+  }
+
+  accept(word: string): boolean {
+    if (this.peek() === word) {
+      this.i++;
+      return true;
+    }
+    return false;
+  }
+
+  acceptKind(kind: Token['kind']): boolean {
+    if (this.is(kind)) {
+      this.i++;
+      return true;
+    }
+    return false;
+  }
+
+  expect(word: string): void {
+    if (!this.accept(word)) this.fail(`syntax error: expected "${word}"${this.describe()}`);
+  }
+
+  expectKind(kind: Token['kind'], what: string): Token {
+    const t = this.tokens[this.i];
+    if (!t || t.kind !== kind) this.fail(`syntax error: expected ${what}${this.describe()}`);
+    this.i++;
+    return t;
+  }
+
+  /** A word or a quoted string. */
+  value(what: string): string {
+    const t = this.tokens[this.i];
+    if (!t || (t.kind !== 'word' && t.kind !== 'string')) this.fail(`syntax error: expected ${what}${this.describe()}`);
+    this.i++;
+    return t.value;
+  }
+
+  /** A quoted string only (commands, messages). */
+  string(what: string): string {
+    return this.expectKind('string', what).value;
+  }
+
+  table(what = 'a <table>'): string {
+    return this.expectKind('table', what).value;
+  }
+
+  /** `{ a, b, c }` with optional commas; returns the words or strings inside. */
+  list(what: string): string[] {
+    this.expectKind('{', `{ for ${what}`);
+    const items: string[] = [];
+    while (!this.acceptKind('}')) {
+      if (this.acceptKind(',')) continue;
+      items.push(this.value(what));
+    }
+    return items;
+  }
+
+  end(): void {
+    if (!this.done()) this.fail(`syntax error: unexpected ${this.describe(true)}`);
+  }
+
+  describe(bare = false): string {
+    const t = this.tokens[this.i];
+    const text = !t ? 'end of line' : t.kind === 'table' ? `<${t.value}>` : t.kind === 'string' ? `"${t.value}"` : `"${t.value}"`;
+    return bare ? text : `, got ${text}`;
+  }
+}
+
+export function whereOf(t: Token): Where {
+  return { file: t.file, line: t.line };
+}

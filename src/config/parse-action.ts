@@ -1,0 +1,110 @@
+/** `action NAME METHOD [options]`: delivery methods and their local or relay options. */
+import type { Cursor } from './cursor.js';
+import { filterRef } from './parse-listen.js';
+import type { Action, ActionMethod, Config, RelayOptions } from './types.js';
+import { parseDelay } from './values.js';
+
+const LOCAL_OPTIONS = new Set(['alias', 'virtual', 'userbase', 'user', 'wrapper', 'ttl']);
+const RELAY_OPTIONS = new Set([
+  'backup', 'helo', 'helo-src', 'domain', 'host', 'pki', 'ca', 'srs', 'tls', 'auth', 'mail-from', 'src',
+  'protocols', 'ciphers', 'filter', 'ttl',
+]);
+
+function parseMethod(c: Cursor): ActionMethod {
+  const method = c.value('a delivery method');
+  switch (method) {
+    case 'mbox': case 'expand-only': case 'forward-only': case 'relay':
+      return { kind: method };
+    case 'maildir': {
+      let path: string | undefined;
+      if (c.is('string') || (c.peek() !== undefined && !LOCAL_OPTIONS.has(c.peek()!) && c.peek() !== 'junk')) {
+        path = c.value('a maildir path');
+      }
+      return { kind: 'maildir', path, junk: c.accept('junk') };
+    }
+    case 'mda':
+      return { kind: 'mda', command: c.value('an mda command') };
+    case 'lmtp': {
+      const destination = c.value('an lmtp destination');
+      return { kind: 'lmtp', destination, rcptTo: c.accept('rcpt-to') };
+    }
+    default:
+      return c.fail(`syntax error: unknown delivery method: ${method}`);
+  }
+}
+
+function relayOption(c: Cursor, opt: string, r: RelayOptions, config: Config): void {
+  switch (opt) {
+    case 'backup':
+      r.backup = true;
+      if (c.accept('mx')) r.backupMx = c.value('an mx name');
+      break;
+    case 'helo': r.helo = c.value('a helo name'); break;
+    case 'helo-src': r.heloSrc = c.table(); break;
+    case 'domain': r.domainTable = c.table(); break;
+    case 'host':
+      if (c.is('table')) r.hostTable = c.table();
+      else r.host = c.value('a relay url');
+      break;
+    case 'pki': r.pki = c.value('a pki name'); break;
+    case 'ca': r.ca = c.value('a ca name'); break;
+    case 'srs': r.srs = true; break;
+    case 'tls': r.tls = c.accept('no-verify') ? 'no-verify' : 'required'; break;
+    case 'auth': r.authTable = c.table(); break;
+    case 'mail-from': r.mailFrom = c.value('an address'); break;
+    case 'src':
+      if (c.is('table')) r.srcTable = c.table();
+      else r.src = c.value('a source address');
+      break;
+    case 'protocols': r.protocols = c.value('a protocol list'); break;
+    case 'ciphers': r.ciphers = c.value('a cipher list'); break;
+    case 'filter': r.filter = filterRef(c, config); break;
+  }
+}
+
+function localOption(c: Cursor, opt: string, a: Action): void {
+  switch (opt) {
+    case 'alias': a.alias = c.table(); break;
+    case 'virtual': a.virtual = c.table(); break;
+    case 'userbase': a.userbase = c.table(); break;
+    case 'user': a.user = c.value('a user name'); break;
+    case 'wrapper': a.wrapper = c.value('a wrapper name'); break;
+  }
+}
+
+export function parseAction(c: Cursor, config: Config): void {
+  const name = c.value('an action name');
+  if (config.actions.has(name)) c.fail(`action already defined: ${name}`);
+  const method = parseMethod(c);
+  const a: Action = { name, method, where: c.where };
+  const relay = method.kind === 'relay';
+  if (relay) a.relay = { backup: false, tls: 'opportunistic', srs: false };
+  const seen = new Set<string>();
+  while (!c.done()) {
+    const opt = c.value('an action option');
+    if (seen.has(opt)) c.fail(`syntax error: ${opt} given twice`);
+    seen.add(opt);
+    if (opt === 'ttl') {
+      const text = c.value('a delay');
+      const ttl = parseDelay(text);
+      if (ttl === null) c.fail(`invalid delay: ${text}`);
+      a.ttl = ttl;
+    } else if (relay && RELAY_OPTIONS.has(opt)) relayOption(c, opt, a.relay!, config);
+    else if (!relay && LOCAL_OPTIONS.has(opt)) localOption(c, opt, a);
+    else c.fail(`syntax error: ${opt} is not an option of ${relay ? 'relay' : 'local'} actions`);
+  }
+  checkAction(c, a);
+  config.actions.set(name, a);
+}
+
+function checkAction(c: Cursor, a: Action): void {
+  if (a.alias && a.virtual) c.fail('alias and virtual are exclusive');
+  const k = a.method.kind;
+  if (a.user && (k === 'mbox' || k === 'expand-only' || k === 'forward-only')) c.fail(`user is not allowed with ${k}`);
+  const r = a.relay;
+  if (!r) return;
+  if ((r.host || r.hostTable) && r.domainTable) c.fail('host and domain are exclusive');
+  if (r.backup && (r.host || r.hostTable || r.domainTable)) c.fail('backup is exclusive with host and domain');
+  if (r.authTable && !r.host && !r.hostTable) c.fail('auth requires host');
+  if (r.helo && r.heloSrc) c.fail('helo and helo-src are exclusive');
+}

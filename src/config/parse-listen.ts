@@ -1,0 +1,89 @@
+/** `listen on ...`: the listener grammar of smtpd.conf(5), socket and network forms. */
+import type { Cursor } from './cursor.js';
+import type { Config, Listener, TlsMode } from './types.js';
+import { parsePort } from './values.js';
+
+const SOCKET_OPTIONS = new Set(['filter', 'mask-src', 'no-dsn', 'tag']);
+
+/** `filter NAME` or an anonymous chain `filter { a, b }`, which becomes `<dynchain:N>`. */
+export function filterRef(c: Cursor, config: Config): string {
+  if (!c.is('{')) return c.value('a filter name');
+  const names = c.list('filter names');
+  if (names.length === 0) c.fail('syntax error: empty filter chain');
+  const name = `<dynchain:${config.filters.size}>`;
+  config.filters.set(name, { name, kind: 'chain', filters: names, where: c.where });
+  return name;
+}
+
+function setTls(c: Cursor, l: Listener, mode: TlsMode): void {
+  if (l.tls !== 'none') c.fail('syntax error: tls, tls-require and smtps are exclusive');
+  l.tls = mode;
+  if (mode !== 'starttls' && c.accept('verify')) l.tlsVerify = true;
+}
+
+export function parseListen(c: Cursor, config: Config): void {
+  c.expect('on');
+  const socket = c.accept('socket');
+  const l: Listener = {
+    kind: socket ? 'socket' : 'inet',
+    interface: socket ? 'socket' : c.value('an interface, address or host'),
+    family: 'any', port: 0, tls: 'none', tlsVerify: false, pki: [], auth: 'none',
+    maskSrc: false, noDsn: false, proxyV2: false, receivedAuth: false, where: c.where,
+  };
+  let port: number | undefined;
+  const seen = new Set<string>();
+  while (!c.done()) {
+    const opt = c.value('a listener option');
+    if (socket && !SOCKET_OPTIONS.has(opt)) c.fail(`syntax error: ${opt} is not allowed on listen on socket`);
+    if (seen.has(opt) && opt !== 'pki') c.fail(`syntax error: ${opt} given twice`);
+    seen.add(opt);
+    switch (opt) {
+      case 'inet4': case 'inet6':
+        if (l.family !== 'any') c.fail('syntax error: inet4 and inet6 are exclusive');
+        l.family = opt;
+        break;
+      case 'port': {
+        const text = c.value('a port');
+        const p = parsePort(text);
+        if (p === null) c.fail(`invalid port: ${text}`);
+        port = p;
+        break;
+      }
+      case 'tls': setTls(c, l, 'starttls'); break;
+      case 'tls-require': setTls(c, l, 'require'); break;
+      case 'smtps': setTls(c, l, 'smtps'); break;
+      case 'pki':
+        l.pki.push(c.value('a pki name'));
+        if (l.pki.length > 32) c.fail('too many pki (32 at most)');
+        break;
+      case 'ca': l.ca = c.value('a ca name'); break;
+      case 'ciphers': l.ciphers = c.value('a cipher list'); break;
+      case 'protocols': l.protocols = c.value('a protocol list'); break;
+      case 'auth': case 'auth-optional':
+        if (l.auth !== 'none') c.fail('syntax error: auth and auth-optional are exclusive');
+        l.auth = opt === 'auth' ? 'required' : 'optional';
+        if (c.is('table')) l.authTable = c.table();
+        break;
+      case 'hostname': l.hostname = c.value('a host name'); break;
+      case 'hostnames': l.hostnames = c.table(); break;
+      case 'mask-src': l.maskSrc = true; break;
+      case 'no-dsn': l.noDsn = true; break;
+      case 'senders': l.senders = { table: c.table(), masquerade: c.accept('masquerade') }; break;
+      case 'tag': {
+        const tag = c.value('a tag');
+        if (tag.length > 32) c.fail('tag name too long');
+        l.tag = tag;
+        break;
+      }
+      case 'filter': l.filter = filterRef(c, config); break;
+      case 'proxy-v2': l.proxyV2 = true; break;
+      case 'received-auth': l.receivedAuth = true; break;
+      default: c.fail(`syntax error: unknown listener option: ${opt}`);
+    }
+  }
+  if (l.tls !== 'none' && l.pki.length === 0 && !socket) c.fail('listener with tls requires a pki');
+  if (l.tls === 'none' && l.pki.length > 0) c.fail('pki given without tls, tls-require or smtps');
+  if (l.hostname && l.hostnames) c.fail('hostname and hostnames are exclusive');
+  l.port = port ?? (l.tls === 'smtps' ? 465 : 25);
+  config.listeners.push(l);
+}

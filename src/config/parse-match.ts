@@ -1,0 +1,86 @@
+/** `match CRITERIA action NAME | reject`: per-recipient rules, each criterion negatable. */
+import type { Cursor } from './cursor.js';
+import type { Config, MatchCriterion, MatchRule, TableRef } from './types.js';
+
+/** `<table>` or a literal value, which becomes an anonymous inline table `<dynamic:N>`. */
+export function tableOrLiteral(c: Cursor, config: Config, regex: boolean): TableRef {
+  if (c.is('table')) return { table: c.table(), regex };
+  const value = c.value('a <table> or a value');
+  const table = `<dynamic:${config.tables.size}>`;
+  config.tables.set(table, { name: table, backend: 'static', config: '', inline: { kind: 'list', values: [value] }, where: c.where });
+  return { table, regex };
+}
+
+/** `[regex] <t>|value`, or nothing when `optional` and no table or value follows. */
+function ref(c: Cursor, config: Config, optional: boolean): TableRef | undefined {
+  const regex = c.accept('regex');
+  if (optional && !regex && !c.is('table') && !c.is('string')) return undefined;
+  return tableOrLiteral(c, config, regex);
+}
+
+function fromCriterion(c: Cursor, config: Config): MatchCriterion {
+  const what = c.value('any, local, socket, src, rdns, auth or mail-from after from');
+  switch (what) {
+    case 'any': return { kind: 'from-any' };
+    case 'local': return { kind: 'from-local' };
+    case 'socket': return { kind: 'from-socket' };
+    case 'src': return { kind: 'from-src', table: ref(c, config, false)! };
+    case 'rdns': return { kind: 'from-rdns', table: ref(c, config, true) };
+    case 'auth': return { kind: 'from-auth', table: ref(c, config, true) };
+    case 'mail-from': return { kind: 'from-mail-from', table: ref(c, config, false)! };
+    default: return c.fail(`syntax error: unknown from criterion: ${what}`);
+  }
+}
+
+function forCriterion(c: Cursor, config: Config): MatchCriterion {
+  const what = c.value('any, local, domain or rcpt-to after for');
+  switch (what) {
+    case 'any': return { kind: 'for-any' };
+    case 'local': return { kind: 'for-local' };
+    case 'domain': return { kind: 'for-domain', table: ref(c, config, false)! };
+    case 'rcpt-to': return { kind: 'for-rcpt-to', table: ref(c, config, false)! };
+    default: return c.fail(`syntax error: unknown for criterion: ${what}`);
+  }
+}
+
+function criterion(c: Cursor, config: Config, word: string): MatchCriterion {
+  switch (word) {
+    case 'from': return fromCriterion(c, config);
+    case 'for': return forCriterion(c, config);
+    case 'tag': return { kind: 'tag', table: ref(c, config, false)! };
+    case 'helo': return { kind: 'helo', table: ref(c, config, false)! };
+    case 'auth': return { kind: 'auth', table: ref(c, config, true) };
+    case 'mail-from': return { kind: 'mail-from', table: ref(c, config, false)! };
+    case 'rcpt-to': return { kind: 'rcpt-to', table: ref(c, config, false)! };
+    case 'tls': return { kind: 'tls' };
+    default: return c.fail(`syntax error: unknown match criterion: ${word}`);
+  }
+}
+
+export function parseMatch(c: Cursor, config: Config): void {
+  const rule: MatchRule = { criteria: [], decision: { kind: 'reject' }, where: c.where };
+  const seen = new Set<string>();
+  let decided = false;
+  while (!c.done()) {
+    if (c.accept('action')) {
+      rule.decision = { kind: 'action', action: c.value('an action name') };
+      decided = true;
+      break;
+    }
+    if (c.accept('reject')) {
+      decided = true;
+      break;
+    }
+    const negate = c.acceptKind('!');
+    const word = c.value('a match criterion');
+    if (seen.has(word)) c.fail(`syntax error: ${word} given twice in one rule`);
+    seen.add(word);
+    rule.criteria.push({ negate, criterion: criterion(c, config, word) });
+  }
+  if (!decided) c.fail('syntax error: match rule needs "action NAME" or "reject"');
+  c.end();
+  // as smtpd: `from` defaults to local and `for` to local
+  if (!seen.has('from')) rule.criteria.unshift({ negate: false, criterion: { kind: 'from-local' } });
+  if (!seen.has('for')) rule.criteria.push({ negate: false, criterion: { kind: 'for-local' } });
+  config.rules.push(rule);
+}

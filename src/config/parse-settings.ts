@@ -1,0 +1,205 @@
+/**
+ * The global settings of smtpd.conf: pki, ca, table, queue, smtp, mta, mda, scheduler, bounce,
+ * srs, admd, plus tsmtpd's `resolver` and `stat listen on`.
+ */
+import type { Cursor } from './cursor.js';
+import type { Config } from './types.js';
+import { parseCount, parseDelay, parseHostPort, parsePort, parseSize } from './values.js';
+
+/** Backends a `table NAME backend:config` may name; no unknown name falls back to anything. */
+export const TABLE_BACKENDS = ['static', 'file', 'db', 'sqlite', 'proc', 'getpwnam', 'postgres', 'redis', 'ldap', 'mysql'];
+
+function count(c: Cursor, what: string): number {
+  const text = c.value(what);
+  const n = parseCount(text);
+  if (n === null) c.fail(`invalid number: ${text}`);
+  return n;
+}
+
+function delay(c: Cursor): number {
+  const text = c.value('a delay');
+  const d = parseDelay(text);
+  if (d === null) c.fail(`invalid delay: ${text} (a number with s, m, h or d)`);
+  return d;
+}
+
+/** `key N key N ...` limit lists (`mda limit`, `scheduler limit`, `mta limit`). */
+function limits(c: Cursor, known: string[] | null, into: Record<string, number>): void {
+  if (c.done()) c.fail('syntax error: limit needs at least one key and value');
+  while (!c.done()) {
+    const key = c.value('a limit name');
+    if ((known && !known.includes(key)) || !/^[a-z][a-z0-9-]*$/.test(key)) c.fail(`unknown limit: ${key}`);
+    into[key] = count(c, `a value for ${key}`);
+  }
+}
+
+export function parsePki(c: Cursor, config: Config): void {
+  const name = c.value('a pki name');
+  const pki = config.pkis.get(name) ?? { name, dhe: 'none' as const, where: c.where };
+  const what = c.value('cert, key or dhe');
+  if (what === 'cert') pki.cert = c.value('a certificate file');
+  else if (what === 'key') pki.key = c.value('a key file');
+  else if (what === 'dhe') {
+    const v = c.value('none, auto or legacy');
+    if (v !== 'none' && v !== 'auto' && v !== 'legacy') c.fail(`invalid dhe: ${v}`);
+    pki.dhe = v;
+  } else c.fail(`syntax error: unknown pki option: ${what}`);
+  c.end();
+  config.pkis.set(name, pki);
+}
+
+export function parseCa(c: Cursor, config: Config): void {
+  const name = c.value('a ca name');
+  c.expect('cert');
+  config.cas.set(name, { name, cert: c.value('a certificate file'), where: c.where });
+  c.end();
+}
+
+export function parseTable(c: Cursor, config: Config): void {
+  const name = c.value('a table name');
+  if (config.tables.has(name)) c.fail(`table already defined: ${name}`);
+  const where = c.where;
+  if (c.is('{')) {
+    c.acceptKind('{');
+    const values: string[] = [];
+    const entries: [string, string][] = [];
+    while (!c.acceptKind('}')) {
+      if (c.acceptKind(',')) continue;
+      const key = c.value('a table entry');
+      if (c.acceptKind('=')) entries.push([key, c.value('a value')]);
+      else values.push(key);
+      if (values.length > 0 && entries.length > 0) c.fail('table mixes list entries and key = value entries');
+    }
+    c.end();
+    const inline = entries.length > 0 ? { kind: 'map' as const, entries } : { kind: 'list' as const, values };
+    return void config.tables.set(name, { name, backend: 'static', config: '', inline, where });
+  }
+  const spec = c.value('a table backend and path, or { ... }');
+  c.end();
+  let backend = 'file';
+  let conf = spec;
+  if (!spec.startsWith('/')) {
+    const colon = spec.indexOf(':');
+    backend = colon < 0 ? spec : spec.slice(0, colon);
+    conf = colon < 0 ? '' : spec.slice(colon + 1);
+  }
+  if (!TABLE_BACKENDS.includes(backend)) c.fail(`unknown table backend: ${backend}`);
+  if ((backend === 'file' || backend === 'db') && !conf.startsWith('/') && !conf.startsWith('./')) {
+    c.fail(`table ${name}: ${backend} path must be absolute`);
+  }
+  config.tables.set(name, { name, backend: backend === 'static' ? 'file' : backend, config: conf, where });
+}
+
+export function parseQueue(c: Cursor, config: Config): void {
+  const what = c.value('compression, encryption or ttl');
+  if (what === 'compression') config.queue.compression = true;
+  else if (what === 'encryption') config.queue.encryption = { key: c.done() ? 'stdin' : c.value('a key') };
+  else if (what === 'ttl') config.queue.ttl = delay(c);
+  else c.fail(`syntax error: unknown queue option: ${what}`);
+  c.end();
+}
+
+export function parseSmtp(c: Cursor, config: Config): void {
+  const what = c.value('an smtp option');
+  if (what === 'ciphers') config.smtp.ciphers = c.value('a cipher list');
+  else if (what === 'limit') {
+    const got: Record<string, number> = {};
+    limits(c, ['max-mails', 'max-rcpt'], got);
+    if (got['max-mails'] !== undefined) config.smtp.maxMails = got['max-mails'];
+    if (got['max-rcpt'] !== undefined) config.smtp.maxRcpt = got['max-rcpt'];
+  } else if (what === 'max-message-size') {
+    const text = c.value('a size');
+    const size = parseSize(text);
+    if (size === null) c.fail(`invalid size: ${text} (a number with K, M or G)`);
+    config.smtp.maxMessageSize = size;
+  } else if (what === 'sub-addr-delim') {
+    const d = c.value('a character');
+    if (d.length !== 1 || d === '@' || !/[\x21-\x7e]/.test(d)) c.fail(`invalid sub-addr-delim: ${d}`);
+    config.smtp.subAddrDelim = d;
+  } else c.fail(`syntax error: unknown smtp option: ${what}`);
+  c.end();
+}
+
+export function parseMta(c: Cursor, config: Config): void {
+  const what = c.value('max-deferred, limit or port');
+  if (what === 'max-deferred') config.mta.maxDeferred = count(c, 'a number');
+  else if (what === 'port') {
+    const text = c.value('a port');
+    const port = parsePort(text);
+    if (port === null) c.fail(`invalid port: ${text}`);
+    config.mta.port = port;
+  } else if (what === 'limit') {
+    const limit: Config['mta']['limits'][number] = { limits: {}, where: c.where };
+    if (c.accept('for')) {
+      c.expect('domain');
+      limit.domain = c.value('a domain');
+    }
+    if (c.peek() === 'inet4' || c.peek() === 'inet6') limit.family = c.value('a family') as 'inet4' | 'inet6';
+    limits(c, null, limit.limits);
+    config.mta.limits.push(limit);
+  } else c.fail(`syntax error: unknown mta option: ${what}`);
+  c.end();
+}
+
+export function parseMda(c: Cursor, config: Config): void {
+  const what = c.value('wrapper or limit');
+  if (what === 'wrapper') {
+    const name = c.value('a wrapper name');
+    if (config.mdaWrappers.has(name)) c.fail(`mda wrapper already defined: ${name}`);
+    config.mdaWrappers.set(name, { name, command: c.value('a command'), where: c.where });
+  } else if (what === 'limit') {
+    limits(c, ['max-session', 'max-session-per-user', 'task-lowat', 'task-hiwat', 'task-release'], config.mdaLimits);
+  } else c.fail(`syntax error: unknown mda option: ${what}`);
+  c.end();
+}
+
+export function parseScheduler(c: Cursor, config: Config): void {
+  c.expect('limit');
+  limits(c, ['max-inflight', 'max-evp-batch-size', 'max-msg-batch-size', 'max-schedule'], config.schedulerLimits);
+}
+
+export function parseBounce(c: Cursor, config: Config): void {
+  c.expect('warn-interval');
+  const intervals = [delay(c)];
+  while (c.acceptKind(',')) intervals.push(delay(c));
+  c.end();
+  if (intervals.length > 4) c.fail('too many warn-interval values (4 at most)');
+  config.bounce.warnIntervals = intervals;
+}
+
+export function parseSrs(c: Cursor, config: Config): void {
+  const srs = config.srs ?? { key: '', ttl: 4 * 86400 };
+  const what = c.value('key or ttl');
+  if (what === 'key') {
+    if (c.accept('backup')) srs.backupKey = c.value('a key');
+    else srs.key = c.value('a key');
+  } else if (what === 'ttl') srs.ttl = Math.ceil(delay(c) / 86400) * 86400;
+  else c.fail(`syntax error: unknown srs option: ${what}`);
+  c.end();
+  config.srs = srs;
+}
+
+export function parseResolver(c: Cursor, config: Config): void {
+  if (c.done()) c.fail('syntax error: resolver needs at least one "ADDR[:PORT]"');
+  while (!c.done()) {
+    const text = c.value('"ADDR[:PORT]"');
+    const server = parseHostPort(text, 53);
+    if (server === null) c.fail(`invalid resolver address: ${text}`);
+    config.resolvers.push(server);
+  }
+}
+
+export function parseStat(c: Cursor, config: Config): void {
+  c.expect('listen');
+  c.expect('on');
+  const address = c.value('an address');
+  let port = 9100;
+  if (c.accept('port')) {
+    const text = c.value('a port');
+    const p = parsePort(text);
+    if (p === null) c.fail(`invalid port: ${text}`);
+    port = p;
+  }
+  c.end();
+  config.statListen = { address, port, where: c.where };
+}

@@ -1,0 +1,133 @@
+/**
+ * Checks across the whole configuration, once every statement is read: names that must exist,
+ * and tables used for a service their backend cannot serve. Each error points at the line of
+ * the statement that made the reference.
+ */
+import { ConfigError } from '../errors.js';
+import type { Config, TableService, Where } from './types.js';
+
+/** Services each table backend can answer; the table registry must agree with this list. */
+export const BACKEND_SERVICES: Record<string, readonly TableService[] | 'all'> = {
+  static: 'all', file: 'all', db: 'all', sqlite: 'all', proc: 'all', postgres: 'all', redis: 'all',
+  ldap: 'all', mysql: 'all',
+  getpwnam: ['userinfo'],
+};
+
+/** Tables smtpd defines itself, with the services they serve. */
+export const BUILTIN_TABLES: Record<string, readonly TableService[]> = {
+  localhost: ['netaddr'],
+  anyhost: ['netaddr'],
+  localnames: ['domain'],
+  anydestination: ['domain'],
+  getpwnam: ['userinfo'],
+};
+
+function err(where: Where, message: string): never {
+  throw new ConfigError(where.file, where.line, message);
+}
+
+function checkTable(config: Config, name: string | undefined, service: TableService, where: Where): void {
+  if (name === undefined) return;
+  const builtin = Object.hasOwn(BUILTIN_TABLES, name) ? BUILTIN_TABLES[name] : undefined;
+  if (builtin) {
+    if (!builtin.includes(service)) err(where, `table ${name} cannot be used for ${service} lookups`);
+    return;
+  }
+  const table = config.tables.get(name);
+  if (!table) err(where, `undefined table: ${name}`);
+  const services = Object.hasOwn(BACKEND_SERVICES, table.backend) ? BACKEND_SERVICES[table.backend] : undefined;
+  if (services !== 'all' && !services?.includes(service)) {
+    err(where, `table ${name} (${table.backend}) cannot be used for ${service} lookups`);
+  }
+}
+
+function checkListeners(config: Config): void {
+  for (const l of config.listeners) {
+    for (const p of l.pki) if (!config.pkis.has(p)) err(l.where, `undefined pki: ${p}`);
+    if (l.ca && !config.cas.has(l.ca)) err(l.where, `undefined ca: ${l.ca}`);
+    if (l.filter && !config.filters.has(l.filter)) err(l.where, `undefined filter: ${l.filter}`);
+    checkTable(config, l.authTable, 'credentials', l.where);
+    checkTable(config, l.hostnames, 'addrname', l.where);
+    checkTable(config, l.senders?.table, 'mailaddrmap', l.where);
+  }
+  const seen = new Set<string>();
+  for (const l of config.listeners) {
+    if (l.kind !== 'inet') continue;
+    const key = `${l.interface} ${l.family} ${l.port}`;
+    if (seen.has(key)) err(l.where, `duplicate listener: ${l.interface} port ${l.port}`);
+    seen.add(key);
+  }
+}
+
+function checkActions(config: Config): void {
+  for (const a of config.actions.values()) {
+    checkTable(config, a.alias, 'alias', a.where);
+    checkTable(config, a.virtual, 'alias', a.where);
+    checkTable(config, a.userbase, 'userinfo', a.where);
+    if (a.wrapper && !config.mdaWrappers.has(a.wrapper)) err(a.where, `undefined mda wrapper: ${a.wrapper}`);
+    const r = a.relay;
+    if (!r) continue;
+    checkTable(config, r.hostTable, 'relayhost', a.where);
+    checkTable(config, r.domainTable, 'relayhost', a.where);
+    checkTable(config, r.heloSrc, 'addrname', a.where);
+    checkTable(config, r.srcTable, 'source', a.where);
+    checkTable(config, r.authTable, 'credentials', a.where);
+    if (r.pki && !config.pkis.has(r.pki)) err(a.where, `undefined pki: ${r.pki}`);
+    if (r.ca && !config.cas.has(r.ca)) err(a.where, `undefined ca: ${r.ca}`);
+    if (r.filter && !config.filters.has(r.filter)) err(a.where, `undefined filter: ${r.filter}`);
+    if (r.srs && !config.srs?.key) err(a.where, 'srs requires an srs key');
+  }
+}
+
+const CRITERION_SERVICE: Record<string, TableService> = {
+  'from-src': 'netaddr', 'from-rdns': 'domain', 'from-auth': 'credentials', 'from-mail-from': 'mailaddr',
+  'for-domain': 'domain', 'for-rcpt-to': 'mailaddr', tag: 'string', helo: 'domain', auth: 'credentials',
+  'mail-from': 'mailaddr', 'rcpt-to': 'mailaddr',
+};
+
+function checkRules(config: Config): void {
+  if (config.rules.length === 0) {
+    const last = [...config.listeners, ...config.actions.values()].reduce((n, x) => Math.max(n, x.where.line), 1);
+    err({ file: config.file, line: last }, 'no rules, nothing to do');
+  }
+  for (const rule of config.rules) {
+    if (rule.decision.kind === 'action' && !config.actions.has(rule.decision.action)) {
+      err(rule.where, `undefined action: ${rule.decision.action}`);
+    }
+    for (const { criterion } of rule.criteria) {
+      if ('table' in criterion && criterion.table && !criterion.table.regex) {
+        checkTable(config, criterion.table.table, CRITERION_SERVICE[criterion.kind]!, rule.where);
+      } else if ('table' in criterion && criterion.table) {
+        checkTable(config, criterion.table.table, 'regex', rule.where);
+      }
+    }
+  }
+}
+
+function checkFilters(config: Config): void {
+  for (const f of config.filters.values()) {
+    if (f.kind === 'proc' && !config.procs.has(f.proc)) err(f.where, `undefined proc: ${f.proc}`);
+    if (f.kind === 'chain') {
+      for (const member of f.filters) {
+        const m = config.filters.get(member);
+        if (!m) err(f.where, `undefined filter in chain: ${member}`);
+        if (m.kind === 'chain') err(f.where, `filter chains cannot be nested: ${member}`);
+      }
+    }
+  }
+}
+
+function checkPkis(config: Config): void {
+  for (const p of config.pkis.values()) {
+    if (!p.cert) err(p.where, `pki ${p.name}: no certificate file`);
+    if (!p.key) err(p.where, `pki ${p.name}: no key file`);
+  }
+}
+
+export function validate(config: Config): void {
+  checkPkis(config);
+  checkFilters(config);
+  checkListeners(config);
+  checkActions(config);
+  checkRules(config);
+}

@@ -1,0 +1,71 @@
+/** Each kind of configuration error names its file and line, and reads like smtpd's. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
+
+const OK_TAIL = 'action a relay\nmatch for any action a\n';
+
+function error(text: string): { line: number; detail: string } {
+  try {
+    parseConfig(text, { file: 'f.conf' });
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    assert.equal(err.file, 'f.conf');
+    assert.equal(err.message, `f.conf:${err.line}: ${err.detail}`);
+    return { line: err.line, detail: err.detail };
+  }
+  assert.fail('no error for:\n' + text);
+}
+
+const CASES: [string, string, number, RegExp][] = [
+  ['unknown directive', 'listen on lo\nfrobnicate 1\n' + OK_TAIL, 2, /unknown directive: frobnicate/],
+  ['unknown action', 'listen on lo\n\nmatch for any action nope\n', 3, /undefined action: nope/],
+  ['no match rule', 'listen on lo\naction a relay\n', 2, /no rules, nothing to do/],
+  ['unknown table in a rule', OK_TAIL + 'match from src <nets> for any action a\n', 3, /undefined table: nets/],
+  ['unknown table in an action', 'action l mbox alias <al>\nmatch for local action l\n', 1, /undefined table: al/],
+  ['unknown pki', 'listen on lo tls pki nope\n' + OK_TAIL, 1, /undefined pki: nope/],
+  ['pki without tls', 'pki x cert "/c"\npki x key "/k"\nlisten on lo pki x\n' + OK_TAIL, 3, /pki given without tls/],
+  ['tls without pki', 'listen on lo smtps\n' + OK_TAIL, 1, /tls requires a pki/],
+  ['pki without key', 'pki x cert "/c"\nlisten on lo tls pki x\n' + OK_TAIL, 1, /pki x: no key file/],
+  ['unknown ca', 'action r relay ca nope\nmatch for any action r\n', 1, /undefined ca: nope/],
+  ['unknown filter', 'listen on lo filter nope\n' + OK_TAIL, 1, /undefined filter: nope/],
+  ['unknown filter in chain', 'filter c chain { x }\n' + OK_TAIL, 1, /undefined filter in chain: x/],
+  ['unknown proc', 'filter f proc nope\n' + OK_TAIL, 1, /undefined proc: nope/],
+  ['unknown wrapper', 'action l mda "x" wrapper w\nmatch for local action l\n', 1, /undefined mda wrapper: w/],
+  ['duplicate table', 'table t { a }\ntable t { b }\n' + OK_TAIL, 2, /table already defined: t/],
+  ['duplicate action', OK_TAIL + 'action a mbox\n', 3, /action already defined: a/],
+  ['duplicate filter', 'filter f proc-exec "x"\n\nfilter f proc-exec "y"\n' + OK_TAIL, 3, /filter already defined: f/],
+  ['duplicate listener', 'listen on lo port 25\nlisten on lo port 25\n' + OK_TAIL, 2, /duplicate listener/],
+  ['service the backend cannot serve', 'table pw getpwnam:\naction l mbox alias <pw>\nmatch for local action l\n', 2, /table pw \(getpwnam\) cannot be used for alias lookups/],
+  ['builtin table misused', 'action l mbox alias <localhost>\nmatch for local action l\n', 1, /table localhost cannot be used for alias/],
+  ['unknown table backend', 'table t nosuch:/x\n' + OK_TAIL, 1, /unknown table backend: nosuch/],
+  ['port out of range', 'listen on lo port 70000\n' + OK_TAIL, 1, /invalid port: 70000/],
+  ['port zero', 'listen on lo port 0\n' + OK_TAIL, 1, /invalid port: 0/],
+  ['mta port', OK_TAIL + 'mta port -1\n', 3, /invalid port: -1/],
+  ['size unit', 'smtp max-message-size 10X\n' + OK_TAIL, 1, /invalid size: 10X/],
+  ['delay unit', 'queue ttl 4w\n' + OK_TAIL, 1, /invalid delay: 4w/],
+  ['too many warn intervals', 'bounce warn-interval 1h, 2h, 3h, 4h, 5h\n' + OK_TAIL, 1, /4 at most/],
+  ['exclusive tls modes', 'listen on lo tls smtps\n' + OK_TAIL, 1, /exclusive/],
+  ['criterion twice', OK_TAIL + 'match from any from local for any action a\n', 3, /from given twice in one rule/],
+  ['rule without decision', OK_TAIL + 'match from any for any\n', 3, /needs "action NAME" or "reject"/],
+  ['undefined macro', 'listen on $nope\n' + OK_TAIL, 1, /macro 'nope' not defined/],
+  ['unterminated string', '\nlisten on "lo\n' + OK_TAIL, 2, /unterminated quoted string/],
+  ['unbalanced brace', 'table t { a\n' + OK_TAIL, 1, /unterminated \{/],
+  ['junk at commit', 'filter f phase commit match rdns junk\n' + OK_TAIL, 1, /junk is not allowed at commit/],
+  ['reject text without code', 'filter f phase connect match rdns reject "go away"\n' + OK_TAIL, 1, /4xx or 5xx/],
+  ['srs without key', 'action r relay srs\nmatch for any action r\n', 1, /srs requires an srs key/],
+  ['auth without host', 'table s { a = b }\naction r relay auth <s>\nmatch for any action r\n', 2, /auth requires host/],
+  ['socket option', 'listen on socket port 25\n' + OK_TAIL, 1, /port is not allowed on listen on socket/],
+  ['bad resolver', 'resolver "nameserver"\n' + OK_TAIL, 1, /invalid resolver address: nameserver/],
+  ['relay option on a local action', 'action l mbox host "x"\nmatch for local action l\n', 1, /host is not an option of local actions/],
+  ['error on a continued line', 'listen on lo \\\n  port 99999\n' + OK_TAIL, 1, /invalid port/],
+];
+
+for (const [name, text, line, pattern] of CASES) {
+  test(`error: ${name}`, () => {
+    const e = error(text);
+    assert.match(e.detail, pattern);
+    assert.equal(e.line, line, `${e.line}: ${e.detail}`);
+  });
+}
