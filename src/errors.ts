@@ -1,6 +1,7 @@
 /**
  * The error catalog of tsmtpd: every error class has a stable `code` that logs, tests and the
  * control protocol rely on. Exceptions are bugs or I/O failures; protocol outcomes are values.
+ * Each role adds its classes here as it lands.
  */
 
 export abstract class TsmtpdError extends Error {
@@ -23,31 +24,8 @@ export class ConfigError extends TsmtpdError {
   }
 }
 
-/** The queue cannot take the message now (disk full, I/O error): answered 451/452. */
-export class QueueFullError extends TsmtpdError {
-  override name = 'QueueFullError';
-  readonly code = 'TSMTPD_ERR_QUEUE_FULL';
-}
-
-export class QueueIoError extends TsmtpdError {
-  override name = 'QueueIoError';
-  readonly code = 'TSMTPD_ERR_QUEUE_IO';
-}
-
-/** A table backend failed to load or answer; the rule using it is a tempfail. */
-export class TableError extends TsmtpdError {
-  override name = 'TableError';
-  readonly code = 'TSMTPD_ERR_TABLE';
-}
-
 /** A message sent on the bus to a role that is not a declared peer, or with no handler. */
 export class BusError extends TsmtpdError {
   override name = 'BusError';
   readonly code = 'TSMTPD_ERR_BUS';
-}
-
-/** A control-socket request the daemon refused (permission, unknown command, bad argument). */
-export class ControlError extends TsmtpdError {
-  override name = 'ControlError';
-  readonly code = 'TSMTPD_ERR_CONTROL';
 }

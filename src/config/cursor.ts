@@ -25,7 +25,7 @@ export class Cursor {
     return this.i >= this.tokens.length;
   }
 
-  /** The next token if it is a bare word, lowercased keywords are not: smtpd.conf is case-sensitive. */
+  /** The next token's text if it is a bare word (keywords are case-sensitive, as in smtpd.conf). */
   peek(): string | undefined {
     const t = this.tokens[this.i];
     return t && t.kind === 'word' ? t.value : undefined;
@@ -96,7 +96,7 @@ export class Cursor {
 
   describe(bare = false): string {
     const t = this.tokens[this.i];
-    const text = !t ? 'end of line' : t.kind === 'table' ? `<${t.value}>` : t.kind === 'string' ? `"${t.value}"` : `"${t.value}"`;
+    const text = !t ? 'end of line' : t.kind === 'table' ? `<${t.value}>` : `"${t.value}"`;
     return bare ? text : `, got ${text}`;
   }
 }

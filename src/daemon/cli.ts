@@ -33,7 +33,13 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-const BACKEND_KINDS = ['queue', 'scheduler', 'stat'] as const;
+/** The backends each `-B` kind knows; a name outside these is a usage error, never a fallback. */
+export const BACKEND_NAMES: Record<keyof BackendChoice, readonly string[]> = {
+  queue: ['fs', 'sqlite', 'ram'],
+  scheduler: ['ramqueue'],
+  stat: ['ram'],
+};
+const BACKEND_KINDS = Object.keys(BACKEND_NAMES);
 
 function keyValue(arg: string, what: string): [string, string] {
   const eq = arg.indexOf('=');
@@ -71,9 +77,11 @@ export function parseCli(argv: string[]): CliOptions {
   const backends: BackendChoice = { queue: 'fs', scheduler: 'ramqueue', stat: 'ram' };
   for (const b of v.B ?? []) {
     const [kind, name] = keyValue(b, '-B');
-    if (!(BACKEND_KINDS as readonly string[]).includes(kind)) {
+    if (!BACKEND_KINDS.includes(kind)) {
       throw new UsageError(`-B: unknown backend kind ${kind} (queue, scheduler or stat)`);
     }
+    const known = BACKEND_NAMES[kind as keyof BackendChoice];
+    if (!known.includes(name)) throw new UsageError(`-B: unknown ${kind} backend ${name} (${known.join(', ')})`);
     backends[kind as keyof BackendChoice] = name;
   }
   return {

@@ -24,5 +24,6 @@ test('usage errors', () => {
   assert.throws(() => parseCli(['-x']), UsageError);
   assert.throws(() => parseCli(['-D', 'novalue']), /NAME=VALUE/);
   assert.throws(() => parseCli(['-B', 'mta=x']), /unknown backend kind mta/);
+  assert.throws(() => parseCli(['-B', 'queue=nosuch']), /unknown queue backend nosuch \(fs, sqlite, ram\)/);
   assert.throws(() => parseCli(['stray']), UsageError);
 });
