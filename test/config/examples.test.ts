@@ -1,23 +1,22 @@
 /**
  * Every example configuration of smtpd.conf(5) (OpenSMTPD 7.8) and OpenSMTPD's shipped default
- * parse, into the Config the daemon's roles read. The examples are restated here as configs.
+ * parse, into the Config the daemon's roles read.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../src/config/load.js';
 
 const parse = (text: string) => parseConfig(text, { file: 'smtpd.conf' });
+/** The examples live in test/fixtures/smtpd.conf.5/, which the `tsmtpd -n` test also runs. */
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/smtpd.conf.5');
+const fixture = (name: string) => parseConfig(readFileSync(join(FIXTURES, `${name}.conf`), 'utf8'), { file: 'smtpd.conf' });
 
 test('OpenSMTPD default config', () => {
-  const c = parse(`
-table aliases file:/etc/mail/aliases
-listen on localhost
-action "local" maildir alias <aliases>
-action "relay" relay
-match for local action "local"
-match from local for any action "relay"
-`);
-  assert.deepEqual(c.tables.get('aliases'), { name: 'aliases', backend: 'file', config: '/etc/mail/aliases', where: { file: 'smtpd.conf', line: 2 } });
+  const c = fixture('default');
+  assert.deepEqual(c.tables.get('aliases'), { name: 'aliases', backend: 'file', config: '/etc/mail/aliases', where: { file: 'smtpd.conf', line: 1 } });
   assert.equal(c.listeners.length, 2, 'plus the implicit socket listener');
   assert.equal(c.listeners[0]!.interface, 'localhost');
   assert.equal(c.listeners[0]!.port, 25);
@@ -33,18 +32,7 @@ match from local for any action "relay"
 });
 
 test('example 1: smarthost with auth', () => {
-  const c = parse(`table aliases file:/etc/mail/aliases
-table secrets file:/etc/mail/secrets
-
-listen on lo0
-
-action "local_mail" mbox alias <aliases>
-action "outbound" relay host smtp+tls://bob@smtp.example.com \\
-	auth <secrets>
-
-match from local for local action "local_mail"
-match from local for any action "outbound"
-`);
+  const c = fixture('example1-smarthost');
   const out = c.actions.get('outbound')!;
   assert.equal(out.relay!.host, 'smtp+tls://bob@smtp.example.com');
   assert.equal(out.relay!.authTable, 'secrets');
@@ -53,23 +41,7 @@ match from local for any action "outbound"
 });
 
 test('example 2: authenticated submission with a pki and an external mda', () => {
-  const c = parse(`pki mail.example.com cert "/etc/ssl/mail.example.com.crt"
-pki mail.example.com key "/etc/ssl/private/mail.example.com.key"
-
-table aliases file:/etc/mail/aliases
-
-listen on lo0
-listen on egress tls pki mail.example.com auth
-
-action mda_with_aliases mda "/path/to/mda -f -" alias <aliases>
-action mda_without_aliases mda "/path/to/mda -f -"
-action "outbound" relay
-
-match for local action mda_with_aliases
-match from any for domain example.com action mda_without_aliases
-match for any action "outbound"
-match auth from any for any action "outbound"
-`);
+  const c = fixture('example2-auth-mda');
   assert.deepEqual(c.pkis.get('mail.example.com'), {
     name: 'mail.example.com', cert: '/etc/ssl/mail.example.com.crt', key: '/etc/ssl/private/mail.example.com.key', dhe: 'none',
     where: { file: 'smtpd.conf', line: 1 },
@@ -86,20 +58,7 @@ match auth from any for any action "outbound"
 });
 
 test('example 3: dkimsign proc-exec filter on the socket and lo0', () => {
-  const c = parse(`table aliases file:/etc/mail/aliases
-
-filter "dkimsign" proc-exec "filter-dkimsign -d <domain> -s <selector> \\
-	-k /etc/mail/dkim/private.key" user _dkimsign group _dkimsign
-
-listen on socket filter "dkimsign"
-listen on lo0 filter "dkimsign"
-
-action "local_mail" mbox alias <aliases>
-action "outbound" relay
-
-match for local action "local_mail"
-match for any action "outbound"
-`);
+  const c = fixture('example3-dkimsign');
   const f = c.filters.get('dkimsign')!;
   assert.equal(f.kind, 'proc-exec');
   assert.deepEqual((f as { process: unknown }).process, {
@@ -109,26 +68,12 @@ match for any action "outbound"
 });
 
 test('example 4: rspamd filter declaration', () => {
-  const c = parse('filter "rspamd" proc-exec "filter-rspamd"\nlisten on lo0 filter rspamd\naction r relay\nmatch for any action r\n');
+  const c = fixture('example4-rspamd');
   assert.equal((c.filters.get('rspamd') as { process: { command: string } }).process.command, 'filter-rspamd');
 });
 
 test('example 5: rejecting forged local senders from other relays', () => {
-  const c = parse(`table aliases file:/etc/mail/aliases
-table other-relays file:/etc/mail/other-relays
-
-listen on lo0
-listen on egress
-
-action "local_mail" mbox alias <aliases>
-action "outbound" relay
-
-match for local action "local_mail"
-match for any action "outbound"
-match !from src <other-relays> mail-from "@example.com" for any \\
-      reject
-match from any for domain example.com action "local_mail"
-`);
+  const c = fixture('example5-forged-senders');
   const rule = c.rules[2]!;
   assert.deepEqual(rule.decision, { kind: 'reject' });
   assert.deepEqual(rule.criteria[0], { negate: true, criterion: { kind: 'from-src', table: { table: 'other-relays', regex: false } } });

@@ -6,9 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { startDaemon, TSMTPD_BIN } from '../harness/daemon.js';
 import { freePort, SmtpTestClient } from '../harness/net.js';
 
@@ -120,4 +120,14 @@ test('without -d the daemon detaches, logs to SPOOL/tsmtpd.log and stops on SIGT
   const logText = await readFile(join(spool, 'tsmtpd.log'), 'utf8');
   assert.match(logText, /^\d{4}-\d\d-\d\dT[\d:.]+Z - daemon ready /m);
   assert.match(logText, /daemon shutdown signal=TERM/);
+});
+
+test('tsmtpd -n accepts every example of smtpd.conf(5) and the shipped default', async () => {
+  const dir = join(dirname(TSMTPD_BIN), '../../../test/fixtures/smtpd.conf.5');
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.conf')).sort();
+  assert.equal(files.length, 6);
+  for (const f of files) {
+    const r = run(['-n', '-f', join(dir, f)]);
+    assert.equal(r.status, 0, `${f}: ${r.stderr}`);
+  }
 });
