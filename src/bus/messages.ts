@@ -160,6 +160,13 @@ export interface Catalog {
     res: { stats: { key: string; labels: Record<string, string>; value: number; kind: 'counter' | 'gauge' }[] };
   };
 
+  // --- control → smtp
+  'control.smtp.pause': {
+    to: 'smtp';
+    req: { paused: boolean };
+    res: { paused: boolean; changed: boolean };
+  };
+
   // --- control → any role
   'control.config.reload': {
     to: 'lka';
@@ -202,5 +209,6 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'stat.decrement': 'stat',
   'stat.set': 'stat',
   'control.stat.list': 'stat',
+  'control.smtp.pause': 'smtp',
   'control.config.reload': 'lka',
 };

@@ -27,6 +27,13 @@ export const TRACE_SUBSYSTEMS = [
   'rules', 'mproc', 'tables', 'queue', 'all',
 ];
 
+function pauseSmtp(paused: boolean) {
+  return async (env: CommandEnv) => {
+    const res = await env.bus.request('control.smtp.pause', { paused });
+    return { text: res.changed ? `command succeeded\n` : `smtp is already ${paused ? 'paused' : 'running'}\n` };
+  };
+}
+
 async function stats(env: CommandEnv) {
   const { stats } = await env.bus.request('control.stat.list', {});
   const uptime = Math.floor((env.now() - env.startedAt) / 1000);
@@ -45,6 +52,8 @@ function toggle(set: Set<string>, on: boolean, allowed: string[]) {
 export function baseCommands(env: CommandEnv): ControlCommand[] {
   return [
     { words: ['show', 'stats'], args: { min: 0, max: 0, names: '' }, handler: stats },
+    { words: ['pause', 'smtp'], args: { min: 0, max: 0, names: '' }, handler: pauseSmtp(true) },
+    { words: ['resume', 'smtp'], args: { min: 0, max: 0, names: '' }, handler: pauseSmtp(false) },
     { words: ['monitor'], args: { min: 0, max: 0, names: '' }, handler: stats },
     {
       words: ['log', 'brief'], args: { min: 0, max: 0, names: '' },

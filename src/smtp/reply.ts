@@ -33,5 +33,6 @@ export const REPLIES = {
   tooManyErrors: { code: 421, enhanced: '4.7.0', text: 'Too many errors, closing connection' },
   timeout: { code: 421, enhanced: '4.4.2', text: 'Timeout, closing connection' },
   shutdown: { code: 421, enhanced: '4.3.2', text: 'Service shutting down' },
+  paused: { code: 421, enhanced: '4.3.2', text: 'Service temporarily unavailable, try again later' },
   tooManySessions: { code: 421, enhanced: '4.7.0', text: 'Too many sessions, try again later' },
 } satisfies Record<string, Reply>;

@@ -20,6 +20,8 @@ export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION
   const servers: Server[] = [];
   const sessions = new Set<Session>();
   const perAddress = new Map<string, number>();
+  // `tsmtpctl pause smtp`: new sessions are turned away with 421 until resumed; open ones finish
+  let paused = false;
 
   const onClose = (s: Session) => {
     sessions.delete(s);
@@ -33,6 +35,10 @@ export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION
     const listener = ctx.config.listeners[index]!;
     const address = listener.kind === 'socket' ? 'local' : (socket.remoteAddress ?? '');
     const count = perAddress.get(address) ?? 0;
+    if (paused) {
+      socket.on('error', () => {});
+      return void socket.end(formatReply(REPLIES.paused));
+    }
     if (sessions.size >= limits.maxSessions || count >= limits.maxSessionsPerAddress) {
       log('warn', null, 'smtp', 'limit', { address, sessions: sessions.size });
       socket.on('error', () => {});
@@ -52,7 +58,14 @@ export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION
   return {
     name: 'smtp',
     peers: ['lka', 'queue', 'stat'],
-    handlers: {},
+    handlers: {
+      'control.smtp.pause': (req) => {
+        const changed = paused !== req.paused;
+        paused = req.paused;
+        if (changed) log('info', null, 'smtp', 'control', { smtp: paused ? 'paused' : 'resumed' });
+        return { paused, changed };
+      },
+    },
     async start() {
       for (const [index, listener] of ctx.config.listeners.entries()) {
         const opened = await openListener(listener, ctx.spool, accept(index));

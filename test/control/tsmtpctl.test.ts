@@ -39,6 +39,17 @@ test('tsmtpctl talks to a running daemon', async () => {
     const json = JSON.parse(ctl(d.spool, '--json', 'sh', 'stats').stdout) as { stats: { key: string; value: number }[] };
     assert.equal(json.stats.find((s) => s.key === 'smtp.session.total')?.value, 1);
 
+    const pause = ctl(d.spool, 'pause', 'smtp');
+    assert.equal(pause.stdout, 'command succeeded\n', pause.stderr);
+    assert.equal(ctl(d.spool, 'pa', 'smtp').stdout, 'smtp is already paused\n');
+    const refused = await SmtpTestClient.connect(port);
+    assert.equal((await refused.reply()).lines[0], '421 4.3.2 Service temporarily unavailable, try again later');
+    refused.close();
+    assert.equal(ctl(d.spool, 'resume', 'smtp').stdout, 'command succeeded\n');
+    const again = await SmtpTestClient.connect(port);
+    assert.equal((await again.reply()).code, 220);
+    again.close();
+
     assert.equal(ctl(d.spool, 'log', 'verbose').status, 0);
     assert.match(ctl(d.spool, 'trace', 'smtp').stdout, /"smtp":true/);
     const bad = ctl(d.spool, 'trace', 'nosuch');
