@@ -1,0 +1,63 @@
+/**
+ * The few durable-write primitives the disk backends share, counting fsyncs (the bench reports
+ * them) and calling an optional fault hook before every write step, so tests can make any step
+ * fail as a full disk would.
+ */
+import { open, rename, rm } from 'node:fs/promises';
+
+/** Called with a step name before each write; throwing from it simulates that step failing. */
+export type FaultHook = (step: string) => void;
+
+export class Durable {
+  fsyncs = 0;
+  constructor(private readonly fault: FaultHook = () => {}) {}
+
+  step(name: string): void {
+    this.fault(name);
+  }
+
+  async fsyncFile(path: string): Promise<void> {
+    this.step('fsync-file');
+    const fh = await open(path, 'r');
+    try {
+      await fh.sync();
+      this.fsyncs++;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** A directory's fsync is what makes a create, rename or unlink inside it survive a crash. */
+  async fsyncDir(path: string): Promise<void> {
+    this.step('fsync-dir');
+    const fh = await open(path, 'r');
+    try {
+      await fh.sync();
+      this.fsyncs++;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Write a whole file and fsync it (the caller fsyncs the directory). */
+  async writeFile(path: string, data: string | Uint8Array): Promise<void> {
+    this.step('write');
+    const fh = await open(path, 'wx', 0o600);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+      this.fsyncs++;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Replace a file atomically: temp file, fsync, rename over, fsync the directory. */
+  async replaceFile(path: string, tmp: string, dir: string, data: string): Promise<void> {
+    await rm(tmp, { force: true });
+    await this.writeFile(tmp, data);
+    this.step('rename');
+    await rename(tmp, path);
+    await this.fsyncDir(dir);
+  }
+}

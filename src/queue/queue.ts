@@ -1,0 +1,228 @@
+/**
+ * The queue front the queue role calls: id generation, body compression/encryption, group
+ * commit and the fsync-before-ack policy, over any QueueBackend. Backends only store.
+ */
+import { randomBytes } from 'node:crypto';
+import { copyFile, open, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Clock } from '../clock.js';
+import { log } from '../log.js';
+import { QueueError, type BodyHandle, type CommitItem, type QueueBackend } from './backend.js';
+import { decodeBody, deriveKey, encodeBody, isPlain, type BodyCodec } from './body-codec.js';
+import { isEvpid, isMsgid, type Envelope } from './envelope.js';
+
+export { QueueError } from './backend.js';
+export type NewEnvelope = Omit<Envelope, 'id' | 'msgid'>;
+
+export interface QueueOptions {
+  spool: string;
+  clock: Clock;
+  compression: boolean;
+  /** As smtpd.conf `queue encryption KEY` gives it. */
+  encryptionKey?: string;
+}
+
+interface Pending {
+  item: CommitItem;
+  resolve(): void;
+  reject(err: QueueError): void;
+}
+
+/** A cap on one group, so a burst cannot make one commit unboundedly long. */
+const MAX_GROUP = 256;
+const ROLE = 'queue';
+
+function hex8(): string {
+  return randomBytes(4).toString('hex');
+}
+
+export class Queue {
+  private codec: BodyCodec;
+  private pending: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    readonly backend: QueueBackend,
+    private readonly opts: QueueOptions,
+  ) {
+    this.codec = { compress: opts.compression };
+  }
+
+  /** Opens the backend and removes stale incoming files: uncommitted mail of a previous run was never acknowledged. */
+  async open(): Promise<void> {
+    if (this.opts.encryptionKey !== undefined) this.codec.key = await deriveKey(this.opts.encryptionKey);
+    try {
+      await this.backend.open();
+      const stale = await this.backend.purgeIncoming();
+      log('info', null, ROLE, 'queue-load', { backend: this.backend.name, stale });
+    } catch (err) {
+      throw QueueError.from(err, 'queue open');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.flushing;
+    await this.backend.close();
+  }
+
+  /** A new unique msgid (8 hex, random, never in use) and the (created, empty) file to write the body to. */
+  async create(): Promise<{ msgid: string; path: string }> {
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const msgid = hex8();
+      if (msgid === '00000000' || (await this.backend.hasMessage(msgid))) continue;
+      const path = this.backend.incomingPath(msgid);
+      try {
+        // O_EXCL: two sessions never get the same incoming file
+        await (await open(path, 'wx', 0o600)).close();
+        return { msgid, path };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw QueueError.from(err, 'queue create');
+      }
+    }
+    throw new QueueError('io', 'no free message id');
+  }
+
+  /** Envelope ids are the msgid then 8 random hex digits, distinct within the message. */
+  private assignIds(msgid: string, envelopes: NewEnvelope[]): Envelope[] {
+    const used = new Set<string>();
+    return envelopes.map((e) => {
+      let id: string;
+      do id = msgid + hex8();
+      while (used.has(id) || id.endsWith('00000000'));
+      used.add(id);
+      return { ...e, id, msgid };
+    });
+  }
+
+  /** Compress/encrypt the incoming body in place (new file, then rename), before the backend sees it. */
+  private async encodeIncoming(msgid: string): Promise<void> {
+    if (isPlain(this.codec)) return;
+    const path = this.backend.incomingPath(msgid);
+    const tmp = `${path}.enc`;
+    await rm(tmp, { force: true });
+    try {
+      await encodeBody(path, tmp, this.codec);
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /**
+   * Assign evpids, store durably (fsync before resolving), return the envelopes. Concurrent calls
+   * share one backend.commit. Throws QueueError 'full' or 'io'; a failed message is discarded whole.
+   */
+  async commit(msgid: string, envelopes: NewEnvelope[]): Promise<Envelope[]> {
+    if (!isMsgid(msgid)) throw new QueueError('notfound', `bad msgid ${JSON.stringify(msgid)}`);
+    if (envelopes.length === 0) throw new QueueError('io', 'a message needs at least one envelope');
+    const full = this.assignIds(msgid, envelopes);
+    try {
+      await this.encodeIncoming(msgid);
+      await this.enqueue({ msgid, envelopes: full });
+    } catch (err) {
+      const qe = QueueError.from(err, 'queue commit');
+      await this.backend.discard(msgid).catch(() => {});
+      log('warn', msgid, ROLE, 'commit', { result: qe.code, error: qe.message });
+      throw qe;
+    }
+    log('info', msgid, ROLE, 'commit', { result: 'ok', envelopes: full.length });
+    return full;
+  }
+
+  private enqueue(item: CommitItem): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      this.flushing ??= this.flush();
+    });
+  }
+
+  /** Group commit: whatever arrived while the previous group was being written goes in the next. */
+  private async flush(): Promise<void> {
+    // one turn of the event loop lets commits started together land in the same group
+    await new Promise((r) => setImmediate(r));
+    while (this.pending.length > 0) await this.commitGroup(this.pending.splice(0, MAX_GROUP));
+    this.flushing = undefined;
+  }
+
+  private async commitGroup(group: Pending[]): Promise<void> {
+    try {
+      await this.backend.commit(group.map((p) => p.item));
+      for (const p of group) p.resolve();
+      return;
+    } catch (err) {
+      if (group.length === 1) return group[0]!.reject(QueueError.from(err, 'queue commit'));
+    }
+    // the backend took back the whole group; alone, each message fails or succeeds on its own
+    for (const p of group) {
+      try {
+        await this.backend.commit([p.item]);
+        p.resolve();
+      } catch (err) {
+        p.reject(QueueError.from(err, 'queue commit'));
+      }
+    }
+  }
+
+  async rollback(msgid: string): Promise<void> {
+    if (!isMsgid(msgid)) return;
+    await this.backend.discard(msgid);
+  }
+
+  /** Store a message the daemon generates itself (bounces): content from a file path. */
+  async inject(contentPath: string, envelopes: NewEnvelope[]): Promise<Envelope[]> {
+    const { msgid, path } = await this.create();
+    try {
+      await copyFile(contentPath, path);
+    } catch (err) {
+      await this.backend.discard(msgid).catch(() => {});
+      throw QueueError.from(err, 'queue inject');
+    }
+    return this.commit(msgid, envelopes);
+  }
+
+  /** A plain-text path to the body; decrypted/decompressed into a temp file when needed. */
+  async body(msgid: string): Promise<BodyHandle> {
+    if (!isMsgid(msgid)) throw new QueueError('notfound', `bad msgid ${JSON.stringify(msgid)}`);
+    const stored = await this.backend.openBody(msgid);
+    if (isPlain(this.codec)) return stored;
+    const dst = join(this.backend.tempDir(), `${msgid}.${hex8()}.plain`);
+    try {
+      await decodeBody(stored.path, dst, this.codec);
+    } finally {
+      await stored.release();
+    }
+    return { path: dst, release: () => rm(dst, { force: true }) };
+  }
+
+  async load(evpid: string): Promise<Envelope | undefined> {
+    return isEvpid(evpid) ? this.backend.loadEnvelope(evpid) : undefined;
+  }
+
+  async update(e: Envelope): Promise<void> {
+    if (!isEvpid(e.id) || e.id.slice(0, 8) !== e.msgid) throw new QueueError('notfound', `bad envelope id ${e.id}`);
+    await this.backend.updateEnvelope(e);
+  }
+
+  async remove(evpid: string): Promise<void> {
+    if (!isEvpid(evpid)) return;
+    await this.backend.deleteEnvelope(evpid);
+    log('debug', evpid, ROLE, 'remove', {});
+  }
+
+  /** Every committed envelope; damaged entries are set aside and logged, never returned. */
+  async *walk(): AsyncIterable<Envelope> {
+    for await (const entry of this.backend.walk()) {
+      if ('envelope' in entry) {
+        yield entry.envelope;
+        continue;
+      }
+      log('warn', entry.damaged, ROLE, 'queue-damaged', { reason: entry.reason, backend: this.backend.name });
+      await this.backend.quarantine(entry.damaged, entry.reason).catch(() => {});
+    }
+  }
+
+  messages(): AsyncIterable<string> {
+    return this.backend.messages();
+  }
+}
