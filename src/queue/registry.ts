@@ -1,11 +1,15 @@
 /** Maps the backend names `-B queue=NAME` accepts to their factories; an unknown name throws. */
 import type { QueueBackend } from './backend.js';
 import { FsQueueBackend } from './fs.js';
+import { RamQueueBackend } from './ram.js';
+import { SqliteQueueBackend } from './sqlite.js';
 
 type Factory = (spool: string) => QueueBackend;
 
 const FACTORIES: Record<string, Factory> = {
   fs: (spool) => new FsQueueBackend(spool),
+  sqlite: (spool) => new SqliteQueueBackend(spool),
+  ram: (spool) => new RamQueueBackend(spool),
 };
 
 export function queueBackendNames(): string[] {

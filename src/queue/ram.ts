@@ -1,0 +1,134 @@
+/** A queue backend in memory for tests: records in maps, bodies in files under the spool. */
+import { link, mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
+import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
+import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
+
+export class RamQueueBackend implements QueueBackend {
+  readonly name = 'ram';
+  /** msgid → its envelope ids. */
+  private readonly msgs = new Map<string, Set<string>>();
+  /** evpid → encoded record: stored encoded, so the codec is exercised as on disk. */
+  private readonly records = new Map<string, string>();
+  private readonly incoming: string;
+  private readonly bodies: string;
+  private readonly temporary: string;
+
+  constructor(readonly spool: string) {
+    this.incoming = join(spool, 'incoming');
+    this.bodies = join(spool, 'ram-bodies');
+    this.temporary = join(spool, 'temporary');
+  }
+
+  async open(): Promise<void> {
+    for (const d of [this.incoming, this.bodies, this.temporary]) await mkdir(d, { recursive: true, mode: 0o700 });
+  }
+
+  async close(): Promise<void> {}
+
+  incomingPath(msgid: string): string {
+    return join(this.incoming, msgid);
+  }
+
+  tempDir(): string {
+    return this.temporary;
+  }
+
+  bodyPath(msgid: string): string {
+    return join(this.bodies, msgid);
+  }
+
+  /** Replace a stored record as is (tests use it to damage one). */
+  poke(evpid: string, text: string): void {
+    this.records.set(evpid, text);
+  }
+
+  async commit(batch: CommitItem[]): Promise<void> {
+    const linked: string[] = [];
+    try {
+      for (const item of batch) {
+        await link(this.incomingPath(item.msgid), this.bodyPath(item.msgid));
+        linked.push(item.msgid);
+      }
+    } catch (err) {
+      for (const m of linked) await rm(this.bodyPath(m), { force: true });
+      throw QueueError.from(err, 'queue commit');
+    }
+    for (const item of batch) {
+      this.msgs.set(item.msgid, new Set(item.envelopes.map((e) => e.id)));
+      for (const e of item.envelopes) this.records.set(e.id, encodeEnvelope(e));
+      await unlink(this.incomingPath(item.msgid)).catch(() => {});
+    }
+  }
+
+  async discard(msgid: string): Promise<void> {
+    await rm(this.incomingPath(msgid), { force: true });
+  }
+
+  async openBody(msgid: string): Promise<BodyHandle> {
+    if (!this.msgs.has(msgid)) throw new QueueError('notfound', `message ${msgid} not found`);
+    await stat(this.bodyPath(msgid)).catch((err) => {
+      throw QueueError.from(err, 'open body');
+    });
+    return { path: this.bodyPath(msgid), release: async () => {} };
+  }
+
+  async loadEnvelope(evpid: string): Promise<Envelope | undefined> {
+    const rec = this.records.get(evpid);
+    if (rec === undefined) return undefined;
+    const d = decodeEnvelope(rec, evpid);
+    return d.ok ? d.envelope : undefined;
+  }
+
+  async updateEnvelope(e: Envelope): Promise<void> {
+    if (!this.records.has(e.id)) throw new QueueError('notfound', `envelope ${e.id} not found`);
+    this.records.set(e.id, encodeEnvelope(e));
+  }
+
+  async deleteEnvelope(evpid: string): Promise<void> {
+    this.records.delete(evpid);
+    const msgid = msgidOf(evpid);
+    const set = this.msgs.get(msgid);
+    if (!set) return;
+    set.delete(evpid);
+    if (set.size > 0) return;
+    this.msgs.delete(msgid);
+    await rm(this.bodyPath(msgid), { force: true });
+  }
+
+  async *walk(): AsyncIterable<WalkEntry> {
+    for (const [, ids] of [...this.msgs].sort(([a], [b]) => a.localeCompare(b))) {
+      for (const evpid of [...ids].sort()) {
+        const rec = this.records.get(evpid);
+        if (rec === undefined) continue;
+        const d = decodeEnvelope(rec, evpid);
+        yield d.ok ? { envelope: d.envelope } : { damaged: evpid, reason: d.reason };
+      }
+    }
+  }
+
+  async *messages(): AsyncIterable<string> {
+    yield* [...this.msgs.keys()].sort();
+  }
+
+  async hasMessage(msgid: string): Promise<boolean> {
+    return this.msgs.has(msgid);
+  }
+
+  async purgeIncoming(): Promise<number> {
+    let n = 0;
+    for (const dir of [this.incoming, this.temporary]) {
+      for (const name of await readdir(dir)) {
+        await rm(join(dir, name), { recursive: true, force: true });
+        if (dir === this.incoming && isMsgid(name)) n++;
+      }
+    }
+    return n;
+  }
+
+  async quarantine(id: string): Promise<void> {
+    if (isEvpid(id)) await this.deleteEnvelope(id);
+    else if (isMsgid(id)) for (const evpid of this.msgs.get(id) ?? []) await this.deleteEnvelope(evpid);
+  }
+}
