@@ -40,6 +40,8 @@ export class Queue {
   private codec: BodyCodec;
   private pending: Pending[] = [];
   private flushing: Promise<void> | undefined;
+  /** Messages between commit() and its outcome: a second commit of one would race on its files. */
+  private committing = new Set<string>();
 
   constructor(
     readonly backend: QueueBackend,
@@ -116,7 +118,9 @@ export class Queue {
   async commit(msgid: string, envelopes: NewEnvelope[]): Promise<Envelope[]> {
     if (!isMsgid(msgid)) throw new QueueError('notfound', `bad msgid ${JSON.stringify(msgid)}`);
     if (envelopes.length === 0) throw new QueueError('io', 'a message needs at least one envelope');
+    if (this.committing.has(msgid)) throw new QueueError('io', `message ${msgid} is already being committed`);
     const full = this.assignIds(msgid, envelopes);
+    this.committing.add(msgid);
     try {
       await this.encodeIncoming(msgid);
       await this.enqueue({ msgid, envelopes: full });
@@ -125,6 +129,8 @@ export class Queue {
       await this.backend.discard(msgid).catch(() => {});
       log('warn', msgid, ROLE, 'commit', { result: qe.code, error: qe.message });
       throw qe;
+    } finally {
+      this.committing.delete(msgid);
     }
     log('info', msgid, ROLE, 'commit', { result: 'ok', envelopes: full.length });
     return full;

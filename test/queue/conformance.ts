@@ -167,4 +167,14 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
     await assert.rejects(q.body('../x'), QueueError);
     await assert.rejects(q.commit('nothex!!', [newEnvelope()]), QueueError);
   });
+
+  test(`${name}: a message committed twice at once is stored once`, async (t) => {
+    const { q } = await setup(t);
+    const { msgid, path } = await q.create();
+    await writeFile(path, 'once');
+    const r = await Promise.allSettled([q.commit(msgid, [newEnvelope()]), q.commit(msgid, [newEnvelope()])]);
+    assert.deepEqual(r.map((x) => x.status).sort(), ['fulfilled', 'rejected']);
+    assert.equal((await collect(q.walk())).length, 1);
+    assert.equal((await bodyText(q, msgid)).toString(), 'once');
+  });
 }
