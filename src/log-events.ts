@@ -7,13 +7,14 @@ export const LOG_EVENTS = [
   'startup', 'ready', 'shutdown', 'config-error', 'fatal',
   // smtp
   'listen', 'connected', 'disconnected', 'protocol-client', 'protocol-server', 'tls', 'auth',
-  'envelope', 'message', 'failed-command', 'timeout', 'limit',
+  'envelope', 'message', 'failed-command', 'timeout', 'limit', 'rcpt-refused', 'message-refused',
   // queue and scheduler
-  'queue-load', 'queue-damaged', 'commit', 'remove', 'expire', 'schedule', 'bounce',
+  'queue-load', 'queue-damaged', 'commit', 'commit-failed', 'remove', 'expire', 'delay-notice', 'schedule',
+  'bounce', 'bounce-failed', 'bounce-dropped', 'bounce-undeliverable', 'dsn-failed',
   // delivery
-  'delivery', 'mta-connect', 'mta-error', 'mda-error', 'resolver',
+  'delivery', 'delivery-error', 'mta-connect', 'mta-error', 'mda-error', 'resolver',
   // lka, tables, filters
-  'table-update', 'table-error', 'filter-error', 'filter-report',
+  'ruleset', 'table-update', 'table-error', 'filter-error', 'filter-report',
   // control and stat
   'control', 'stat',
 ] as const;

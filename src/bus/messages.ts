@@ -23,6 +23,8 @@ export interface SessionFacts {
   fcrdns?: 'pass' | 'fail' | 'error';
   helo?: string;
   authUser?: string;
+  /** The listener's `tag`, matched by `match tag`. */
+  tag?: string;
   tls: boolean;
   /** The client is on the enqueue socket (`from socket`, `from local`). */
   socket: boolean;
@@ -42,6 +44,17 @@ export type DeliveryResult =
   | { result: 'permfail'; enhanced: string; detail: string }
   /** The route or host failed before the envelope was tried; reschedule without counting a try. */
   | { result: 'loop'; enhanced: string; detail: string };
+
+/** One envelope as the scheduler sees it, for `tsmtpctl show queue`. */
+export interface SchedulerView {
+  evpid: string;
+  state: 'pending' | 'inflight';
+  suspended: boolean;
+  tries: number;
+  lastTry: number;
+  nextTry: number;
+  expiresAt: number;
+}
 
 /** What the lka decided for one RCPT TO. */
 export type RcptDecision =
@@ -70,6 +83,13 @@ export interface Catalog {
   'smtp.rcpt.resolve': {
     to: 'lka';
     req: { facts: SessionFacts; sender: string; rcpt: string; dsn: DsnParams; smtputf8: boolean };
+    res: RcptDecision;
+  };
+
+  // --- queue → lka: where a bounce or a delay notice to the sender goes (the ruleset decides, as `from local`)
+  'queue.bounce.resolve': {
+    to: 'lka';
+    req: { rcpt: string };
     res: RcptDecision;
   };
 
@@ -124,6 +144,12 @@ export interface Catalog {
     res: void;
   };
 
+  'scheduler.envelope.remove': {
+    to: 'queue';
+    req: { evpid: string };
+    res: void;
+  };
+
   // --- queue → mta / mda
   'queue.delivery.mta': {
     to: 'mta';
@@ -167,6 +193,36 @@ export interface Catalog {
     res: { paused: boolean; changed: boolean };
   };
 
+  // --- control → scheduler
+  'control.scheduler.list': {
+    to: 'scheduler';
+    req: { msgid?: string };
+    res: { entries: SchedulerView[] };
+  };
+  'control.scheduler.command': {
+    to: 'scheduler';
+    /** target: an evpid, a msgid or `all`. */
+    req: { op: 'schedule' | 'remove' | 'suspend' | 'resume'; target: string };
+    res: { count: number };
+  };
+  'control.scheduler.pause': {
+    to: 'scheduler';
+    req: { kind: 'mda' | 'mta'; paused: boolean };
+    res: { changed: boolean };
+  };
+  'control.scheduler.status': {
+    to: 'scheduler';
+    req: Record<string, never>;
+    res: { mda: 'running' | 'paused'; mta: 'running' | 'paused'; envelopes: number; inflight: number };
+  };
+
+  // --- control → lka
+  'control.table.update': {
+    to: 'lka';
+    req: { name: string };
+    res: { result: 'ok' } | { result: 'error'; error: string };
+  };
+
   // --- control → any role
   'control.config.reload': {
     to: 'lka';
@@ -194,6 +250,7 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'smtp.auth.check': 'lka',
   'smtp.mailfrom.check': 'lka',
   'smtp.rcpt.resolve': 'lka',
+  'queue.bounce.resolve': 'lka',
   'smtp.message.create': 'queue',
   'smtp.message.commit': 'queue',
   'smtp.message.rollback': 'queue',
@@ -203,6 +260,11 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'scheduler.envelope.schedule': 'queue',
   'scheduler.envelope.expire': 'queue',
   'scheduler.envelope.warn': 'queue',
+  'scheduler.envelope.remove': 'queue',
+  'control.scheduler.list': 'scheduler',
+  'control.scheduler.command': 'scheduler',
+  'control.scheduler.pause': 'scheduler',
+  'control.scheduler.status': 'scheduler',
   'queue.delivery.mta': 'mta',
   'queue.delivery.mda': 'mda',
   'stat.increment': 'stat',
@@ -210,5 +272,6 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'stat.set': 'stat',
   'control.stat.list': 'stat',
   'control.smtp.pause': 'smtp',
+  'control.table.update': 'lka',
   'control.config.reload': 'lka',
 };

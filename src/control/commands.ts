@@ -49,11 +49,18 @@ function toggle(set: Set<string>, on: boolean, allowed: string[]) {
   };
 }
 
+async function updateTable(env: CommandEnv, [name]: string[]) {
+  const res = await env.bus.request('control.table.update', { name: name! });
+  if (res.result !== 'ok') throw new Error(`update table ${name} failed: ${res.error}`);
+  return { text: 'command succeeded\n' };
+}
+
 export function baseCommands(env: CommandEnv): ControlCommand[] {
   return [
     { words: ['show', 'stats'], args: { min: 0, max: 0, names: '' }, handler: stats },
     { words: ['pause', 'smtp'], args: { min: 0, max: 0, names: '' }, handler: pauseSmtp(true) },
     { words: ['resume', 'smtp'], args: { min: 0, max: 0, names: '' }, handler: pauseSmtp(false) },
+    { words: ['update', 'table'], args: { min: 1, max: 1, names: '<name>' }, handler: updateTable },
     { words: ['monitor'], args: { min: 0, max: 0, names: '' }, handler: stats },
     {
       words: ['log', 'brief'], args: { min: 0, max: 0, names: '' },

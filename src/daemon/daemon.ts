@@ -15,6 +15,10 @@ import { createStatRole } from '../stat/role.js';
 import { createMdaRole } from '../mda/role.js';
 import { createSmtpRole } from '../smtp/role.js';
 import { createControlRole } from '../control/role.js';
+import { createLkaRole } from '../lka/role.js';
+import { createQueueRole } from '../queue/role.js';
+import { createSchedulerRole } from '../scheduler/role.js';
+// MTA-PENDING import { createMtaRole } from '../mta/role.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -30,13 +34,17 @@ export interface DaemonOptions {
 type RoleFactory = (ctx: RoleContext) => Role<RoleName>;
 
 /**
- * Start order. Each role's peers must be registered before any role starts. The lka, queue,
- * scheduler and mta roles join this list as they land (issues 3 to 6); until then a
- * request to them fails with a BusError, which the smtp role answers with 451.
+ * Start order: every role's peers are registered before any starts, and a role starts only once
+ * those it sends work to are running — the queue after the scheduler and the delivery roles
+ * (it hands them the stored envelopes at start), the listeners after everything they need.
  */
 const FACTORIES: [RoleName, RoleFactory][] = [
   ['stat', createStatRole as RoleFactory],
+  ['lka', ((ctx: RoleContext) => createLkaRole(ctx)) as RoleFactory],
+  ['scheduler', createSchedulerRole as RoleFactory],
   ['mda', ((ctx: RoleContext) => createMdaRole(ctx)) as RoleFactory],
+  // MTA-PENDING ['mta', ((ctx: RoleContext) => createMtaRole(ctx)) as RoleFactory],
+  ['queue', createQueueRole as RoleFactory],
   ['smtp', createSmtpRole as RoleFactory],
   ['control', createControlRole as RoleFactory],
 ];

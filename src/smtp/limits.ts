@@ -7,6 +7,8 @@ export const SESSION_LIMITS = {
   /** Sessions open at once, overall and per client address. */
   maxSessions: 10_000,
   maxSessionsPerAddress: 100,
+  /** Loopback clients (local submission, benchmarks) are not held to the per-address cap. */
+  exemptLoopback: true,
   /** Commands read ahead of the one being answered (pipelining) before the socket is paused. */
   maxPipelined: 100,
 };

@@ -1,26 +1,102 @@
 /**
- * Command-line framing for SMTP sessions: bytes in, complete lines out. A line longer than the
- * limit is never buffered without bound: its bytes are dropped up to the next LF and a single
- * `too-long` event stands for it, so the session can answer 500 and carry on.
+ * The session's framing codec: bytes in, ordered events out, no sockets. Command lines (512
+ * octets at most, never buffered beyond that), DATA bodies (dot-unstuffed, ending only at
+ * <CR><LF>.<CR><LF>) and BDAT chunks (exactly the octets announced). After a DATA or STARTTLS
+ * line it stops framing until the session says how the next bytes are to be read: after DATA
+ * they may be a body or more commands, after STARTTLS they must be thrown away (CVE-2011-0411).
  */
 
-export type LineEvent = { kind: 'line'; line: string } | { kind: 'too-long' };
+export type FrameEvent =
+  | { kind: 'line'; line: string }
+  | { kind: 'too-long' }
+  | { kind: 'data'; data: Buffer }
+  | { kind: 'data-end'; size: number; bareLf: boolean; bareCr: boolean; longLine: boolean }
+  | { kind: 'chunk'; data: Buffer }
+  | { kind: 'chunk-end' };
 
 /** RFC 5321 §4.5.3.1.4: 512 octets for a command line, CRLF included. */
 export const MAX_COMMAND_LINE = 512;
+/** RFC 5321 §4.5.3.1.6: 1000 octets for a text line, CRLF included. */
+export const MAX_TEXT_LINE = 1000;
+/** `BDAT size [LAST]`: the size bounded so it stays an exact integer. */
+export const BDAT_COMMAND = /^BDAT +(\d{1,15})(?: +(LAST))? *$/i;
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+
+type Mode = 'command' | 'held' | 'data' | 'chunk';
 
 export class LineReader {
   private buffer: Buffer = Buffer.alloc(0);
+  private mode: Mode = 'command';
   private discarding = false;
+  // data mode
+  private atLineStart = true;
+  private lineLength = 0;
+  private size = 0;
+  private flags = { bareLf: false, bareCr: false, longLine: false };
+  // chunk mode
+  private chunkLeft = 0;
 
   constructor(private readonly max = MAX_COMMAND_LINE) {}
 
-  /** Feed bytes; returns the events for every line completed by them. */
-  push(chunk: Buffer): LineEvent[] {
-    const events: LineEvent[] = [];
-    let data = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+  /** Feed bytes; returns the events they complete. */
+  push(chunk: Buffer): FrameEvent[] {
+    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    return this.run();
+  }
+
+  /** After a DATA line the session accepted (354 sent): what follows is the body. */
+  startData(): FrameEvent[] {
+    this.mode = 'data';
+    this.atLineStart = true;
+    this.lineLength = 0;
+    this.size = 0;
+    this.flags = { bareLf: false, bareCr: false, longLine: false };
+    return this.run();
+  }
+
+  /** After a held line was refused (DATA) or handled: go on reading commands. */
+  resume(): FrameEvent[] {
+    this.mode = 'command';
+    return this.run();
+  }
+
+  /** Framing stopped after DATA or STARTTLS, waiting for the session. */
+  get held(): boolean {
+    return this.mode === 'held';
+  }
+
+  /** Bytes received and not yet framed. */
+  pending(): number {
+    return this.buffer.length;
+  }
+
+  /** Drop whatever was received but not yet framed (STARTTLS). */
+  discard(): void {
+    this.buffer = Buffer.alloc(0);
+    this.discarding = false;
+  }
+
+  private run(): FrameEvent[] {
+    const events: FrameEvent[] = [];
     for (;;) {
-      const lf = data.indexOf(0x0a);
+      const before = this.buffer.length;
+      const mode = this.mode;
+      if (mode === 'held') break;
+      if (mode === 'command') this.commands(events);
+      else if (mode === 'data') this.body(events);
+      else this.chunk(events);
+      if (this.mode === mode && this.buffer.length === before) break;
+    }
+    return events;
+  }
+
+  private commands(events: FrameEvent[]): void {
+    let data = this.buffer;
+    while (this.mode === 'command') {
+      const lf = data.indexOf(LF);
       if (lf < 0) break;
       if (this.discarding) {
         this.discarding = false;
@@ -29,27 +105,100 @@ export class LineReader {
         events.push({ kind: 'too-long' });
       } else {
         // a bare LF ends a command line too (as most servers accept); a CR before it is dropped
-        const end = lf > 0 && data[lf - 1] === 0x0d ? lf - 1 : lf;
-        events.push({ kind: 'line', line: data.subarray(0, end).toString('latin1') });
+        const end = lf > 0 && data[lf - 1] === CR ? lf - 1 : lf;
+        const line = data.subarray(0, end).toString('latin1');
+        events.push({ kind: 'line', line });
+        this.afterLine(line);
       }
       data = data.subarray(lf + 1);
     }
-    if (data.length > this.max) {
+    if (this.mode === 'command' && data.length > this.max) {
       this.discarding = true;
       data = Buffer.alloc(0);
     }
-    this.buffer = this.discarding ? Buffer.alloc(0) : Buffer.from(data);
-    return events;
+    this.buffer = Buffer.from(data);
   }
 
-  /** Bytes received after the last complete line (STARTTLS must find none: CVE-2011-0411). */
-  pending(): number {
-    return this.buffer.length;
+  private afterLine(line: string): void {
+    const verb = line.slice(0, 9).toUpperCase();
+    if (verb === 'DATA' || verb.startsWith('DATA ') || verb === 'STARTTLS' || verb.startsWith('STARTTLS ')) {
+      this.mode = 'held';
+      return;
+    }
+    const bdat = BDAT_COMMAND.exec(line);
+    if (bdat) {
+      this.chunkLeft = Number(bdat[1]);
+      this.mode = 'chunk';
+    }
   }
 
-  /** Drop whatever was received but not yet framed. */
-  reset(): void {
-    this.buffer = Buffer.alloc(0);
-    this.discarding = false;
+  private chunk(events: FrameEvent[]): void {
+    const n = Math.min(this.chunkLeft, this.buffer.length);
+    if (n > 0) {
+      events.push({ kind: 'chunk', data: Buffer.from(this.buffer.subarray(0, n)) });
+      this.buffer = this.buffer.subarray(n);
+      this.chunkLeft -= n;
+    }
+    if (this.chunkLeft === 0) {
+      events.push({ kind: 'chunk-end' });
+      this.mode = 'command';
+    }
+  }
+
+  /**
+   * The body, line by line without holding lines: bytes go out as they come except the at most
+   * three at the end that could still turn out to be a stuffed dot, the terminator or a CRLF.
+   */
+  private body(events: FrameEvent[]): void {
+    const b = this.buffer;
+    let i = 0;
+    let from = 0;
+    let hold = b.length;
+    const emit = (end: number) => {
+      if (end > from) {
+        events.push({ kind: 'data', data: Buffer.from(b.subarray(from, end)) });
+        this.size += end - from;
+      }
+    };
+    while (i < b.length) {
+      if (this.atLineStart) {
+        this.atLineStart = false;
+        if (b[i] === DOT) {
+          if (i + 1 >= b.length || (b[i + 1] === CR && i + 2 >= b.length)) { hold = i; this.atLineStart = true; break; }
+          if (b[i + 1] === CR && b[i + 2] === LF) {
+            emit(i);
+            events.push({ kind: 'data-end', size: this.size, ...this.flags });
+            this.buffer = b.subarray(i + 3);
+            this.mode = 'command';
+            return;
+          }
+          // a stuffed dot: the client doubled it, the body has one
+          emit(i);
+          from = i + 1;
+          i += 1;
+          this.lineLength = 1;
+          continue;
+        }
+      }
+      const c = b[i];
+      if (c === CR) {
+        if (i + 1 >= b.length) { hold = i; break; }
+        if (b[i + 1] === LF) {
+          if (this.lineLength + 2 > MAX_TEXT_LINE) this.flags.longLine = true;
+          i += 2;
+          this.lineLength = 0;
+          this.atLineStart = true;
+          continue;
+        }
+        this.flags.bareCr = true;
+      } else if (c === LF) {
+        // a bare LF never starts a line here: `\n.\n` cannot end the body (SMTP smuggling)
+        this.flags.bareLf = true;
+      }
+      i++;
+      this.lineLength++;
+    }
+    emit(Math.min(hold, b.length));
+    this.buffer = Buffer.from(b.subarray(Math.min(hold, b.length)));
   }
 }

@@ -12,6 +12,10 @@ import { openListener } from './listener.js';
 import { formatReply, REPLIES } from './reply.js';
 import { Session } from './session.js';
 
+export function isLoopback(address: string): boolean {
+  return address === 'local' || address === '::1' || /^(?:::ffff:)?127\./.test(address);
+}
+
 export function newSessionId(): string {
   return randomBytes(8).toString('hex');
 }
@@ -39,7 +43,9 @@ export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION
       socket.on('error', () => {});
       return void socket.end(formatReply(REPLIES.paused));
     }
-    if (sessions.size >= limits.maxSessions || count >= limits.maxSessionsPerAddress) {
+    // loopback clients are exempt from the per-address cap, as Postfix exempts $mynetworks:
+    // local submission and benchmarks come from there
+    if (sessions.size >= limits.maxSessions || (count >= limits.maxSessionsPerAddress && !(limits.exemptLoopback && isLoopback(address)))) {
       log('warn', null, 'smtp', 'limit', { address, sessions: sessions.size });
       socket.on('error', () => {});
       return void socket.end(formatReply(REPLIES.tooManySessions));
@@ -47,7 +53,7 @@ export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION
     perAddress.set(address, count + 1);
     const hostname = listener.hostname ?? ctx.serverName;
     const session = new Session(newSessionId(), socket, {
-      bus: ctx.bus, config: ctx.config, listener, listenerIndex: index, hostname, limits, onClose,
+      bus: ctx.bus, config: ctx.config, listener, listenerIndex: index, hostname, limits, clock: ctx.clock, onClose,
     });
     sessions.add(session);
     ctx.bus.notify('stat.increment', { key: 'smtp.session' }, () => {});

@@ -1,17 +1,25 @@
 /**
- * One SMTP server session: reads command lines through the LineReader, answers them strictly
- * in order (so pipelined commands get their replies in sequence), and asks the lka over the bus
- * where a command needs a decision. Any failure to reach a peer role answers 451: the client
- * keeps its mail and retries, nothing is ever acknowledged that is not stored.
+ * One SMTP server session: frames the client's bytes (command lines, DATA bodies, BDAT chunks),
+ * answers strictly in order so pipelined commands get their replies in sequence, and asks the
+ * lka and the queue over the bus wherever a decision or storage is needed. A peer that cannot
+ * answer means 451: the client keeps its mail, nothing unstored is ever acknowledged.
  */
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../bus/bus.js';
 import type { SessionFacts } from '../bus/messages.js';
 import type { Config, Listener } from '../config/types.js';
+import type { Clock } from '../clock.js';
 import { log } from '../log.js';
-import { LineReader } from './line-reader.js';
+import { BDAT_COMMAND, LineReader, type FrameEvent } from './line-reader.js';
 import { formatReply, REPLIES, type Reply } from './reply.js';
 import type { SessionLimits } from './limits.js';
+import { Transaction } from './transaction.js';
+import { addressKey, parseForwardPath, parseReversePath } from './address.js';
+import { parseMailParams, parseRcptParams } from './params.js';
+import { traceHeader, submissionHeaders } from './trace.js';
+
+/** Bytes a client may send ahead while its DATA line is being answered. */
+const MAX_HELD_BYTES = 1024 * 1024;
 
 export enum State {
   Connected,
@@ -26,6 +34,7 @@ export interface SessionDeps {
   listenerIndex: number;
   hostname: string;
   limits: SessionLimits;
+  clock: Clock;
   onClose(session: Session): void;
 }
 
@@ -42,9 +51,14 @@ export class Session {
   state = State.Connected;
   readonly facts: SessionFacts;
   private readonly reader = new LineReader();
-  private readonly queue: string[] = [];
+  private readonly events: FrameEvent[] = [];
   private running = false;
   private errors = 0;
+  private mails = 0;
+  private tx: Transaction | null = null;
+  /** The reply owed at the end of the current BDAT chunk (RFC 3030 answers after the octets). */
+  private chunkReply: Reply | null = null;
+  private chunkLast = false;
 
   constructor(
     readonly id: string,
@@ -59,6 +73,7 @@ export class Session {
       clientPort: socket.remotePort ?? 0,
       localAddress: local ? 'local' : (socket.localAddress ?? '').replace(/^::ffff:/, ''),
       localPort: socket.localPort ?? 0,
+      ...(deps.listener.tag ? { tag: deps.listener.tag } : {}),
       tls: false,
       socket: local,
     };
@@ -71,7 +86,24 @@ export class Session {
     this.socket.on('error', () => this.close(null, 'error'));
     this.socket.on('close', () => this.close(null, 'disconnect'));
     log('info', this.id, 'smtp', 'connected', { address: this.facts.clientAddress, port: this.facts.clientPort, listener: this.deps.listenerIndex });
+    this.socket.pause();
+    void this.greet();
+  }
+
+  /** The lka's reverse lookup comes first: rules and filters may match on it from the start. */
+  private async greet(): Promise<void> {
+    if (!this.facts.socket) {
+      try {
+        const r = await this.deps.bus.request('smtp.session.connect', { facts: this.facts });
+        if (r.rdns) this.facts.rdns = r.rdns;
+        this.facts.fcrdns = r.fcrdns;
+      } catch {
+        this.facts.fcrdns = 'error';
+      }
+    }
+    if (this.isClosed()) return;
     this.reply({ code: 220, text: `${this.deps.hostname} ESMTP tsmtpd` });
+    this.socket.resume();
   }
 
   /** Close with a last reply (shutdown, timeout, limits); idempotent. */
@@ -80,44 +112,75 @@ export class Session {
     this.state = State.Closed;
     if (last && this.socket.writable) this.socket.end(formatReply(last));
     else this.socket.destroy();
+    void this.tx?.rollback(this.deps.bus);
+    this.tx = null;
     log('info', this.id, 'smtp', 'disconnected', { reason });
     this.deps.onClose(this);
   }
 
   private onData(chunk: Buffer): void {
-    for (const event of this.reader.push(chunk)) {
-      this.queue.push(event.kind === 'line' ? event.line : '\0too-long');
-    }
-    if (this.queue.length > this.deps.limits.maxPipelined) this.socket.pause();
+    this.events.push(...this.reader.push(chunk));
+    // read-ahead is bounded: queued events, and bytes held back while a DATA line is answered
+    if (this.events.length > this.deps.limits.maxPipelined || this.reader.pending() > MAX_HELD_BYTES) this.socket.pause();
     void this.drain();
   }
 
-  /** Answer queued commands one at a time, in order, even when an answer waits on the bus. */
+  /** Handle queued events one at a time, in order, even when an answer waits on the bus. */
   private async drain(): Promise<void> {
     if (this.running) return;
     this.running = true;
     try {
-      while (this.queue.length > 0 && this.state !== State.Closed) {
-        const line = this.queue.shift()!;
-        const reply = line === '\0too-long' ? REPLIES.lineTooLong : await this.command(line);
-        if (this.isClosed()) break;
+      while (this.events.length > 0 && !this.isClosed()) {
+        const reply = await this.handle(this.events.shift()!);
+        if (this.isClosed() || !reply) continue;
         if (reply.code >= 500 && reply.code !== 502 && ++this.errors >= this.deps.limits.maxErrors) {
           this.reply(reply);
           return this.close(REPLIES.tooManyErrors, 'too-many-errors');
         }
-        if (reply.code === 221) return this.close(reply, 'quit');
+        if (reply.code === 221 || reply.code === 421) return this.close(reply, reply.code === 221 ? 'quit' : 'error');
         this.reply(reply);
       }
-      if (this.state !== State.Closed) this.socket.resume();
+      if (!this.isClosed()) this.socket.resume();
     } finally {
       this.running = false;
     }
   }
 
-  private async command(line: string): Promise<Reply> {
+  private async handle(ev: FrameEvent): Promise<Reply | null> {
+    // every event kind is handled: the compiler checks the switch is exhaustive
+    switch (ev.kind) {
+      case 'line': {
+        const reply = await this.command(ev.line);
+        // a DATA or STARTTLS line stops the framer; unless the command started a body, read on
+        if (this.reader.held) this.events.push(...this.reader.resume());
+        return reply;
+      }
+      case 'too-long':
+        return REPLIES.lineTooLong;
+      case 'data':
+      case 'chunk':
+        return this.body(ev.data);
+      case 'data-end':
+        return this.endData(ev);
+      case 'chunk-end':
+        return this.endChunk();
+    }
+  }
+
+  /** Body bytes go to the queue file; the socket waits while the disk catches up. */
+  private async body(data: Buffer): Promise<null> {
+    if (this.tx && !this.chunkReply && !this.tx.write(data)) {
+      this.socket.pause();
+      await this.tx.drained();
+    }
+    return null;
+  }
+
+  private async command(line: string): Promise<Reply | null> {
     const space = line.indexOf(' ');
     const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
     const arg = space < 0 ? '' : line.slice(space + 1).trim();
+    if (verb === 'BDAT') return this.bdat(arg);
     if (CONTROL_CHARS.test(line)) return REPLIES.argsSyntax;
     switch (verb) {
       case 'HELO':
@@ -126,7 +189,9 @@ export class Session {
       case 'NOOP':
         return REPLIES.ok;
       case 'RSET':
-        return arg ? REPLIES.argsSyntax : REPLIES.ok;
+        if (arg) return REPLIES.argsSyntax;
+        await this.reset();
+        return REPLIES.ok;
       case 'QUIT':
         return REPLIES.bye;
       case 'HELP':
@@ -138,42 +203,200 @@ export class Session {
       case 'MAIL':
         return this.mail(arg);
       case 'RCPT':
+        return this.rcpt(arg);
       case 'DATA':
-      case 'BDAT':
-        return this.state === State.Greeted ? REPLIES.badSequence : REPLIES.heloFirst;
+        return this.data(arg);
       default:
         return REPLIES.syntax;
     }
   }
 
+  private async reset(): Promise<void> {
+    const tx = this.tx;
+    this.tx = null;
+    await tx?.rollback(this.deps.bus);
+  }
+
   private helo(verb: 'HELO' | 'EHLO', arg: string): Reply {
     if (!arg || !isHeloArgument(arg)) return { code: 501, enhanced: '5.5.4', text: `Syntax: ${verb} hostname` };
+    void this.reset();
     this.facts.helo = arg;
     this.state = State.Greeted;
     const greeting = `${this.deps.hostname} Hello ${arg} [${this.facts.clientAddress}], pleased to meet you`;
     if (verb === 'HELO') return { code: 250, text: greeting };
+    const { config, listener } = this.deps;
     return {
       code: 250,
-      text: [greeting, '8BITMIME', 'ENHANCEDSTATUSCODES', `SIZE ${this.deps.config.smtp.maxMessageSize}`, 'PIPELINING', 'HELP'],
+      text: [
+        greeting, '8BITMIME', 'ENHANCEDSTATUSCODES', `SIZE ${config.smtp.maxMessageSize}`,
+        ...(listener.noDsn ? [] : ['DSN']), 'SMTPUTF8', 'CHUNKING', 'PIPELINING', 'HELP',
+      ],
     };
   }
 
-  /** MAIL needs the lka's verdict on the sender; without one the honest answer is 451. */
   private async mail(arg: string): Promise<Reply> {
     if (this.state !== State.Greeted) return REPLIES.heloFirst;
-    const m = /^FROM:\s*<([^<>]*)>(?:\s+(.*))?$/i.exec(arg);
+    if (this.tx) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: Transaction already in progress' };
+    if (this.mails >= this.deps.config.smtp.maxMails) return { code: 452, enhanced: '4.5.3', text: 'Too many messages for this session' };
+    const m = /^FROM:(.*)$/i.exec(arg);
     if (!m) return { code: 501, enhanced: '5.5.4', text: 'Syntax: MAIL FROM:<address>' };
+    const smtputf8 = /(?:^|\s)SMTPUTF8(?:\s|$)/i.test(m[1]!);
+    const path = parseReversePath(m[1]!, { smtputf8 });
+    if (!path.ok) return path.reply;
+    const params = parseMailParams(path.params, { dsn: !this.deps.listener.noDsn });
+    if (!params.ok) return params.reply;
+    const max = this.deps.config.smtp.maxMessageSize;
+    if (params.value.size !== undefined && params.value.size > max) return { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' };
+    const sender = addressKey(path.address);
     try {
-      const res = await this.deps.bus.request('smtp.mailfrom.check', { facts: this.facts, sender: m[1]! });
-      if (res.result !== 'accept') return { code: res.reply.code, enhanced: res.reply.enhanced, text: res.reply.text };
-      return { code: 250, enhanced: '2.1.0', text: 'Ok' };
+      const res = await this.deps.bus.request('smtp.mailfrom.check', { facts: this.facts, sender });
+      if (res.result !== 'accept') return toReply(res.reply);
     } catch (err) {
-      log('warn', this.id, 'smtp', 'failed-command', { command: 'MAIL', error: (err as Error).message });
-      return REPLIES.tempfail;
+      return this.failed('MAIL', err);
+    }
+    this.tx = new Transaction(sender, params.value, max);
+    return { code: 250, enhanced: '2.0.0', text: 'Ok' };
+  }
+
+  private async rcpt(arg: string): Promise<Reply> {
+    if (this.state !== State.Greeted) return REPLIES.heloFirst;
+    const tx = this.tx;
+    if (!tx) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: No transaction in progress' };
+    if (tx.opened) return REPLIES.badSequence;
+    if (tx.rcpts.length >= this.deps.config.smtp.maxRcpt) return { code: 452, enhanced: '4.5.3', text: 'Too many recipients' };
+    const m = /^TO:(.*)$/i.exec(arg);
+    if (!m) return { code: 501, enhanced: '5.5.4', text: 'Syntax: RCPT TO:<address>' };
+    const path = parseForwardPath(m[1]!, { smtputf8: tx.params.smtputf8 });
+    if (!path.ok) return path.reply;
+    const params = parseRcptParams(path.params, { dsn: !this.deps.listener.noDsn });
+    if (!params.ok) return params.reply;
+    // `<Postmaster>` without a domain is this server's postmaster (RFC 5321 §4.1.1.3)
+    const rcpt = path.address.asciiDomain ? addressKey(path.address) : `postmaster@${this.deps.hostname.toLowerCase()}`;
+    const dsn = { ...params.value, ...(tx.params.ret ? { ret: tx.params.ret } : {}), ...(tx.params.envid ? { envid: tx.params.envid } : {}) };
+    try {
+      const res = await this.deps.bus.request('smtp.rcpt.resolve', { facts: this.facts, sender: tx.sender, rcpt, dsn, smtputf8: tx.params.smtputf8 });
+      if (res.result !== 'accept') {
+        log('info', this.id, 'smtp', 'rcpt-refused', { from: `<${tx.sender}>`, to: `<${rcpt}>`, result: res.reply.code });
+        return toReply(res.reply);
+      }
+      if (this.tx !== tx) return REPLIES.badSequence;
+      tx.rcpts.push({ rcpt, dsn, envelopes: res.envelopes });
+      return { code: 250, enhanced: '2.1.5', text: 'Destination address valid: Recipient ok' };
+    } catch (err) {
+      return this.failed('RCPT', err);
     }
   }
 
-  /** A method, not a field test: the state changes across the await above (shutdown, timeout). */
+  /** DATA: open the queue file, then let the framer read the body (it held it back until now). */
+  private async data(arg: string): Promise<Reply | null> {
+    const refused = arg ? REPLIES.argsSyntax : this.dataRefusal();
+    if (refused) return refused;
+    try {
+      await this.openMessage(this.tx!);
+    } catch (err) {
+      return this.failed('DATA', err);
+    }
+    this.reply({ code: 354, text: 'Enter mail, end with "." on a line by itself' });
+    this.events.push(...this.reader.startData());
+    return null;
+  }
+
+  private dataRefusal(): Reply | null {
+    if (this.state !== State.Greeted) return REPLIES.heloFirst;
+    if (!this.tx) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: No transaction in progress' };
+    if (this.tx.rcpts.length === 0) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: No recipient specified' };
+    if (this.tx.chunking) return REPLIES.badSequence;
+    return null;
+  }
+
+  private async openMessage(tx: Transaction): Promise<void> {
+    const { listener } = this.deps;
+    const submission = listener.kind === 'socket' || listener.auth !== 'none';
+    const trace = (msgid: string) => traceHeader({
+      facts: this.facts, hostname: this.deps.hostname, rcpts: tx.rcpts.map((r) => r.rcpt), msgid,
+      smtputf8: tx.params.smtputf8, showAuth: listener.receivedAuth, now: new Date(this.deps.clock.now()),
+    });
+    const add = (missing: { messageId: boolean; date: boolean }) => submissionHeaders(missing, this.deps.hostname, new Date(this.deps.clock.now()));
+    await tx.open(this.deps.bus, this.id, trace, submission ? add : null);
+  }
+
+  private async endData(flags: { bareLf: boolean; bareCr: boolean; longLine: boolean }): Promise<Reply> {
+    const tx = this.tx;
+    this.tx = null;
+    if (!tx) return REPLIES.badSequence;
+    return this.finish(tx, flags);
+  }
+
+  private async finish(tx: Transaction, flags: { bareLf: boolean; bareCr: boolean; longLine: boolean }): Promise<Reply> {
+    const refusal = tx.refusal(flags);
+    if (refusal) {
+      await tx.rollback(this.deps.bus);
+      log('info', this.id, 'smtp', 'message-refused', { reason: String(refusal.text) });
+      return refusal;
+    }
+    try {
+      const reply = await tx.commit(this.deps.bus);
+      if (reply.code === 250) {
+        this.mails++;
+        log('info', this.id, 'smtp', 'message', {
+          msgid: tx.msgid, from: `<${tx.sender}>`, nrcpt: tx.rcpts.length, size: tx.received,
+        });
+      }
+      return reply;
+    } catch (err) {
+      await tx.rollback(this.deps.bus);
+      return this.failed('DATA', err);
+    }
+  }
+
+  /** BDAT: the octets follow whatever the reply, so the framer reads them; we answer after. */
+  private async bdat(arg: string): Promise<Reply | null> {
+    const m = BDAT_COMMAND.exec(`BDAT ${arg}`);
+    // without a valid size the octets that follow cannot be told from commands: end the session
+    if (!m) return { code: 421, enhanced: '4.5.4', text: 'Malformed BDAT, closing connection' };
+    this.chunkLast = m[2] !== undefined;
+    this.chunkReply = this.bdatRefusal();
+    if (this.chunkReply) return null;
+    const tx = this.tx!;
+    tx.chunking = true;
+    if (!tx.opened) {
+      try {
+        await this.openMessage(tx);
+      } catch (err) {
+        this.chunkReply = this.failed('BDAT', err);
+      }
+    }
+    return null;
+  }
+
+  private bdatRefusal(): Reply | null {
+    if (this.state !== State.Greeted) return REPLIES.heloFirst;
+    if (!this.tx) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: No transaction in progress' };
+    if (this.tx.rcpts.length === 0) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: No recipient specified' };
+    return null;
+  }
+
+  private async endChunk(): Promise<Reply | null> {
+    const refused = this.chunkReply;
+    this.chunkReply = null;
+    const tx = this.tx;
+    if (refused || !tx) {
+      // a refused chunk spoils the message it belonged to (RFC 3030 §2)
+      if (tx?.opened) await this.reset();
+      return refused ?? REPLIES.badSequence;
+    }
+    if (!this.chunkLast) return { code: 250, enhanced: '2.0.0', text: `${tx.received} octets received` };
+    this.tx = null;
+    // BDAT carries the body as it is: there is no dot-stuffing and line endings are the client's
+    return this.finish(tx, { bareLf: false, bareCr: false, longLine: false });
+  }
+
+  private failed(command: string, err: unknown): Reply {
+    log('warn', this.id, 'smtp', 'failed-command', { command, error: (err as Error).message });
+    return REPLIES.tempfail;
+  }
+
+  /** A method, not a field test: the state changes across awaits (shutdown, timeout). */
   private isClosed(): boolean {
     return this.state === State.Closed;
   }
@@ -181,4 +404,8 @@ export class Session {
   private reply(reply: Reply): void {
     if (this.socket.writable) this.socket.write(formatReply(reply));
   }
+}
+
+function toReply(r: { code: number; enhanced?: string; text: string }): Reply {
+  return { code: r.code, ...(r.enhanced ? { enhanced: r.enhanced } : {}), text: r.text };
 }

@@ -1,0 +1,143 @@
+/**
+ * Delivery status notifications (RFC 3464): a multipart/report with a human-readable part,
+ * the machine-readable message/delivery-status, and the original message's headers (or the
+ * whole message for a failure with RET=FULL), written to a file with the original streamed from
+ * its own file, never held in memory.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import type { Clock } from '../clock.js';
+import type { DsnParams } from '../queue/envelope.js';
+import { headerSafe, rfc5322Date } from '../smtp/trace.js';
+
+export type DsnKind = 'failure' | 'delay' | 'success';
+
+export interface DsnRecipient {
+  finalRcpt: string;
+  origRcpt?: string;
+  /** ORCPT as given: `type;address`. */
+  orcpt?: string;
+  status: string;
+  action: 'failed' | 'delayed' | 'delivered' | 'relayed' | 'expanded';
+  diagnostic?: string;
+  remoteMta?: string;
+}
+
+export interface DsnInput {
+  reportingMta: string;
+  sender: string;
+  arrivalDate: Date;
+  envid?: string;
+  ret: 'FULL' | 'HDRS';
+  kind: DsnKind;
+  recipients: DsnRecipient[];
+  originalPath: string;
+  clock: Clock;
+}
+
+const SUBJECT: Record<DsnKind, string> = { failure: 'failed', delay: 'delayed', success: 'delivered' };
+
+/** RFC 3461 §4.1: NOTIFY=NEVER silences everything; without NOTIFY, failures and delays are reported. */
+export function shouldNotify(dsn: DsnParams, kind: DsnKind): boolean {
+  const notify = dsn.notify;
+  if (!notify) return kind !== 'success';
+  if (notify.includes('NEVER')) return false;
+  return notify.includes(kind === 'failure' ? 'FAILURE' : kind === 'delay' ? 'DELAY' : 'SUCCESS');
+}
+
+/** Where a report goes: nowhere for the null sender, so a report never causes another. */
+export function bounceRecipient(sender: string): string | undefined {
+  return sender === '' ? undefined : sender;
+}
+
+function notice(input: DsnInput): string[] {
+  const lines = ['Hi!', '', 'This is the MAILER-DAEMON, please DO NOT REPLY to this email.', ''];
+  if (input.kind === 'failure') lines.push('An error has occurred while attempting to deliver a message for', 'the following list of recipients:', '');
+  else if (input.kind === 'delay') lines.push('Delivery of a message is delayed for the following list of', 'recipients; it will be tried again until it expires:', '');
+  else lines.push('Your message was successfully delivered to these recipients:', '');
+  for (const r of input.recipients) lines.push(`${headerSafe(r.finalRcpt)}: ${(r.diagnostic ?? r.status).replace(/[\r\n]+/g, ' ')}`);
+  lines.push('', input.kind === 'failure' && input.ret === 'FULL' ? 'Below is a copy of the original message:' : 'Below are the headers of the original message:', '');
+  return lines;
+}
+
+function deliveryStatus(input: DsnInput): string[] {
+  const lines = [`Reporting-MTA: dns; ${headerSafe(input.reportingMta)}`];
+  if (input.envid) lines.push(`Original-Envelope-Id: ${headerSafe(input.envid)}`);
+  lines.push(`Arrival-Date: ${rfc5322Date(input.arrivalDate)}`);
+  for (const r of input.recipients) {
+    lines.push('');
+    if (r.orcpt) {
+      const [type, ...addr] = r.orcpt.split(';');
+      lines.push(`Original-Recipient: ${headerSafe(type ?? 'rfc822')}; ${headerSafe(addr.join(';'))}`);
+    }
+    lines.push(`Final-Recipient: rfc822; ${headerSafe(r.finalRcpt)}`, `Action: ${r.action}`, `Status: ${r.status}`);
+    if (r.remoteMta) lines.push(`Remote-MTA: dns; ${headerSafe(r.remoteMta)}`);
+    if (r.diagnostic) lines.push(`Diagnostic-Code: smtp; ${r.diagnostic.replace(/[\r\n]+/g, ' ').slice(0, 900)}`);
+  }
+  return lines;
+}
+
+/** Copy the original's header section (or all of it), line ends normalised to CRLF. */
+async function copyOriginal(path: string, whole: boolean, write: (s: string | Buffer) => Promise<void>): Promise<void> {
+  let rest = Buffer.alloc(0);
+  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) {
+    let data = Buffer.concat([rest, chunk as Buffer]);
+    let start = 0;
+    for (let lf = data.indexOf(0x0a); lf !== -1; lf = data.indexOf(0x0a, start)) {
+      const line = data.subarray(start, lf > start && data[lf - 1] === 0x0d ? lf - 1 : lf);
+      start = lf + 1;
+      if (!whole && line.length === 0) return;
+      await write(Buffer.concat([line, Buffer.from('\r\n')]));
+    }
+    data = data.subarray(start);
+    rest = Buffer.from(data);
+  }
+  if (rest.length) await write(Buffer.concat([rest, Buffer.from('\r\n')]));
+}
+
+export async function writeDsnReport(outPath: string, input: DsnInput): Promise<void> {
+  const host = headerSafe(input.reportingMta);
+  const boundary = `${randomBytes(8).toString('hex')}/${host}`;
+  const out = createWriteStream(outPath, { flags: 'wx', mode: 0o600 });
+  const write = async (s: string | Buffer) => {
+    if (!out.write(s)) await once(out, 'drain');
+  };
+  const lines = async (ls: string[]) => write(ls.map((l) => `${l}\r\n`).join(''));
+  const whole = input.kind === 'failure' && input.ret === 'FULL';
+  try {
+    await lines([
+      `From: Mailer Daemon <MAILER-DAEMON@${host}>`,
+      `To: <${headerSafe(input.sender)}>`,
+      `Subject: Delivery status notification: ${SUBJECT[input.kind]}`,
+      `Date: ${rfc5322Date(new Date(input.clock.now()))}`,
+      `Message-ID: <${randomBytes(12).toString('hex')}@${host}>`,
+      'MIME-Version: 1.0',
+      `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
+      'Auto-Submitted: auto-replied',
+      '',
+      'This is a MIME-encapsulated message.',
+      '',
+      `--${boundary}`,
+      'Content-Description: Notification',
+      'Content-Type: text/plain; charset=us-ascii',
+      '',
+      ...notice(input),
+      `--${boundary}`,
+      'Content-Description: Delivery Report',
+      'Content-Type: message/delivery-status',
+      '',
+      ...deliveryStatus(input),
+      '',
+      `--${boundary}`,
+      `Content-Description: ${whole ? 'Undelivered Message' : 'Message Headers'}`,
+      `Content-Type: ${whole ? 'message/rfc822' : 'text/rfc822-headers'}`,
+      '',
+    ]);
+    await copyOriginal(input.originalPath, whole, write);
+    await lines(['', `--${boundary}--`]);
+  } finally {
+    out.end();
+    await once(out, 'close');
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The lka role (lookup agent): owns the tables and the resolver, and answers the smtp role's
+ * questions — the client's reverse name, AUTH, MAIL FROM and, above all, what to do with each
+ * RCPT TO: the ruleset, then expansion into final envelopes.
+ */
+import type { Role } from '../bus/bus.js';
+import type { Req, Res, SessionFacts } from '../bus/messages.js';
+import type { Config } from '../config/types.js';
+import type { RoleContext } from '../daemon/context.js';
+import { createResolver, fcrdnsCheck } from '../dns/index.js';
+import type { Resolver } from '../dns/resolver.js';
+import { log } from '../log.js';
+import type { Envelope } from '../queue/envelope.js';
+import { openTables } from '../table/table.js';
+import type { TableSet } from '../table/types.js';
+import { checkPassword } from './auth.js';
+import { expand, type Leaf } from './expand.js';
+import { evaluateRules } from './ruleset.js';
+import { checkSender } from './senders.js';
+
+export interface LkaOptions {
+  /** Tests hand in a resolver pointed at their own DNS server. */
+  resolver?: Resolver;
+}
+
+export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lka'> {
+  let config = ctx.config;
+  let tables: TableSet | null = null;
+  let resolver: Resolver | null = opts.resolver ?? null;
+
+  const needTables = (): TableSet => {
+    if (!tables) throw new Error('lka is not started');
+    return tables;
+  };
+
+  async function resolveRcpt(req: Req<'smtp.rcpt.resolve'>): Promise<Res<'smtp.rcpt.resolve'>> {
+    const t = needTables();
+    const outcome = await evaluateRules(config, t, { facts: req.facts, sender: req.sender, rcpt: req.rcpt });
+    if (outcome.kind === 'tempfail') {
+      log('warn', req.facts.sessionId, 'lka', 'ruleset', { error: outcome.reason });
+      return { result: 'tempfail', reply: { code: 451, enhanced: '4.3.0', text: 'Temporary failure' } };
+    }
+    if (outcome.kind === 'reject') {
+      // OpenSMTPD's wording; 5.7.1 because this is where a relay attempt ends
+      return { result: 'reject', reply: { code: 550, enhanced: '5.7.1', text: 'Invalid recipient' } };
+    }
+    const result = await expand({ config, tables: t, facts: req.facts, sender: req.sender }, req.rcpt, outcome.action);
+    if (!result.ok) return { result: result.temporary ? 'tempfail' : 'reject', reply: result.reply };
+    return { result: 'accept', envelopes: result.leaves.map((leaf) => envelopeOf(config, ctx, req, leaf)) };
+  }
+
+  return {
+    name: 'lka',
+    peers: ['stat'],
+    handlers: {
+      'smtp.session.connect': async ({ facts }) => reverse(resolver, facts),
+      'smtp.auth.check': async (req) => checkPassword(config, needTables(), req),
+      'smtp.mailfrom.check': async (req) => checkSender(config, needTables(), req.facts, req.sender),
+      'smtp.rcpt.resolve': resolveRcpt,
+      // a report to the sender is routed as local mail from the null sender would be
+      'queue.bounce.resolve': async ({ rcpt }) => resolveRcpt({ facts: internalFacts(config), sender: '', rcpt, dsn: { notify: ['NEVER'] }, smtputf8: false }),
+      // a table that fails to reload keeps its old contents: say why, change nothing
+      'control.table.update': async ({ name }) => {
+        try {
+          await needTables().update(name);
+          log('info', null, 'lka', 'table-update', { table: name });
+          return { result: 'ok' };
+        } catch (err) {
+          log('warn', null, 'lka', 'table-error', { table: name, error: (err as Error).message });
+          return { result: 'error', error: (err as Error).message };
+        }
+      },
+      'control.config.reload': async (req) => {
+        const next = await openTables(req.config, ctx.serverName);
+        const old = tables;
+        config = req.config;
+        tables = next;
+        await old?.close();
+      },
+    },
+    async start() {
+      tables = await openTables(config, ctx.serverName);
+      resolver ??= createResolver(config, ctx.clock);
+    },
+    async stop() {
+      await tables?.close();
+      tables = null;
+      if (!opts.resolver) resolver?.close();
+    },
+  };
+}
+
+async function reverse(resolver: Resolver | null, facts: SessionFacts): Promise<Res<'smtp.session.connect'>> {
+  if (facts.socket || !resolver) return { fcrdns: 'error' };
+  const result = await fcrdnsCheck(resolver, facts.clientAddress);
+  return { ...(result.rdns ? { rdns: result.rdns } : {}), fcrdns: result.fcrdns };
+}
+
+function internalFacts(config: Config): SessionFacts {
+  const socket = Math.max(0, config.listeners.findIndex((l) => l.kind === 'socket'));
+  return {
+    sessionId: '0000000000000000', listener: socket, clientAddress: 'local', clientPort: 0,
+    localAddress: 'local', localPort: 0, tls: false, socket: true,
+  };
+}
+
+function envelopeOf(config: Config, ctx: RoleContext, req: Req<'smtp.rcpt.resolve'>, leaf: Leaf): Omit<Envelope, 'id' | 'msgid'> {
+  const { facts } = req;
+  const action = config.actions.get(leaf.action);
+  const listener = config.listeners[facts.listener];
+  return {
+    kind: leaf.kind,
+    action: leaf.action,
+    ...(facts.tag ? { tag: facts.tag } : {}),
+    hostname: listener?.hostname ?? ctx.serverName,
+    helo: facts.helo ?? '',
+    clientAddress: facts.clientAddress,
+    ...(facts.rdns ? { clientRdns: facts.rdns } : {}),
+    ...(facts.authUser ? { authUser: facts.authUser } : {}),
+    sender: req.sender,
+    rcpt: leaf.rcpt,
+    origRcpt: req.rcpt,
+    ...(leaf.kind === 'mda' ? { user: leaf.user } : {}),
+    ...(leaf.kind === 'mda' && leaf.target ? { mdaTarget: leaf.target } : {}),
+    ...(leaf.kind === 'mda' && leaf.subaddress ? { subaddress: leaf.subaddress } : {}),
+    dsn: req.dsn,
+    smtputf8: req.smtputf8,
+    junk: false,
+    createdAt: Math.floor(ctx.clock.now() / 1000),
+    ttl: action?.ttl ?? config.queue.ttl,
+    tries: 0,
+    lastTry: 0,
+    lastWarn: 0,
+  };
+}

@@ -1,0 +1,136 @@
+/**
+ * The queue role: the only role that touches stored mail. It takes bodies and envelopes from
+ * the smtp role and acknowledges them once durable, hands stored envelopes to the scheduler at
+ * start, runs the deliveries the scheduler asks for through the mta or the mda, and records
+ * their outcome — removal, a retry, or a bounce to the sender.
+ */
+import type { Role } from '../bus/bus.js';
+import type { DeliveryResult, Req, Res } from '../bus/messages.js';
+import type { RoleContext } from '../daemon/context.js';
+import { log } from '../log.js';
+import type { LogEvent } from '../log-events.js';
+import { Bouncer } from './bouncer.js';
+import type { Envelope } from './envelope.js';
+import { Queue, QueueError } from './queue.js';
+import { createQueueBackend } from './registry.js';
+
+/** Envelopes handed to the scheduler per message at start, so a big queue does not make one huge message. */
+const WALK_BATCH = 500;
+
+export function createQueueRole(ctx: RoleContext): Role<'queue'> {
+  const { config } = ctx;
+  const queue = new Queue(createQueueBackend(ctx.backends.queue, ctx.spool), {
+    spool: ctx.spool,
+    clock: ctx.clock,
+    compression: config.queue.compression,
+    ...(config.queue.encryption ? { encryptionKey: config.queue.encryption.key } : {}),
+  });
+  const bouncer = new Bouncer(ctx, queue);
+  let stopping = false;
+
+  const submit = (envelopes: Envelope[]) => {
+    if (envelopes.length) ctx.bus.notify('queue.envelope.submit', { envelopes }, () => undefined);
+  };
+
+  async function commit(req: Req<'smtp.message.commit'>): Promise<Res<'smtp.message.commit'>> {
+    try {
+      const stored = await queue.commit(req.msgid, req.envelopes);
+      submit(stored);
+      ctx.bus.notify('stat.increment', { key: 'queue.message' }, () => undefined);
+      return { result: 'ok', evpids: stored.map((e) => e.id) };
+    } catch (err) {
+      const full = err instanceof QueueError && err.code === 'full';
+      log('warn', req.msgid, 'queue', 'commit-failed', { msgid: req.msgid, error: (err as Error).message });
+      return {
+        result: 'tempfail',
+        reply: full ? { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage' } : { code: 451, enhanced: '4.3.0', text: 'Temporary failure' },
+      };
+    }
+  }
+
+  /** One delivery attempt, start to finish; any error here means "try again later". */
+  async function deliver(evpid: string): Promise<void> {
+    const envelope = await queue.load(evpid);
+    if (!envelope) return void ctx.bus.notify('queue.envelope.done', { evpid }, () => undefined);
+    let result: DeliveryResult;
+    const body = await queue.body(envelope.msgid);
+    try {
+      const type = envelope.kind === 'mda' ? 'queue.delivery.mda' : 'queue.delivery.mta';
+      result = await ctx.bus.request(type, { envelope, bodyPath: body.path });
+    } finally {
+      await body.release();
+    }
+    await record(envelope, result);
+  }
+
+  async function record(envelope: Envelope, result: DeliveryResult): Promise<void> {
+    const now = Math.floor(ctx.clock.now() / 1000);
+    switch (result.result) {
+      case 'ok':
+        await bouncer.delivered(envelope);
+        await queue.remove(envelope.id);
+        return void ctx.bus.notify('queue.envelope.done', { evpid: envelope.id }, () => undefined);
+      case 'permfail':
+        return bouncer.failed(envelope, result);
+      case 'tempfail':
+      case 'loop': {
+        const tries = envelope.tries + (result.result === 'tempfail' ? 1 : 0);
+        await queue.update({ ...envelope, tries, lastTry: now, lastError: `${result.enhanced} ${result.detail}` });
+        return void ctx.bus.notify('queue.envelope.retry', { evpid: envelope.id, tries, lastTry: now }, () => undefined);
+      }
+    }
+  }
+
+  const schedule = ({ evpids }: Req<'scheduler.envelope.schedule'>) => {
+    for (const evpid of evpids) {
+      deliver(evpid).catch((err: Error) => {
+        log('warn', evpid, 'queue', 'delivery-error', { evpid, error: err.message });
+        if (!stopping) {
+          ctx.bus.notify('queue.envelope.retry', { evpid, tries: 0, lastTry: Math.floor(ctx.clock.now() / 1000) }, () => undefined);
+        }
+      });
+    }
+  };
+
+  const onEnvelope = (what: LogEvent, fn: (e: Envelope) => Promise<void>) => ({ evpid }: { evpid: string }) => {
+    queue.load(evpid)
+      .then((e) => (e ? fn(e) : undefined))
+      .catch((err: Error) => log('warn', evpid, 'queue', what, { evpid, error: err.message }));
+  };
+
+  return {
+    name: 'queue',
+    peers: ['scheduler', 'mta', 'mda', 'lka', 'stat'],
+    handlers: {
+      'smtp.message.create': () => queue.create(),
+      'smtp.message.commit': commit,
+      'smtp.message.rollback': ({ msgid }) => queue.rollback(msgid),
+      'scheduler.envelope.schedule': schedule,
+      'scheduler.envelope.expire': onEnvelope('expire', (e) => bouncer.expired(e)),
+      'scheduler.envelope.warn': onEnvelope('delay-notice', (e) => bouncer.delayed(e)),
+      'scheduler.envelope.remove': onEnvelope('remove', async (e) => {
+        await queue.remove(e.id);
+        log('info', e.id, 'queue', 'remove', { evpid: e.id, reason: 'Removed by administrator' });
+      }),
+    },
+    async start() {
+      stopping = false;
+      await queue.open();
+      let batch: Envelope[] = [];
+      let count = 0;
+      for await (const envelope of queue.walk()) {
+        batch.push(envelope);
+        count++;
+        if (batch.length >= WALK_BATCH) submit(batch.splice(0));
+      }
+      submit(batch);
+      batch = [];
+      log('info', null, 'queue', 'queue-load', { envelopes: count, backend: ctx.backends.queue });
+    },
+    async stop() {
+      stopping = true;
+      await bouncer.flush();
+      await queue.close();
+    },
+  };
+}

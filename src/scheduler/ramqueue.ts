@@ -1,0 +1,140 @@
+/**
+ * `ramqueue`, the default scheduler backend: entries in a map, pending ones in a min-heap keyed
+ * by their next event (try, delay notice or expiry), with stale heap items skipped lazily. It is
+ * rebuilt from the queue at every start, so it keeps nothing on disk.
+ */
+import type { EnvelopeKind } from '../queue/envelope.js';
+import type { Batch, SchedulerBackend, SchedulerEntry } from './backend.js';
+import { nextWarn } from './backoff.js';
+
+interface HeapItem {
+  at: number;
+  evpid: string;
+  version: number;
+}
+
+class MinHeap {
+  private items: HeapItem[] = [];
+
+  get length(): number {
+    return this.items.length;
+  }
+
+  peek(): HeapItem | undefined {
+    return this.items[0];
+  }
+
+  push(item: HeapItem): void {
+    const a = this.items;
+    a.push(item);
+    for (let i = a.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1;
+      if (a[p]!.at <= a[i]!.at) break;
+      [a[p], a[i]] = [a[i]!, a[p]!];
+      i = p;
+    }
+  }
+
+  pop(): HeapItem | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last) {
+      a[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && a[l]!.at < a[m]!.at) m = l;
+        if (r < a.length && a[r]!.at < a[m]!.at) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i]!, a[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+export class RamQueue implements SchedulerBackend {
+  private readonly entries = new Map<string, SchedulerEntry>();
+  private readonly versions = new Map<string, number>();
+  private readonly heap = new MinHeap();
+  private warnIntervals: number[] = [];
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  insert(entry: SchedulerEntry): void {
+    this.entries.set(entry.evpid, entry);
+    this.index(entry);
+  }
+
+  get(evpid: string): SchedulerEntry | undefined {
+    return this.entries.get(evpid);
+  }
+
+  update(entry: SchedulerEntry): void {
+    if (!this.entries.has(entry.evpid)) return;
+    this.entries.set(entry.evpid, entry);
+    this.index(entry);
+  }
+
+  remove(evpid: string): void {
+    this.entries.delete(evpid);
+    this.versions.delete(evpid);
+  }
+
+  list(msgid?: string): SchedulerEntry[] {
+    const all = [...this.entries.values()];
+    return msgid ? all.filter((e) => e.msgid === msgid) : all;
+  }
+
+  private wakeAt(e: SchedulerEntry): number {
+    return Math.min(e.nextTry, e.expiresAt, nextWarn(e.createdAt, e.lastWarn, e.tries, this.warnIntervals));
+  }
+
+  /** Only pending, unsuspended entries are in the heap; a new version makes older items stale. */
+  private index(e: SchedulerEntry): void {
+    const version = (this.versions.get(e.evpid) ?? 0) + 1;
+    this.versions.set(e.evpid, version);
+    if (e.state === 'pending' && !e.suspended) this.heap.push({ at: this.wakeAt(e), evpid: e.evpid, version });
+  }
+
+  batch(now: number, max: number, kinds: ReadonlySet<EnvelopeKind>, warnIntervals: number[]): Batch {
+    this.warnIntervals = warnIntervals;
+    const out: Batch = { deliver: [], expire: [], warn: [], nextWakeAt: Infinity };
+    const groups = new Map<string, SchedulerEntry[]>();
+    const parked: SchedulerEntry[] = [];
+    for (let top = this.heap.peek(); top && top.at <= now; top = this.heap.peek()) {
+      this.heap.pop();
+      const e = this.entries.get(top.evpid);
+      if (!e || this.versions.get(e.evpid) !== top.version) continue;
+      if (now >= e.expiresAt) {
+        out.expire.push(e.evpid);
+        continue;
+      }
+      if (nextWarn(e.createdAt, e.lastWarn, e.tries, warnIntervals) <= now) {
+        out.warn.push(e.evpid);
+        e.lastWarn = now;
+      }
+      if (e.nextTry > now) this.index(e);
+      else if (!kinds.has(e.kind)) parked.push(e);
+      else groups.set(e.queueKey, [...(groups.get(e.queueKey) ?? []), e]);
+    }
+    // round-robin over action+domain: one big message cannot starve every other destination
+    const queues = [...groups.values()];
+    while (out.deliver.length < max && queues.some((q) => q.length)) {
+      for (const q of queues) {
+        const e = q.shift();
+        if (e && out.deliver.length < max) out.deliver.push(e.evpid);
+        else if (e) q.unshift(e);
+      }
+    }
+    for (const q of queues) for (const e of q) this.index(e);
+    out.nextWakeAt = this.heap.peek()?.at ?? Infinity;
+    for (const e of parked) this.index(e);
+    return out;
+  }
+}

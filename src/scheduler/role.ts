@@ -1,0 +1,176 @@
+/**
+ * The scheduler role: decides when each stored envelope is tried, and owns the daemon's one
+ * delivery timer. Envelopes come from the queue (new mail, and every stored envelope at start);
+ * due ones go back to the queue in fair batches; results come back as done or retry. Nothing
+ * in flight is scheduled twice, and no more than `max-inflight` are out at once.
+ */
+import type { Role } from '../bus/bus.js';
+import type { Res, SchedulerView } from '../bus/messages.js';
+import type { Timer } from '../clock.js';
+import type { RoleContext } from '../daemon/context.js';
+import { log } from '../log.js';
+import type { Envelope, EnvelopeKind } from '../queue/envelope.js';
+import { isEvpid, isMsgid } from '../queue/envelope.js';
+import type { SchedulerBackend, SchedulerEntry } from './backend.js';
+import { nextTry } from './backoff.js';
+import { createSchedulerBackend } from './registry.js';
+
+const DEFAULT_MAX_INFLIGHT = 5000;
+const DEFAULT_MAX_SCHEDULE = 100;
+
+export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
+  const backend: SchedulerBackend = createSchedulerBackend(ctx.backends.scheduler);
+  const limits = ctx.config.schedulerLimits;
+  const maxInflight = limits['max-inflight'] ?? DEFAULT_MAX_INFLIGHT;
+  const maxSchedule = limits['max-schedule'] ?? DEFAULT_MAX_SCHEDULE;
+  const kinds = new Set<EnvelopeKind>(['mda', 'mta', 'bounce']);
+  let inflight = 0;
+  let timer: Timer | null = null;
+  let timerAt = Infinity;
+  let running = false;
+  const nowSec = () => Math.floor(ctx.clock.now() / 1000);
+  const notify = <T extends 'scheduler.envelope.schedule' | 'scheduler.envelope.expire' | 'scheduler.envelope.warn' | 'scheduler.envelope.remove'>(type: T, req: Parameters<typeof ctx.bus.notify<T>>[1]) =>
+    ctx.bus.notify(type, req, () => undefined);
+  const gauge = () => {
+    ctx.bus.notify('stat.set', { key: 'scheduler.envelope', value: backend.size }, () => undefined);
+    ctx.bus.notify('stat.set', { key: 'scheduler.envelope.inflight', value: inflight }, () => undefined);
+  };
+
+  const entryOf = (e: Envelope): SchedulerEntry => ({
+    evpid: e.id,
+    msgid: e.msgid,
+    kind: e.kind,
+    queueKey: `${e.action}|${e.rcpt.slice(e.rcpt.lastIndexOf('@') + 1).toLowerCase()}`,
+    createdAt: e.createdAt,
+    expiresAt: e.createdAt + e.ttl,
+    tries: e.tries,
+    lastTry: e.lastTry,
+    lastWarn: e.lastWarn,
+    // new mail is tried at once; reloaded mail when its retry falls due
+    nextTry: e.tries === 0 ? e.createdAt : nextTry(e.kind, e.createdAt, e.tries, Math.max(e.lastTry, e.createdAt)),
+    state: 'pending',
+    suspended: false,
+  });
+
+  /** One round: hand out what is due, then sleep until the next event. */
+  function run(): void {
+    timer = null;
+    timerAt = Infinity;
+    if (!running) return;
+    const now = nowSec();
+    const room = Math.max(0, Math.min(maxSchedule, maxInflight - inflight));
+    const batch = backend.batch(now, room, kinds, ctx.config.bounce.warnIntervals);
+    for (const evpid of batch.expire) {
+      setState(evpid, 'inflight');
+      log('info', evpid, 'scheduler', 'expire', { evpid });
+      notify('scheduler.envelope.expire', { evpid });
+    }
+    for (const evpid of batch.warn) notify('scheduler.envelope.warn', { evpid });
+    for (const evpid of batch.deliver) setState(evpid, 'inflight');
+    if (batch.deliver.length) notify('scheduler.envelope.schedule', { evpids: batch.deliver });
+    gauge();
+    // more is due but there was no room: the next done/retry wakes us
+    if (batch.nextWakeAt <= now && inflight >= maxInflight) return;
+    arm(batch.nextWakeAt <= now ? ctx.clock.now() : batch.nextWakeAt * 1000);
+  }
+
+  function arm(atMs: number): void {
+    if (!running || atMs === Infinity || atMs >= timerAt) return;
+    timer?.cancel();
+    timerAt = atMs;
+    timer = ctx.clock.setTimer(Math.max(0, atMs - ctx.clock.now()), run);
+  }
+
+  const soon = () => arm(ctx.clock.now());
+
+  function setState(evpid: string, state: 'pending' | 'inflight'): void {
+    const e = backend.get(evpid);
+    if (!e || e.state === state) return;
+    inflight += state === 'inflight' ? 1 : -1;
+    backend.update({ ...e, state });
+  }
+
+  function targets(target: string): SchedulerEntry[] {
+    if (target === 'all') return backend.list();
+    if (isEvpid(target)) return backend.get(target) ? [backend.get(target)!] : [];
+    if (isMsgid(target)) return backend.list(target);
+    throw new Error(`invalid envelope or message id: ${target}`);
+  }
+
+  function command(op: 'schedule' | 'remove' | 'suspend' | 'resume', target: string): Res<'control.scheduler.command'> {
+    const list = targets(target);
+    for (const e of list) {
+      if (op === 'remove') {
+        if (e.state === 'inflight') continue;
+        backend.remove(e.evpid);
+        notify('scheduler.envelope.remove', { evpid: e.evpid });
+      } else if (op === 'schedule') {
+        backend.update({ ...e, nextTry: nowSec(), suspended: false });
+      } else {
+        backend.update({ ...e, suspended: op === 'suspend' });
+      }
+    }
+    log('info', null, 'scheduler', 'control', { op, target, envelopes: list.length });
+    soon();
+    gauge();
+    return { count: list.length };
+  }
+
+  const view = (e: SchedulerEntry): SchedulerView => ({
+    evpid: e.evpid, state: e.state, suspended: e.suspended, tries: e.tries, lastTry: e.lastTry, nextTry: e.nextTry, expiresAt: e.expiresAt,
+  });
+
+  return {
+    name: 'scheduler',
+    peers: ['queue', 'stat'],
+    handlers: {
+      'queue.envelope.submit': ({ envelopes }) => {
+        for (const e of envelopes) if (!backend.get(e.id)) backend.insert(entryOf(e));
+        soon();
+        gauge();
+      },
+      'queue.envelope.done': ({ evpid }) => {
+        const e = backend.get(evpid);
+        if (e?.state === 'inflight') inflight--;
+        backend.remove(evpid);
+        soon();
+        gauge();
+      },
+      'queue.envelope.retry': ({ evpid, tries, lastTry }) => {
+        const e = backend.get(evpid);
+        if (!e) return;
+        if (e.state === 'inflight') inflight--;
+        const at = nextTry(e.kind, e.createdAt, tries, Math.max(lastTry, nowSec()));
+        backend.update({ ...e, state: 'pending', tries, lastTry, nextTry: at });
+        soon();
+        gauge();
+      },
+      'control.scheduler.list': ({ msgid }) => ({ entries: backend.list(msgid).map(view) }),
+      'control.scheduler.command': ({ op, target }) => command(op, target),
+      'control.scheduler.pause': ({ kind, paused }) => {
+        const changed = kinds.has(kind) === paused;
+        if (paused) kinds.delete(kind);
+        else kinds.add(kind);
+        if (kind === 'mta') (paused ? kinds.delete('bounce') : kinds.add('bounce'));
+        if (changed) log('info', null, 'scheduler', 'control', { [kind]: paused ? 'paused' : 'resumed' });
+        soon();
+        return { changed };
+      },
+      'control.scheduler.status': () => ({
+        mda: kinds.has('mda') ? 'running' : 'paused',
+        mta: kinds.has('mta') ? 'running' : 'paused',
+        envelopes: backend.size,
+        inflight,
+      }),
+    },
+    async start() {
+      running = true;
+      soon();
+    },
+    async stop() {
+      running = false;
+      timer?.cancel();
+      timer = null;
+    },
+  };
+}

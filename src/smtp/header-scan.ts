@@ -1,0 +1,89 @@
+/**
+ * Watches the header section of a body as it streams past: counts `Received:` hops for loop
+ * detection and, on submission listeners, inserts `Message-ID:` and `Date:` just before the blank
+ * line when the client left them out. Memory stays bounded: only one header line is ever held,
+ * and past the header section bytes go straight through.
+ */
+
+/** A header line longer than this is not inspected further (it still passes through whole). */
+const MAX_INSPECTED = 1000;
+
+export class HeaderScan {
+  hops = 0;
+  private inHeaders = true;
+  private line: Buffer[] = [];
+  private lineLength = 0;
+  private seenMessageId = false;
+  private seenDate = false;
+  /** Inside a header line already passed on: the rest of it goes straight through. */
+  private skipping = false;
+
+  /** `addHeaders(missing)` returns the header lines to insert (CRLF-terminated), or null for none. */
+  constructor(private readonly addHeaders: ((missing: { messageId: boolean; date: boolean }) => string) | null) {}
+
+  /** Bytes in, bytes out (possibly with headers inserted), in order. */
+  push(bytes: Buffer): Buffer[] {
+    if (!this.inHeaders) return [bytes];
+    const out: Buffer[] = [];
+    let start = 0;
+    while (this.inHeaders && start < bytes.length) {
+      const lf = bytes.indexOf(0x0a, start);
+      const end = lf === -1 ? bytes.length : lf + 1;
+      const piece = bytes.subarray(start, end);
+      start = end;
+      if (this.skipping) {
+        out.push(piece);
+        if (lf !== -1) this.skipping = false;
+        continue;
+      }
+      this.line.push(piece);
+      this.lineLength += piece.length;
+      if (lf === -1) {
+        // a header line too long to inspect is looked at once and passed on, not held
+        if (this.lineLength > MAX_INSPECTED) out.push(this.takeLine(true));
+        continue;
+      }
+      const line = this.takeLine(false);
+      if (line.length === 1 || (line.length === 2 && line[0] === 0x0d)) {
+        // the blank line: the header section ends here; insert what is missing before it
+        this.inHeaders = false;
+        const extra = this.missing();
+        if (extra) out.push(Buffer.from(extra, 'utf8'));
+      } else {
+        this.inspect(line);
+      }
+      out.push(line);
+    }
+    if (start < bytes.length) out.push(bytes.subarray(start));
+    return out;
+  }
+
+  /** End of body: a message with no blank line at all is all headers; what is held goes out. */
+  end(): Buffer[] {
+    if (!this.line.length) return [];
+    return [this.takeLine(true)];
+  }
+
+  private takeLine(inspect: boolean): Buffer {
+    const line = Buffer.concat(this.line);
+    this.line = [];
+    this.lineLength = 0;
+    if (inspect) {
+      this.inspect(line);
+      this.skipping = true;
+    }
+    return line;
+  }
+
+  private inspect(line: Buffer): void {
+    const head = line.subarray(0, 16).toString('latin1').toLowerCase();
+    if (head.startsWith('received:')) this.hops++;
+    else if (head.startsWith('message-id:')) this.seenMessageId = true;
+    else if (head.startsWith('date:')) this.seenDate = true;
+  }
+
+  private missing(): string | null {
+    if (!this.addHeaders || (this.seenMessageId && this.seenDate)) return null;
+    return this.addHeaders({ messageId: !this.seenMessageId, date: !this.seenDate });
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * What the server writes into a message it accepts: the `Received:` trace line of RFC 5321 §4.4
+ * in OpenSMTPD's shape, and on submission listeners the `Message-ID:` and `Date:` a client left
+ * out. Every value interpolated here comes from the client, so each is stripped of anything that
+ * could end a header line or break its syntax.
+ */
+import { randomBytes } from 'node:crypto';
+import type { SessionFacts } from '../bus/messages.js';
+
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** RFC 5322 §3.3 date-time, in UTC. */
+export function rfc5322Date(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+/** Only printable ASCII without the characters that delimit comments and addresses in a header. */
+export function headerSafe(value: string): string {
+  return value.replace(/[^\x21-\x7e]|[()<>\\";]/g, '?').slice(0, 255);
+}
+
+export interface TlsDetails {
+  version: string;
+  cipher: string;
+  bits: number;
+  verified: boolean;
+}
+
+export interface TraceInput {
+  facts: SessionFacts;
+  hostname: string;
+  msgid: string;
+  rcpts: string[];
+  smtputf8: boolean;
+  tls?: TlsDetails;
+  /** Name the authenticated user in the header (`received-auth` on the listener). */
+  showAuth: boolean;
+  now: Date;
+}
+
+/** RFC 3848 protocol names: ESMTP, with S for TLS and A for AUTH; UTF8SMTP* with SMTPUTF8. */
+function protocol(t: TraceInput): string {
+  const base = t.smtputf8 ? 'UTF8SMTP' : 'ESMTP';
+  return `${base}${t.tls ? 'S' : ''}${t.facts.authUser ? 'A' : ''}`;
+}
+
+export function traceHeader(t: TraceInput): string {
+  const { facts } = t;
+  const from = facts.socket
+    ? 'from localhost (localhost [local])'
+    : `from ${headerSafe(facts.helo ?? 'unknown')} (${headerSafe(facts.rdns ?? 'unknown')} [${headerSafe(facts.clientAddress)}])`;
+  const lines = [`Received: ${from}`, `\tby ${headerSafe(t.hostname)} (tsmtpd) with ${protocol(t)} id ${t.msgid}`];
+  if (t.tls) lines.push(`\t(${headerSafe(t.tls.version)}:${headerSafe(t.tls.cipher)}:${t.tls.bits}:${t.tls.verified ? 'YES' : 'NO'})`);
+  if (t.showAuth && facts.authUser) lines.push(`\t(authenticated as ${headerSafe(facts.authUser)})`);
+  // one recipient is named; several would disclose each other (RFC 5321 §7.2)
+  if (t.rcpts.length === 1) lines.push(`\tfor <${headerSafe(t.rcpts[0]!)}>`);
+  lines[lines.length - 1] += ';';
+  lines.push(`\t${rfc5322Date(t.now)}`);
+  return lines.join('\r\n') + '\r\n';
+}
+
+/** The headers a submission listener adds when the client's message lacks them. */
+export function submissionHeaders(missing: { messageId: boolean; date: boolean }, hostname: string, now: Date): string {
+  let out = '';
+  if (missing.messageId) out += `Message-ID: <${randomBytes(12).toString('hex')}@${headerSafe(hostname)}>\r\n`;
+  if (missing.date) out += `Date: ${rfc5322Date(now)}\r\n`;
+  return out;
+}

@@ -1,0 +1,109 @@
+/**
+ * One mail transaction, MAIL FROM to the end of DATA or BDAT LAST: the sender and its
+ * parameters, the accepted recipients with the envelopes the lka made of them, and the body on
+ * its way into the queue file. It never replies by itself; the session turns its outcomes into
+ * replies.
+ */
+import type { Endpoint } from '../bus/bus.js';
+import type { Envelope, DsnParams } from '../queue/envelope.js';
+import type { Reply } from './reply.js';
+import { MessageWriter } from './message-writer.js';
+import { HeaderScan } from './header-scan.js';
+
+export interface MailParams {
+  size?: number;
+  body?: '7BIT' | '8BITMIME' | 'BINARYMIME';
+  smtputf8: boolean;
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+}
+
+export interface BodyFlags {
+  bareLf: boolean;
+  bareCr: boolean;
+  longLine: boolean;
+}
+
+/** RFC 5321 §6.3 / OpenSMTPD: more Received: headers than this is a mail loop. */
+export const MAX_HOPS = 100;
+
+export class Transaction {
+  readonly rcpts: { rcpt: string; dsn: DsnParams; envelopes: Omit<Envelope, 'id' | 'msgid'>[] }[] = [];
+  msgid: string | null = null;
+  private writer: MessageWriter | null = null;
+  private scan: HeaderScan | null = null;
+  /** Octets of the body received, whether written or not (SIZE is enforced on this). */
+  received = 0;
+  tooBig = false;
+  /** BDAT was used: DATA is no longer allowed in this transaction, and the reverse. */
+  chunking = false;
+
+  constructor(
+    readonly sender: string,
+    readonly params: MailParams,
+    private readonly maxSize: number,
+  ) {}
+
+  /** Ask the queue for a message file and write the trace header first. */
+  async open(bus: Endpoint, sessionId: string, trace: (msgid: string) => string, addHeaders: ((missing: { messageId: boolean; date: boolean }) => string) | null): Promise<void> {
+    const { msgid, path } = await bus.request('smtp.message.create', { sessionId });
+    this.msgid = msgid;
+    this.writer = new MessageWriter(path);
+    this.writer.write(trace(msgid));
+    this.scan = new HeaderScan(addHeaders);
+  }
+
+  get opened(): boolean {
+    return this.writer !== null;
+  }
+
+  /** Body bytes; returns false when the caller should wait for `drained()`. */
+  write(bytes: Buffer): boolean {
+    this.received += bytes.length;
+    if (this.received > this.maxSize) this.tooBig = true;
+    if (this.tooBig || !this.writer || !this.scan) return true;
+    let ok = true;
+    for (const part of this.scan.push(bytes)) ok = this.writer.write(part) && ok;
+    return ok;
+  }
+
+  drained(): Promise<void> {
+    return this.writer ? this.writer.drained() : Promise.resolve();
+  }
+
+  /** Why the body cannot be accepted, or null; checked once the whole body is in. */
+  refusal(flags: BodyFlags): Reply | null {
+    if (this.tooBig) return { code: 552, enhanced: '5.3.4', text: 'Message too large' };
+    if (flags.bareLf || flags.bareCr) {
+      // a bare CR or LF is how SMTP smuggling starts (CVE-2023-51764): such a message is refused whole
+      return { code: 550, enhanced: '5.5.2', text: 'Bare CR or LF in message data (RFC 5321 §2.3.8)' };
+    }
+    if (flags.longLine) return { code: 550, enhanced: '5.5.2', text: 'Line too long (RFC 5322 §2.1.1: 998 octets)' };
+    if (this.scan && this.scan.hops > MAX_HOPS) return { code: 554, enhanced: '5.4.6', text: 'Too many hops' };
+    return null;
+  }
+
+  /** Flush the file (the queue's commit makes it durable) and commit the envelopes. */
+  async commit(bus: Endpoint): Promise<Reply> {
+    if (!this.writer || !this.msgid || !this.scan) throw new Error('transaction has no message');
+    for (const part of this.scan.end()) this.writer.write(part);
+    await this.writer.finish();
+    this.writer = null;
+    const envelopes = this.rcpts.flatMap((r) => r.envelopes);
+    const res = await bus.request('smtp.message.commit', { msgid: this.msgid, envelopes });
+    if (res.result !== 'ok') {
+      this.msgid = null;
+      return { code: res.reply.code, enhanced: res.reply.enhanced ?? '4.3.0', text: res.reply.text };
+    }
+    return { code: 250, enhanced: '2.0.0', text: `${this.msgid} Message accepted for delivery` };
+  }
+
+  /** Drop the message file, if any; safe to call at any point and more than once. */
+  async rollback(bus: Endpoint): Promise<void> {
+    this.writer?.abort();
+    this.writer = null;
+    const msgid = this.msgid;
+    this.msgid = null;
+    if (msgid) await bus.request('smtp.message.rollback', { msgid }).catch(() => undefined);
+  }
+}
