@@ -11,6 +11,7 @@ import { SESSION_LIMITS, type SessionLimits } from './limits.js';
 import { openListener } from './listener.js';
 import { formatReply, REPLIES } from './reply.js';
 import { Session } from './session.js';
+import { listenerTls, type ListenerTls } from './tls.js';
 
 export function isLoopback(address: string): boolean {
   return address === 'local' || address === '::1' || /^(?:::ffff:)?127\./.test(address);
@@ -26,6 +27,8 @@ export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION
   const perAddress = new Map<string, number>();
   // `tsmtpctl pause smtp`: new sessions are turned away with 421 until resumed; open ones finish
   let paused = false;
+  // built at start: a pki that cannot be read stops the daemon there, not at the first STARTTLS
+  const tls: (ListenerTls | null)[] = [];
 
   const onClose = (s: Session) => {
     sessions.delete(s);
@@ -53,7 +56,8 @@ export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION
     perAddress.set(address, count + 1);
     const hostname = listener.hostname ?? ctx.serverName;
     const session = new Session(newSessionId(), socket, {
-      bus: ctx.bus, config: ctx.config, listener, listenerIndex: index, hostname, limits, clock: ctx.clock, onClose,
+      bus: ctx.bus, config: ctx.config, listener, listenerIndex: index, hostname, limits, clock: ctx.clock,
+      tls: tls[index] ?? null, onClose,
     });
     sessions.add(session);
     ctx.bus.notify('stat.increment', { key: 'smtp.session' }, () => {});
@@ -73,6 +77,7 @@ export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION
       },
     },
     async start() {
+      for (const listener of ctx.config.listeners) tls.push(listenerTls(ctx.config, listener, ctx.serverName));
       for (const [index, listener] of ctx.config.listeners.entries()) {
         const opened = await openListener(listener, ctx.spool, accept(index));
         servers.push(...opened);

@@ -17,6 +17,8 @@ import { Transaction } from './transaction.js';
 import { addressKey, parseForwardPath, parseReversePath } from './address.js';
 import { parseMailParams, parseRcptParams } from './params.js';
 import { traceHeader, submissionHeaders } from './trace.js';
+import { acceptTls, tlsDetails, type ListenerTls, type TlsDetails } from './tls.js';
+import { SaslExchange, type SaslStep } from './sasl.js';
 
 /** Bytes a client may send ahead while its DATA line is being answered. */
 const MAX_HELD_BYTES = 1024 * 1024;
@@ -35,6 +37,8 @@ export interface SessionDeps {
   hostname: string;
   limits: SessionLimits;
   clock: Clock;
+  /** The listener's TLS setup; null when it offers none. */
+  tls: ListenerTls | null;
   onClose(session: Session): void;
 }
 
@@ -59,10 +63,13 @@ export class Session {
   /** The reply owed at the end of the current BDAT chunk (RFC 3030 answers after the octets). */
   private chunkReply: Reply | null = null;
   private chunkLast = false;
+  private tls: TlsDetails | null = null;
+  /** An AUTH exchange waiting for the client's next line. */
+  private sasl: SaslExchange | null = null;
 
   constructor(
     readonly id: string,
-    private readonly socket: Socket,
+    private socket: Socket,
     private readonly deps: SessionDeps,
   ) {
     const local = deps.listener.kind === 'socket';
@@ -80,14 +87,47 @@ export class Session {
   }
 
   start(): void {
-    this.socket.setTimeout(this.deps.limits.idleTimeoutMs);
-    this.socket.on('timeout', () => this.close(REPLIES.timeout, 'timeout'));
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.socket.on('error', () => this.close(null, 'error'));
-    this.socket.on('close', () => this.close(null, 'disconnect'));
     log('info', this.id, 'smtp', 'connected', { address: this.facts.clientAddress, port: this.facts.clientPort, listener: this.deps.listenerIndex });
+    if (this.deps.listener.tls === 'smtps' && this.deps.tls) {
+      // SMTPS: the handshake comes before the banner
+      this.socket.on('error', () => this.close(null, 'error'));
+      void this.startTls().then((ok) => (ok ? this.greet() : undefined));
+      return;
+    }
+    this.attach();
     this.socket.pause();
     void this.greet();
+  }
+
+  private attach(): void {
+    const s = this.socket;
+    s.setTimeout(this.deps.limits.idleTimeoutMs);
+    s.on('timeout', () => this.close(REPLIES.timeout, 'timeout'));
+    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.on('error', () => this.close(null, 'error'));
+    s.on('close', () => this.close(null, 'disconnect'));
+  }
+
+  /** Hand the connection to TLS; false (and the session closed) when the handshake fails. */
+  private async startTls(): Promise<boolean> {
+    const plain = this.socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('timeout');
+    plain.removeAllListeners('close');
+    try {
+      this.socket = await acceptTls(plain, this.deps.tls!, this.deps.limits.idleTimeoutMs);
+    } catch (err) {
+      log('info', this.id, 'smtp', 'tls', { result: 'failed', error: (err as Error).message });
+      this.close(null, 'tls-failed');
+      return false;
+    }
+    plain.removeAllListeners('error');
+    plain.on('error', () => undefined);
+    this.tls = tlsDetails(this.socket as import('node:tls').TLSSocket);
+    this.facts.tls = true;
+    log('info', this.id, 'smtp', 'tls', { version: this.tls.version, cipher: this.tls.cipher, verified: this.tls.verified });
+    this.attach();
+    return !this.isClosed();
   }
 
   /** The lka's reverse lookup comes first: rules and filters may match on it from the start. */
@@ -150,6 +190,7 @@ export class Session {
     // every event kind is handled: the compiler checks the switch is exhaustive
     switch (ev.kind) {
       case 'line': {
+        if (this.sasl) return this.saslStep(this.sasl.next(ev.line));
         const reply = await this.command(ev.line);
         // a DATA or STARTTLS line stops the framer; unless the command started a body, read on
         if (this.reader.held) this.events.push(...this.reader.resume());
@@ -182,7 +223,13 @@ export class Session {
     const arg = space < 0 ? '' : line.slice(space + 1).trim();
     if (verb === 'BDAT') return this.bdat(arg);
     if (CONTROL_CHARS.test(line)) return REPLIES.argsSyntax;
+    const gate = this.gate(verb);
+    if (gate) return gate;
     switch (verb) {
+      case 'STARTTLS':
+        return this.starttls(arg);
+      case 'AUTH':
+        return this.auth(arg);
       case 'HELO':
       case 'EHLO':
         return this.helo(verb, arg);
@@ -211,6 +258,75 @@ export class Session {
     }
   }
 
+  /** Checks every command passes before its own: TLS required first, AUTH required before mail. */
+  private gate(verb: string): Reply | null {
+    const { listener } = this.deps;
+    const always = ['EHLO', 'HELO', 'STARTTLS', 'NOOP', 'RSET', 'QUIT', 'HELP'];
+    if (listener.tls === 'require' && !this.facts.tls && !always.includes(verb)) {
+      return { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' };
+    }
+    if (listener.auth === 'required' && !this.facts.authUser && (verb === 'MAIL' || verb === 'RCPT' || verb === 'DATA')) {
+      return { code: 530, enhanced: '5.7.0', text: 'Authentication required' };
+    }
+    return null;
+  }
+
+  private offersStarttls(): boolean {
+    return !!this.deps.tls && this.deps.listener.tls !== 'smtps' && !this.facts.tls;
+  }
+
+  /** AUTH only where credentials cannot be read off the wire: over TLS, or on the local socket. */
+  private offersAuth(): boolean {
+    return this.deps.listener.auth !== 'none' && (this.facts.tls || this.facts.socket);
+  }
+
+  /** STARTTLS: reply 220, drop whatever the client sent after the command (CVE-2011-0411), handshake. */
+  private async starttls(arg: string): Promise<Reply | null> {
+    if (arg) return REPLIES.argsSyntax;
+    if (this.facts.tls) return REPLIES.badSequence;
+    if (!this.offersStarttls()) return REPLIES.notImplemented;
+    if (this.state !== State.Greeted) return REPLIES.heloFirst;
+    this.reader.discard();
+    this.events.length = 0;
+    this.reply({ code: 220, enhanced: '2.0.0', text: 'Ready to start TLS' });
+    this.socket.pause();
+    if (!(await this.startTls())) return null;
+    // RFC 3207 §4.2: the client starts over and must say EHLO again
+    await this.reset();
+    this.state = State.Connected;
+    delete this.facts.helo;
+    return null;
+  }
+
+  private async auth(arg: string): Promise<Reply | null> {
+    if (!this.offersAuth()) return REPLIES.notImplemented;
+    if (this.state !== State.Greeted) return REPLIES.heloFirst;
+    if (this.facts.authUser) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: Already authenticated' };
+    if (this.tx) return REPLIES.badSequence;
+    const started = SaslExchange.start(arg);
+    if (!started) return { code: 504, enhanced: '5.5.4', text: 'Unrecognized authentication type' };
+    this.sasl = started.exchange;
+    return this.saslStep(started.step);
+  }
+
+  private async saslStep(step: SaslStep): Promise<Reply> {
+    if (step.kind === 'challenge') return { code: 334, text: step.text };
+    this.sasl = null;
+    if (step.kind === 'done') return step.reply;
+    try {
+      const res = await this.deps.bus.request('smtp.auth.check', { listener: this.deps.listenerIndex, user: step.user, password: step.password });
+      log('info', this.id, 'smtp', 'auth', { user: step.user, result: res.result === 'pass' ? 'ok' : res.result === 'fail' ? 'permfail' : 'tempfail' });
+      if (res.result === 'pass') {
+        this.facts.authUser = step.user;
+        return { code: 235, enhanced: '2.0.0', text: 'Authentication succeeded' };
+      }
+      if (res.result === 'fail') return { code: 535, enhanced: '5.7.8', text: 'Authentication failed' };
+      return { code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' };
+    } catch (err) {
+      return this.failed('AUTH', err);
+    }
+  }
+
   private async reset(): Promise<void> {
     const tx = this.tx;
     this.tx = null;
@@ -229,7 +345,8 @@ export class Session {
       code: 250,
       text: [
         greeting, '8BITMIME', 'ENHANCEDSTATUSCODES', `SIZE ${config.smtp.maxMessageSize}`,
-        ...(listener.noDsn ? [] : ['DSN']), 'SMTPUTF8', 'CHUNKING', 'PIPELINING', 'HELP',
+        ...(listener.noDsn ? [] : ['DSN']), 'SMTPUTF8', 'CHUNKING', 'PIPELINING',
+        ...(this.offersStarttls() ? ['STARTTLS'] : []), ...(this.offersAuth() ? ['AUTH PLAIN LOGIN'] : []), 'HELP',
       ],
     };
   }
@@ -315,6 +432,7 @@ export class Session {
     const trace = (msgid: string) => traceHeader({
       facts: this.facts, hostname: this.deps.hostname, rcpts: tx.rcpts.map((r) => r.rcpt), msgid,
       smtputf8: tx.params.smtputf8, showAuth: listener.receivedAuth, now: new Date(this.deps.clock.now()),
+      ...(this.tls ? { tls: this.tls } : {}),
     });
     const add = (missing: { messageId: boolean; date: boolean }) => submissionHeaders(missing, this.deps.hostname, new Date(this.deps.clock.now()));
     await tx.open(this.deps.bus, this.id, trace, submission ? add : null);

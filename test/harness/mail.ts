@@ -37,6 +37,8 @@ export interface MailHostOptions {
   /** Replaces the default match rules. */
   rules?: string;
   args?: string[];
+  /** false: the default listener is left out (the extra lines declare their own, with %PORT%). */
+  listen?: boolean;
 }
 
 export async function startMailHost(o: MailHostOptions = {}): Promise<MailHost> {
@@ -52,7 +54,7 @@ export async function startMailHost(o: MailHostOptions = {}): Promise<MailHost> 
   const port = await freePort();
   const rules = o.rules ?? 'match from any for domain <domains> action "local"\nmatch from local for local action "local"';
   const config = [
-    `listen on 127.0.0.1 port ${port} hostname mx.example.test`,
+    o.listen === false ? '' : `listen on 127.0.0.1 port ${port} hostname mx.example.test`,
     'table aliases file:%DIR%/aliases',
     'table users file:%DIR%/users',
     'table domains { example.test }',

@@ -1,0 +1,123 @@
+/**
+ * TLS for the smtp role: one secure context per pki, read once at start (a missing or unreadable
+ * file is a startup error naming the pki), SNI choosing the pki whose certificate matches the
+ * name the client asked for, and the server side of STARTTLS and SMTPS on an accepted socket.
+ */
+import { readFileSync } from 'node:fs';
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext, type SecureVersion } from 'node:tls';
+import type { Config, Listener } from '../config/types.js';
+
+export interface ListenerTls {
+  context: SecureContext;
+  sni(servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void;
+  requestCert: boolean;
+}
+
+export interface TlsDetails {
+  version: string;
+  cipher: string;
+  bits: number;
+  verified: boolean;
+}
+
+const VERSIONS: Record<string, SecureVersion> = { 'tlsv1.2': 'TLSv1.2', 'tlsv1.3': 'TLSv1.3' };
+
+/** OpenSMTPD's `protocols` (libtls syntax: `tlsv1.2,tlsv1.3`, `secure`, `default`, `all`) as Node's bounds. */
+export function protocolBounds(protocols?: string): { minVersion: SecureVersion; maxVersion: SecureVersion } {
+  const words = (protocols ?? 'secure').toLowerCase().split(/[,:\s]+/).filter(Boolean);
+  const chosen = new Set<SecureVersion>();
+  for (const w of words) {
+    if (w === 'secure' || w === 'default' || w === 'all' || w === 'legacy') ['TLSv1.2', 'TLSv1.3'].forEach((v) => chosen.add(v as SecureVersion));
+    else if (VERSIONS[w]) chosen.add(VERSIONS[w]!);
+    else throw new Error(`unsupported TLS protocol: ${w}`);
+  }
+  const list = [...chosen].sort();
+  return { minVersion: list[0]!, maxVersion: list[list.length - 1]! };
+}
+
+interface LoadedPki {
+  name: string;
+  context: SecureContext;
+  cert: X509Certificate;
+}
+
+function loadPki(config: Config, name: string, listener: Listener, ca: string | undefined): LoadedPki {
+  const pki = config.pkis.get(name);
+  if (!pki?.cert || !pki.key) throw new Error(`pki ${name}: certificate and key are both required`);
+  let cert: Buffer;
+  let key: Buffer | KeyObject;
+  try {
+    cert = readFileSync(pki.cert);
+    key = readFileSync(pki.key);
+  } catch (err) {
+    throw new Error(`pki ${name}: ${(err as Error).message}`);
+  }
+  const context = createSecureContext({
+    cert, key, ...(ca ? { ca } : {}),
+    ...protocolBounds(listener.protocols),
+    ...(listener.ciphers ?? config.smtp.ciphers ? { ciphers: listener.ciphers ?? config.smtp.ciphers } : {}),
+  });
+  return { name, context, cert: new X509Certificate(cert) };
+}
+
+/** The TLS setup of one listener, or null when it offers no TLS. */
+export function listenerTls(config: Config, listener: Listener, serverName: string): ListenerTls | null {
+  if (listener.tls === 'none' || listener.kind === 'socket') return null;
+  const names = listener.pki.length ? listener.pki : [...config.pkis.keys()];
+  if (names.length === 0) throw new Error(`listener at ${listener.where.file}:${listener.where.line}: TLS needs a pki`);
+  const caFile = listener.ca ? config.cas.get(listener.ca)?.cert : undefined;
+  const ca = caFile ? readFileSync(caFile, 'utf8') : undefined;
+  const pkis = names.map((n) => loadPki(config, n, listener, ca));
+  // the default is the pki named like the listener's host name, else the first one listed
+  const host = (listener.hostname ?? serverName).toLowerCase();
+  const fallback = pkis.find((p) => p.name.toLowerCase() === host) ?? pkis[0]!;
+  return {
+    context: fallback.context,
+    requestCert: listener.tlsVerify,
+    sni(servername, cb) {
+      const name = servername.toLowerCase();
+      const hit = pkis.find((p) => p.name.toLowerCase() === name) ?? pkis.find((p) => p.cert.checkHost(name) !== undefined);
+      cb(null, (hit ?? fallback).context);
+    },
+  };
+}
+
+/** The server side of a TLS handshake on an accepted socket; rejects on failure or timeout. */
+export function acceptTls(socket: Socket, tls: ListenerTls, timeoutMs: number): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const secure = new TLSSocket(socket, {
+      isServer: true,
+      secureContext: tls.context,
+      SNICallback: tls.sni,
+      requestCert: tls.requestCert,
+      // verification is judged per session (`tls-require verify`), not by dropping the handshake
+      rejectUnauthorized: false,
+    });
+    const timer = setTimeout(() => {
+      secure.destroy();
+      reject(new Error('TLS handshake timeout'));
+    }, timeoutMs);
+    secure.once('secure', () => {
+      clearTimeout(timer);
+      resolve(secure);
+    });
+    secure.once('error', (err) => {
+      clearTimeout(timer);
+      secure.destroy();
+      reject(err);
+    });
+  });
+}
+
+export function tlsDetails(s: TLSSocket): TlsDetails {
+  const cipher = s.getCipher();
+  const bits = (s.getCipher() as { standardName?: string; version?: string; name: string; bits?: number }).bits;
+  return {
+    version: s.getProtocol() ?? 'unknown',
+    cipher: cipher?.standardName ?? cipher?.name ?? 'unknown',
+    bits: bits ?? (/256/.test(cipher?.name ?? '') ? 256 : 128),
+    verified: s.authorized,
+  };
+}
