@@ -33,7 +33,9 @@ async function encrypt(args: string[]): Promise<void> {
 
 function print(words: string[], data: unknown, json: boolean): void {
   if (json || typeof data !== 'object' || data === null) {
-    process.stdout.write(JSON.stringify(data, null, json ? 2 : 0) + '\n');
+    // --json is the data alone: the text rendering is for people
+    const { text: _text, ...rest } = (typeof data === 'object' && data !== null ? data : { value: data }) as { text?: string };
+    process.stdout.write(JSON.stringify(typeof data === 'object' && data !== null ? rest : data, null, json ? 2 : 0) + '\n');
     return;
   }
   if (words[0]?.startsWith('sh') && words[1]?.startsWith('st') && 'stats' in data) {

@@ -189,8 +189,26 @@ export interface Catalog {
   // --- control → smtp
   'control.smtp.pause': {
     to: 'smtp';
-    req: { paused: boolean };
+    /** `query` only reports the state (`show status`). */
+    req: { paused: boolean; query?: boolean } | { query: true };
     res: { paused: boolean; changed: boolean };
+  };
+
+  // --- control → queue
+  'control.queue.list': {
+    to: 'queue';
+    req: { msgid?: string; limit: number };
+    res: { envelopes: Envelope[]; truncated: boolean };
+  };
+  'control.queue.show': {
+    to: 'queue';
+    req: { id: string; what: 'envelope' | 'message' };
+    res: { found: boolean; text: string };
+  };
+  'control.queue.discover': {
+    to: 'queue';
+    req: { id: string };
+    res: { count: number };
   };
 
   // --- control → scheduler
@@ -261,6 +279,9 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'scheduler.envelope.expire': 'queue',
   'scheduler.envelope.warn': 'queue',
   'scheduler.envelope.remove': 'queue',
+  'control.queue.list': 'queue',
+  'control.queue.show': 'queue',
+  'control.queue.discover': 'queue',
   'control.scheduler.list': 'scheduler',
   'control.scheduler.command': 'scheduler',
   'control.scheduler.pause': 'scheduler',

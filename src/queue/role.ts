@@ -10,12 +10,15 @@ import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
 import type { LogEvent } from '../log-events.js';
 import { Bouncer } from './bouncer.js';
-import type { Envelope } from './envelope.js';
+import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
+import { readFile } from 'node:fs/promises';
 import { Queue, QueueError } from './queue.js';
 import { createQueueBackend } from './registry.js';
 
 /** Envelopes handed to the scheduler per message at start, so a big queue does not make one huge message. */
 const WALK_BATCH = 500;
+/** `show message` returns at most this much of a message. */
+const MAX_SHOWN = 4 * 1024 * 1024;
 
 export function createQueueRole(ctx: RoleContext): Role<'queue'> {
   const { config } = ctx;
@@ -98,6 +101,43 @@ export function createQueueRole(ctx: RoleContext): Role<'queue'> {
       .catch((err: Error) => log('warn', evpid, 'queue', what, { evpid, error: err.message }));
   };
 
+  /** Envelopes of one message or of the whole queue, for `show queue` (bounded: it is read on demand). */
+  async function list(msgid: string | undefined, limit: number): Promise<Res<'control.queue.list'>> {
+    const envelopes: Envelope[] = [];
+    for await (const e of queue.walk()) {
+      if (msgid && e.msgid !== msgid) continue;
+      if (envelopes.length >= limit) return { envelopes, truncated: true };
+      envelopes.push(e);
+    }
+    return { envelopes, truncated: false };
+  }
+
+  async function show(id: string, what: 'envelope' | 'message'): Promise<Res<'control.queue.show'>> {
+    if (what === 'envelope') {
+      const e = isEvpid(id) ? await queue.load(id) : undefined;
+      return e ? { found: true, text: JSON.stringify(e, null, 2) + '\n' } : { found: false, text: '' };
+    }
+    const msgid = isEvpid(id) ? msgidOf(id) : id;
+    if (!isMsgid(msgid)) return { found: false, text: '' };
+    const body = await queue.body(msgid).catch(() => null);
+    if (!body) return { found: false, text: '' };
+    try {
+      const content = await readFile(body.path);
+      // a control reply is one JSON line: cap what a huge message could make of it
+      return { found: true, text: content.subarray(0, MAX_SHOWN).toString('utf8') };
+    } finally {
+      await body.release();
+    }
+  }
+
+  /** `discover`: envelopes put in the queue by hand are handed to the scheduler. */
+  async function discover(id: string): Promise<Res<'control.queue.discover'>> {
+    const found: Envelope[] = [];
+    for await (const e of queue.walk()) if (e.id === id || e.msgid === id) found.push(e);
+    submit(found);
+    return { count: found.length };
+  }
+
   return {
     name: 'queue',
     peers: ['scheduler', 'mta', 'mda', 'lka', 'stat'],
@@ -108,6 +148,9 @@ export function createQueueRole(ctx: RoleContext): Role<'queue'> {
       'scheduler.envelope.schedule': schedule,
       'scheduler.envelope.expire': onEnvelope('expire', (e) => bouncer.expired(e)),
       'scheduler.envelope.warn': onEnvelope('delay-notice', (e) => bouncer.delayed(e)),
+      'control.queue.list': ({ msgid, limit }) => list(msgid, limit),
+      'control.queue.show': ({ id, what }) => show(id, what),
+      'control.queue.discover': ({ id }) => discover(id),
       'scheduler.envelope.remove': onEnvelope('remove', async (e) => {
         await queue.remove(e.id);
         log('info', e.id, 'queue', 'remove', { evpid: e.id, reason: 'Removed by administrator' });

@@ -70,6 +70,7 @@ export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION
     peers: ['lka', 'queue', 'stat'],
     handlers: {
       'control.smtp.pause': (req) => {
+        if (!('paused' in req)) return { paused, changed: false };
         const changed = paused !== req.paused;
         paused = req.paused;
         if (changed) log('info', null, 'smtp', 'control', { smtp: paused ? 'paused' : 'resumed' });
