@@ -47,6 +47,10 @@ export interface SinkOptions {
   /** Raw reply to EHLO, replacing the normal one (for hostile multi-line tests). */
   ehloRaw?: string;
   auth?: { user: string; password: string };
+  /** Speak LMTP: LHLO, and one reply per accepted recipient after the final dot. */
+  lmtp?: boolean;
+  /** Answer STARTTLS with 220, then drop the connection (a broken handshake). */
+  brokenTls?: boolean;
 }
 
 export interface SinkTransaction {
@@ -139,7 +143,8 @@ class SinkConnection {
       this.inData = false;
       this.sink.transactions.push(this.tx!);
       this.tx = null;
-      this.reply(this.sink.opts.dataEnd?.() ?? '250 2.0.0 queued');
+      const n = this.sink.opts.lmtp ? this.sink.transactions.at(-1)!.rcpts.length : 1;
+      for (let i = 0; i < n; i++) this.reply(this.sink.opts.dataEnd?.() ?? '250 2.0.0 queued');
       return;
     }
     this.tx!.body += (line.startsWith('.') ? line.slice(1) : line) + '\r\n';
@@ -151,6 +156,7 @@ class SinkConnection {
     const verb = line.split(' ')[0]!.toUpperCase();
     const o = this.sink.opts;
     switch (verb) {
+      case 'LHLO':
       case 'EHLO':
         if (o.ehloRaw) return this.reply(o.ehloRaw);
         if (o.noEhlo) return this.reply('502 5.5.1 no EHLO here');
@@ -185,6 +191,7 @@ class SinkConnection {
     const cert = this.sink.opts.cert;
     if (!cert) { this.reply('454 4.7.0 no TLS'); return 'continue'; }
     this.reply('220 2.0.0 ready');
+    if (this.sink.opts.brokenTls) { this.sock.destroy(); return 'starttls'; }
     this.sock.removeAllListeners('data');
     const secured = new TLSSocket(this.sock, { isServer: true, ...cert });
     this.sock = secured;
