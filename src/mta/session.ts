@@ -197,9 +197,9 @@ export class SmtpClientSession {
     if (go.code !== 354) return Array.from({ length: accepted }, () => replyResult(go));
     const stuffer = new DotStuffer();
     for await (const chunk of createReadStream(bodyPath, { highWaterMark: 64 * 1024 })) {
-      await this.wire.write(stuffer.push(chunk as Buffer));
+      await this.wire.write(stuffer.push(chunk as Buffer), this.params.timeouts.command);
     }
-    await this.wire.write(stuffer.end());
+    await this.wire.write(stuffer.end(), this.params.timeouts.command);
     const n = this.params.lmtp ? accepted : 1;
     const replies: Reply[] = [];
     for (let i = 0; i < n; i++) replies.push(await this.wire.read(this.params.timeouts.dataEnd));

@@ -103,13 +103,20 @@ export class Wire {
     return this.replies.length + (this.parser.partial ? 1 : 0);
   }
 
-  async write(data: string | Buffer): Promise<void> {
+  /** Write, waiting for the socket to drain; a peer that stops reading is dropped after `timeoutMs`. */
+  async write(data: string | Buffer, timeoutMs = 300_000): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.socket.write(data)) return;
+    const sock = this.socket;
     await new Promise<void>((res) => {
-      const done = () => { this.socket.off('drain', done); this.socket.off('close', done); res(); };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
+      const timer = this.clock.setTimer(timeoutMs, () => {
+        this.setFailure(new MtaSessionError('io', 'timeout writing to the remote host'));
+        sock.destroy();
+        done();
+      });
+      const done = () => { timer.cancel(); sock.off('drain', done); sock.off('close', done); res(); };
+      sock.on('drain', done);
+      sock.on('close', done);
     });
     if (this.failure) throw this.failure;
   }

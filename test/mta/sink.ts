@@ -49,6 +49,12 @@ export interface SinkOptions {
   auth?: { user: string; password: string };
   /** Speak LMTP: LHLO, and one reply per accepted recipient after the final dot. */
   lmtp?: boolean;
+  /** Never answer this verb (a stalled server). */
+  silentOn?: string;
+  /** Drop the connection when this verb arrives. */
+  dropOn?: string;
+  /** Close the connection silently after each accepted message (a server's idle timeout). */
+  closeAfterTx?: boolean;
   /** Answer STARTTLS with 220, then drop the connection (a broken handshake). */
   brokenTls?: boolean;
 }
@@ -145,6 +151,7 @@ class SinkConnection {
       this.tx = null;
       const n = this.sink.opts.lmtp ? this.sink.transactions.at(-1)!.rcpts.length : 1;
       for (let i = 0; i < n; i++) this.reply(this.sink.opts.dataEnd?.() ?? '250 2.0.0 queued');
+      if (this.sink.opts.closeAfterTx) this.sock.end();
       return;
     }
     this.tx!.body += (line.startsWith('.') ? line.slice(1) : line) + '\r\n';
@@ -155,6 +162,8 @@ class SinkConnection {
     if (this.pendingAuth) return this.authStep(line);
     const verb = line.split(' ')[0]!.toUpperCase();
     const o = this.sink.opts;
+    if (o.silentOn === verb) return;
+    if (o.dropOn === verb) { this.sock.destroy(); return; }
     switch (verb) {
       case 'LHLO':
       case 'EHLO':
