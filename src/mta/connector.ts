@@ -38,6 +38,8 @@ export interface ConnectorDeps {
   clock: Clock;
   limits: ConnectorLimits;
   id: string;
+  /** Counter hook (the role forwards it to the stat role). */
+  count?: (key: string) => void;
 }
 
 interface Slot {
@@ -120,9 +122,13 @@ export class Connector {
     try {
       const session = await this.openSession(params);
       this.deps.routes.succeeded(key);
+      this.deps.count?.('mta.session');
+      const tls = session.tlsInfo;
+      if (tls) log('info', this.deps.id, 'mta', 'tls', { address, ...tls, verified: tls.verified ? 'valid' : 'unverified' });
       return { session, via: { host, address } };
     } catch (err) {
       const e = err instanceof MtaSessionError ? err : new MtaSessionError('io', (err as Error).message);
+      this.deps.count?.('mta.connect.failed');
       if (e.stage === 'connect') {
         const until = this.deps.routes.failed(key, this.deps.clock.now());
         log('warn', this.deps.id, 'mta', 'mta-error', { address: `${address}:${params.port}`, error: e.detail, backoff: Math.round((until - this.deps.clock.now()) / 1000) });

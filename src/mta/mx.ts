@@ -46,16 +46,29 @@ export async function addressesOf(resolver: Resolver, name: string): Promise<str
   return found;
 }
 
+/**
+ * A backup MX relays only to MXs better than itself: sending to an equal or worse one would bounce
+ * the mail between backups. Not listed at all: every MX is better.
+ */
+export function forBackup(records: MxRecord[], self: string): MxRecord[] {
+  const mine = records.filter((r) => r.exchange.toLowerCase().replace(/\.$/, '') === self.toLowerCase());
+  if (mine.length === 0) return records;
+  const own = Math.min(...mine.map((r) => r.preference));
+  return records.filter((r) => r.preference < own);
+}
+
 /** The ordered hosts for a domain, or the failure every envelope for it gets. */
-export async function resolveMx(resolver: Resolver, domain: string, random: () => number = Math.random): Promise<MxPlan> {
+export async function resolveMx(resolver: Resolver, domain: string, random: () => number = Math.random, backupOf?: string): Promise<MxPlan> {
   if (/^\[.*\]$/.test(domain)) return resolveHost(resolver, domain);
   const mx = await resolver.mx(domain);
   if (mx.status === 'nxdomain') return fail('permfail', '5.1.2', 'Domain does not exist');
   if (mx.status === 'tempfail') return fail('tempfail', '4.4.3', 'Temporary failure in MX lookup');
   // no MX: the domain itself is its own MX (RFC 5321 5.1)
   if (mx.status !== 'ok' || mx.records.length === 0) return resolveHost(resolver, domain);
-  const usable = mx.records.filter((r) => !isNullMx(r));
-  if (usable.length === 0) return fail('permfail', '5.1.10', 'Domain does not accept mail (null MX)');
+  const real = mx.records.filter((r) => !isNullMx(r));
+  if (real.length === 0) return fail('permfail', '5.1.10', 'Domain does not accept mail (null MX)');
+  const usable = backupOf ? forBackup(real, backupOf) : real;
+  if (usable.length === 0) return fail('tempfail', '4.4.4', 'No MX better than this backup MX');
   const hosts: MxHost[] = [];
   let temp = false;
   for (const r of orderMx(usable, random)) {

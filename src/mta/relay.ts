@@ -22,6 +22,7 @@ export interface RelayPoolOptions {
   batchWindowMs: number;
   /** Recipients per transaction (RFC 5321 asks servers to take at least 100). */
   maxRcpts: number;
+  count?: (key: string) => void;
 }
 
 export interface Outcome {
@@ -91,7 +92,7 @@ export class RelayPool {
     const target = spec.target;
     c = new Connector({
       id: (++this.seq).toString(16).padStart(16, '0'),
-      plan: () => (target.kind === 'mx' ? resolveMx(resolver, target.domain) : resolveHost(resolver, target.host)),
+      plan: () => (target.kind === 'mx' ? resolveMx(resolver, target.domain, Math.random, spec.backupOf) : resolveHost(resolver, target.host)),
       params: (host, address) => ({
         address, port: spec.port, hostname: host, tls: spec.tls, verify: spec.verify, helo: spec.helo, lmtp: spec.lmtp,
         timeouts, clock,
@@ -101,6 +102,7 @@ export class RelayPool {
       }),
       routes: this.routes,
       clock,
+      ...(this.o.count ? { count: this.o.count } : {}),
       limits: { ...this.o.limits },
     });
     this.connectors.set(spec.key, c);

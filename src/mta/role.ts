@@ -37,7 +37,11 @@ function usesTables(ctx: RoleContext): boolean {
 
 export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mta'> {
   const resolver = opts.resolver ?? createResolver(ctx.config, ctx.clock);
+  const count = (key: string, labels?: Record<string, string>): void => {
+    ctx.bus.notify('stat.increment', { key, by: 1, ...(labels ? { labels } : {}) }, () => undefined);
+  };
   const pool = new RelayPool({
+    count,
     resolver,
     clock: ctx.clock,
     limits: {
@@ -51,10 +55,6 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
   });
   let tables: TableSet | null = null;
   let stopping = false;
-
-  const count = (key: string, labels?: Record<string, string>): void => {
-    ctx.bus.notify('stat.increment', { key, by: 1, ...(labels ? { labels } : {}) }, () => undefined);
-  };
 
   async function attempt(envelope: Envelope, bodyPath: string): Promise<Outcome> {
     const relay = ctx.config.actions.get(envelope.action)?.relay;

@@ -83,6 +83,13 @@ export class SmtpClientSession {
     return this.wire.secure;
   }
 
+  /** For the `tls` log line: protocol, cipher, and whether the certificate was verified. */
+  get tlsInfo(): { protocol: string; cipher: string; verified: boolean } | null {
+    const t = this.wire.tlsSocket;
+    if (!t) return null;
+    return { protocol: t.getProtocol() ?? '?', cipher: t.getCipher()?.name ?? '?', verified: t.authorized === true };
+  }
+
   get usable(): boolean {
     return !this.wire.closed;
   }

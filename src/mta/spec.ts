@@ -24,6 +24,8 @@ export interface RelaySpec {
   auth?: { user: string; password: string };
   localAddress?: string;
   mailFrom?: string;
+  /** `backup [mx name]`: our own MX name, to use only MXs preferred over it. */
+  backupOf?: string;
 }
 
 export interface SpecContext {
@@ -100,9 +102,10 @@ export async function relaySpec(e: Envelope, r: RelayOptions, sc: SpecContext): 
     ...(auth ? { auth } : {}),
     ...(localAddress ? { localAddress } : {}),
     ...(r.mailFrom ? { mailFrom: r.mailFrom } : {}),
+    ...(r.backup && !url ? { backupOf: r.backupMx ?? sc.serverName } : {}),
   };
   const ca = caFor(r, sc);
   if (ca) spec.ca = ca;
-  spec.key = JSON.stringify([spec.target, spec.port, spec.tls, spec.verify, spec.lmtp, spec.helo, url?.label ?? '', r.authTable ?? '', spec.localAddress ?? '', r.ca ?? '']);
+  spec.key = JSON.stringify([spec.target, spec.port, spec.tls, spec.verify, spec.lmtp, spec.helo, url?.label ?? '', r.authTable ?? '', spec.localAddress ?? '', r.ca ?? '', spec.backupOf ?? '']);
   return spec;
 }

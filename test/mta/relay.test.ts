@@ -102,3 +102,21 @@ test('per-recipient 4xx and 5xx in one transaction reach their own envelopes', a
   assert.equal(sink.transactions.length, 1);
   assert.ok(logs.some((l) => l.includes('to=<user1@dst.test>') && l.includes('result=PermFail')));
 });
+
+test('a backup MX relays only to MXs preferred over itself', async (t) => {
+  const port = await freePort('127.0.0.2');
+  const primary = await Sink.start({ host: '127.0.0.2', port });
+  const worse = await Sink.start({ host: '127.0.0.3', port });
+  const resolver = new MapResolver({
+    mx: { 'dst.test': [[30, 'worse.test'], [20, 'mta.test'], [10, 'primary.test']], 'only.test': [[10, 'mta.test'], [20, 'worse.test']] },
+    a: { 'primary.test': ['127.0.0.2'], 'worse.test': ['127.0.0.3'] },
+  });
+  const mta = await startMta([relayAction({ backup: true })], { resolver, cfg: mtaCfg(port) });
+  t.after(async () => { await mta.stop(); await primary.close(); await worse.close(); });
+  assert.equal((await mta.deliver(mtaEnvelope(1))).result, 'ok');
+  assert.equal(primary.transactions.length, 1);
+  const r = await mta.deliver(mtaEnvelope(2, { rcpt: 'x@only.test', msgid: '00000002' }));
+  assert.deepEqual(r, { result: 'tempfail', enhanced: '4.4.4', detail: 'No MX better than this backup MX' });
+  assert.equal(worse.connections, 0);
+  assert.ok(mta.counted.includes('mta.session'));
+});

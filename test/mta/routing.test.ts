@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseCapabilities, xtext } from '../../src/mta/capabilities.js';
-import { orderMx } from '../../src/mta/mx.js';
+import { forBackup, orderMx } from '../../src/mta/mx.js';
+import { mailCommand, rcptCommand } from '../../src/mta/transaction.js';
 import { backoffSeconds, RouteTable } from '../../src/mta/route.js';
 import { parseRelayUrl } from '../../src/mta/url.js';
 
@@ -55,4 +56,22 @@ test('EHLO capabilities and xtext', () => {
   });
   assert.equal(parseCapabilities({ code: 250, lines: ['mx', 'SIZE x'] }).size, 0);
   assert.equal(xtext('a+b=c d\u00e9'), 'a+2Bb+3Dc+20d+C3+A9');
+});
+
+test('MAIL/RCPT lines: SMTPUTF8 only when needed and offered, forged addresses refused', () => {
+  const caps = parseCapabilities({ code: 250, lines: ['mx', 'DSN'] });
+  const tx = { sender: 'a@x', rcpts: [{ rcpt: 'b@y', dsn: {} }], smtputf8: true, bodyPath: '/dev/null' };
+  assert.deepEqual(mailCommand(tx, caps, 10), { line: 'MAIL FROM:<a@x>' });
+  const utf8 = { ...tx, rcpts: [{ rcpt: 'bj\u00f6rn@y', dsn: {} }] };
+  assert.deepEqual(mailCommand(utf8, caps, 10), { result: 'permfail', enhanced: '5.6.7', detail: 'remote host does not support SMTPUTF8' });
+  assert.deepEqual(mailCommand(utf8, { ...caps, smtputf8: true }, 10), { line: 'MAIL FROM:<a@x> SMTPUTF8' });
+  assert.equal((mailCommand({ ...tx, sender: 'a@x>\r\nRCPT TO:<evil@z' }, caps, 1) as { result: string }).result, 'permfail');
+  assert.equal(rcptCommand({ rcpt: 'b@y', dsn: { notify: ['NEVER'], orcpt: 'rfc822;B@y' } }, caps), 'RCPT TO:<b@y> NOTIFY=NEVER ORCPT=rfc822;B@y');
+  assert.equal(rcptCommand({ rcpt: 'b@y', dsn: { notify: ['NEVER'] } }, { ...caps, dsn: false }), 'RCPT TO:<b@y>');
+});
+
+test('backup MX filter: only better preferences; not listed keeps all', () => {
+  const rs = [{ preference: 10, exchange: 'a' }, { preference: 20, exchange: 'me.' }, { preference: 20, exchange: 'b' }];
+  assert.deepEqual(forBackup(rs, 'me').map((r) => r.exchange), ['a']);
+  assert.equal(forBackup(rs, 'other').length, 3);
 });
