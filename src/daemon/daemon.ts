@@ -18,7 +18,7 @@ import { createControlRole } from '../control/role.js';
 import { createLkaRole } from '../lka/role.js';
 import { createQueueRole } from '../queue/role.js';
 import { createSchedulerRole } from '../scheduler/role.js';
-// MTA-PENDING import { createMtaRole } from '../mta/role.js';
+import { createMtaRole } from '../mta/role.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -43,7 +43,7 @@ const FACTORIES: [RoleName, RoleFactory][] = [
   ['lka', ((ctx: RoleContext) => createLkaRole(ctx)) as RoleFactory],
   ['scheduler', createSchedulerRole as RoleFactory],
   ['mda', ((ctx: RoleContext) => createMdaRole(ctx)) as RoleFactory],
-  // MTA-PENDING ['mta', ((ctx: RoleContext) => createMtaRole(ctx)) as RoleFactory],
+  ['mta', ((ctx: RoleContext) => createMtaRole(ctx)) as RoleFactory],
   ['queue', createQueueRole as RoleFactory],
   ['smtp', createSmtpRole as RoleFactory],
   ['control', createControlRole as RoleFactory],

@@ -1,0 +1,117 @@
+/**
+ * Relays: all deliveries that share a relay spec share one connector. Recipients of one message
+ * for one relay that arrive within a short window are sent as ONE transaction, since the queue
+ * hands them over one envelope at a time.
+ */
+import type { DeliveryResult } from '../bus/messages.js';
+import type { Clock, Timer } from '../clock.js';
+import type { Resolver } from '../dns/resolver.js';
+import type { Envelope } from '../queue/envelope.js';
+import { Connector, type ConnectorLimits, type Via } from './connector.js';
+import { resolveHost, resolveMx } from './mx.js';
+import { RouteTable } from './route.js';
+import { DEFAULT_TIMEOUTS, type Timeouts, type Transaction } from './session.js';
+import type { RelaySpec } from './spec.js';
+
+export interface RelayPoolOptions {
+  resolver: Resolver;
+  clock: Clock;
+  limits: ConnectorLimits;
+  timeouts?: Partial<Timeouts>;
+  /** How long the first recipient of a message waits for its siblings. */
+  batchWindowMs: number;
+  /** Recipients per transaction (RFC 5321 asks servers to take at least 100). */
+  maxRcpts: number;
+  count?: (key: string) => void;
+}
+
+export interface Outcome {
+  result: DeliveryResult;
+  via?: Via;
+}
+
+interface Pending {
+  spec: RelaySpec;
+  bodyPath: string;
+  items: { envelope: Envelope; resolve: (o: Outcome) => void }[];
+  timer: Timer;
+}
+
+export class RelayPool {
+  private readonly connectors = new Map<string, Connector>();
+  private readonly pending = new Map<string, Pending>();
+  readonly routes = new RouteTable();
+  private seq = 0;
+
+  constructor(private readonly o: RelayPoolOptions) {}
+
+  deliver(spec: RelaySpec, envelope: Envelope, bodyPath: string): Promise<Outcome> {
+    return new Promise((resolve) => {
+      const key = `${spec.key}|${envelope.msgid}|${envelope.sender}`;
+      let p = this.pending.get(key);
+      if (!p) {
+        const timer = this.o.clock.setTimer(this.o.batchWindowMs, () => this.flush(key));
+        p = { spec, bodyPath, items: [], timer };
+        this.pending.set(key, p);
+      }
+      p.items.push({ envelope, resolve });
+      if (p.items.length >= this.o.maxRcpts) this.flush(key);
+    });
+  }
+
+  /** The connector of a relay, for tests and inspection. */
+  connector(specKey: string): Connector | undefined {
+    return this.connectors.get(specKey);
+  }
+
+  private flush(key: string): void {
+    const p = this.pending.get(key);
+    if (!p) return;
+    this.pending.delete(key);
+    p.timer.cancel();
+    const first = p.items[0]!.envelope;
+    const tx: Transaction = {
+      sender: p.spec.mailFrom ?? first.sender,
+      rcpts: p.items.map((i) => ({ rcpt: i.envelope.rcpt, dsn: i.envelope.dsn })),
+      smtputf8: p.items.some((i) => i.envelope.smtputf8),
+      bodyPath: p.bodyPath,
+      ...(first.dsn.ret ? { ret: first.dsn.ret } : {}),
+      ...(first.dsn.envid ? { envid: first.dsn.envid } : {}),
+    };
+    this.connectorFor(p.spec).submit({
+      tx,
+      done: (results, via) => p.items.forEach((it, i) => it.resolve({ result: results[i]!, ...(via ? { via } : {}) })),
+    });
+  }
+
+  private connectorFor(spec: RelaySpec): Connector {
+    let c = this.connectors.get(spec.key);
+    if (c) return c;
+    const { resolver, clock } = this.o;
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...this.o.timeouts };
+    const target = spec.target;
+    c = new Connector({
+      id: (++this.seq).toString(16).padStart(16, '0'),
+      plan: () => (target.kind === 'mx' ? resolveMx(resolver, target.domain, Math.random, spec.backupOf) : resolveHost(resolver, target.host)),
+      params: (host, address) => ({
+        address, port: spec.port, hostname: host, tls: spec.tls, verify: spec.verify, helo: spec.helo, lmtp: spec.lmtp,
+        timeouts, clock,
+        ...(spec.ca ? { ca: spec.ca } : {}),
+        ...(spec.auth ? { auth: spec.auth } : {}),
+        ...(spec.localAddress ? { localAddress: spec.localAddress } : {}),
+      }),
+      routes: this.routes,
+      clock,
+      ...(this.o.count ? { count: this.o.count } : {}),
+      limits: { ...this.o.limits },
+    });
+    this.connectors.set(spec.key, c);
+    return c;
+  }
+
+  /** Flush what waits for its window, then close idle sessions. */
+  async close(): Promise<void> {
+    for (const key of [...this.pending.keys()]) this.flush(key);
+    await Promise.all([...this.connectors.values()].map((c) => c.close()));
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The mta role: takes `queue.delivery.mta` requests (one per envelope), hands them to the relay
+ * pool, answers the queue with the result, and logs OpenSMTPD's `mta delivery` line and counts.
+ */
+import type { Role } from '../bus/bus.js';
+import type { DeliveryResult, Req } from '../bus/messages.js';
+import type { RoleContext } from '../daemon/context.js';
+import { createResolver } from '../dns/index.js';
+import type { Resolver } from '../dns/resolver.js';
+import { log } from '../log.js';
+import { durationText } from '../mda/deliver.js';
+import type { Envelope } from '../queue/envelope.js';
+import { openTables } from '../table/table.js';
+import type { TableSet } from '../table/types.js';
+import { RelayPool, type Outcome } from './relay.js';
+import type { Timeouts } from './session.js';
+import { relaySpec, type SpecContext } from './spec.js';
+
+export interface MtaOptions {
+  resolver?: Resolver;
+  /** Extra CA certificates (PEM) trusted when verifying remote hosts. */
+  ca?: string[];
+  timeouts?: Partial<Timeouts>;
+  batchWindowMs?: number;
+}
+
+const RESULT_WORD = { ok: 'Ok', tempfail: 'TempFail', permfail: 'PermFail', loop: 'PermFail' } as const;
+
+function limit(ctx: RoleContext, key: string, fallback: number): number {
+  const v = ctx.config.mta.limits.filter((l) => !l.domain).map((l) => l.limits[key]).find((n) => n !== undefined);
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : fallback;
+}
+
+function usesTables(ctx: RoleContext): boolean {
+  return [...ctx.config.actions.values()].some((a) => a.relay && (a.relay.authTable || a.relay.domainTable || a.relay.srcTable || a.relay.hostTable));
+}
+
+export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mta'> {
+  const resolver = opts.resolver ?? createResolver(ctx.config, ctx.clock);
+  const count = (key: string, labels?: Record<string, string>): void => {
+    ctx.bus.notify('stat.increment', { key, by: 1, ...(labels ? { labels } : {}) }, () => undefined);
+  };
+  const pool = new RelayPool({
+    count,
+    resolver,
+    clock: ctx.clock,
+    limits: {
+      maxConn: limit(ctx, 'max-conn-per-route', 5),
+      maxMessages: limit(ctx, 'session-mail-max', 100),
+      keepaliveMs: limit(ctx, 'session-keepalive', 10) * 1000,
+    },
+    ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+    batchWindowMs: opts.batchWindowMs ?? 100,
+    maxRcpts: 100,
+  });
+  let tables: TableSet | null = null;
+  let stopping = false;
+
+  async function attempt(envelope: Envelope, bodyPath: string): Promise<Outcome> {
+    const relay = ctx.config.actions.get(envelope.action)?.relay;
+    if (!relay) return { result: { result: 'permfail', enhanced: '5.3.5', detail: `action ${envelope.action} is not a relay action` } };
+    const sc: SpecContext = { config: ctx.config, tables, serverName: ctx.serverName, ...(opts.ca ? { ca: opts.ca } : {}) };
+    const spec = await relaySpec(envelope, relay, sc);
+    if ('result' in spec) return { result: spec };
+    return pool.deliver(spec, envelope, bodyPath);
+  }
+
+  async function deliver(req: Req<'queue.delivery.mta'>): Promise<DeliveryResult> {
+    const { envelope, bodyPath } = req;
+    if (stopping) return { result: 'tempfail', enhanced: '4.3.2', detail: 'mta is shutting down' };
+    let outcome: Outcome;
+    try {
+      outcome = await attempt(envelope, bodyPath);
+    } catch (err) {
+      // a bug or an unforeseen I/O failure: retry later rather than bounce
+      log('error', envelope.id, 'mta', 'mta-error', { evpid: envelope.id, error: (err as Error).message });
+      outcome = { result: { result: 'tempfail', enhanced: '4.3.0', detail: 'internal error during delivery' } };
+    }
+    count('mta.delivery', { result: outcome.result.result });
+    logDelivery(envelope, outcome, ctx.clock.now());
+    return outcome.result;
+  }
+
+  return {
+    name: 'mta',
+    peers: ['stat'],
+    handlers: { 'queue.delivery.mta': deliver },
+    async start() {
+      stopping = false;
+      if (usesTables(ctx)) tables = await openTables(ctx.config, ctx.serverName);
+    },
+    async stop() {
+      stopping = true;
+      await pool.close();
+      await tables?.close();
+      if (!opts.resolver) resolver.close();
+    },
+  };
+}
+
+/** `<evpid> mta delivery evpid=.. from=<..> to=<..> rcpt=<..> relay="host [addr]" delay=.. result=Ok stat=..` */
+export function logDelivery(e: Envelope, o: Outcome, nowMs: number): void {
+  const r = o.result;
+  log(r.result === 'ok' ? 'info' : 'warn', e.id, 'mta', 'delivery', {
+    evpid: e.id,
+    from: `<${e.sender}>`,
+    to: `<${e.rcpt}>`,
+    rcpt: e.origRcpt && e.origRcpt !== e.rcpt ? `<${e.origRcpt}>` : '-',
+    relay: o.via ? `${o.via.host} [${o.via.address}]` : '-',
+    delay: durationText(Math.floor(nowMs / 1000) - e.createdAt),
+    result: RESULT_WORD[r.result],
+    stat: r.detail,
+  });
+}

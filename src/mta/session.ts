@@ -1,0 +1,250 @@
+/**
+ * One SMTP (or LMTP) client session: greeting, EHLO/HELO, STARTTLS, AUTH, then any number of
+ * transactions, each answering per recipient, and QUIT. It knows nothing of relays or retries.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { ConnectionOptions } from 'node:tls';
+import type { DeliveryResult } from '../bus/messages.js';
+import type { Clock } from '../clock.js';
+import type { DsnParams } from '../queue/envelope.js';
+import { NO_CAPABILITIES, parseCapabilities, type Capabilities } from './capabilities.js';
+import { DotStuffer } from './dot-stuff.js';
+import { replyText, type Reply } from './reply-parser.js';
+import { MtaSessionError } from './session-error.js';
+import { mailCommand, rcptCommand, replyResult } from './transaction.js';
+import { Wire } from './wire.js';
+
+/** smtps: TLS on connect; required: STARTTLS or fail; opportunistic: STARTTLS when offered; none. */
+export type TlsPolicy = 'smtps' | 'required' | 'opportunistic' | 'none';
+
+export interface Timeouts {
+  connect: number;
+  command: number;
+  /** Waiting for the reply to the final dot, when the server does its filtering. */
+  dataEnd: number;
+}
+
+export const DEFAULT_TIMEOUTS: Timeouts = { connect: 30_000, command: 300_000, dataEnd: 600_000 };
+
+export interface SessionParams {
+  address: string;
+  port: number;
+  /** The MX or relay host name: SNI, and the name the certificate must carry when verifying. */
+  hostname: string;
+  tls: TlsPolicy;
+  verify: boolean;
+  /** PEM CA certificates to verify against instead of the system's. */
+  ca?: string[];
+  helo: string;
+  lmtp: boolean;
+  auth?: { user: string; password: string };
+  localAddress?: string;
+  timeouts: Timeouts;
+  clock: Clock;
+}
+
+export interface TxRecipient {
+  rcpt: string;
+  dsn: DsnParams;
+}
+
+export interface Transaction {
+  sender: string;
+  rcpts: TxRecipient[];
+  smtputf8: boolean;
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+  bodyPath: string;
+}
+
+export class SmtpClientSession {
+  caps: Capabilities = NO_CAPABILITIES;
+  /** Messages sent (or tried) on this session, for `session-mail-max` and RSET. */
+  messages = 0;
+  verified = false;
+
+  private constructor(private readonly wire: Wire, readonly params: SessionParams) {}
+
+  static async open(p: SessionParams): Promise<SmtpClientSession> {
+    const tls = p.tls === 'smtps' ? tlsOptions(p) : undefined;
+    const wire = await Wire.connect({ address: p.address, port: p.port, localAddress: p.localAddress, tls }, p.clock, p.timeouts.connect);
+    const s = new SmtpClientSession(wire, p);
+    try {
+      await s.greet();
+      return s;
+    } catch (err) {
+      wire.destroy();
+      throw err;
+    }
+  }
+
+  get secure(): boolean {
+    return this.wire.secure;
+  }
+
+  /** For the `tls` log line: protocol, cipher, and whether the certificate was verified. */
+  get tlsInfo(): { protocol: string; cipher: string; verified: boolean } | null {
+    const t = this.wire.tlsSocket;
+    if (!t) return null;
+    return { protocol: t.getProtocol() ?? '?', cipher: t.getCipher()?.name ?? '?', verified: t.authorized === true };
+  }
+
+  get usable(): boolean {
+    return !this.wire.closed;
+  }
+
+  private async greet(): Promise<void> {
+    const banner = await this.wire.read(this.params.timeouts.command);
+    if (banner.code !== 220) throw new MtaSessionError('greeting', `banner: ${replyText(banner)}`, fromReply(banner));
+    await this.hello();
+    if (this.params.tls === 'required' || this.params.tls === 'opportunistic') await this.maybeStartTls();
+    if (this.params.auth) await this.authenticate(this.params.auth);
+  }
+
+  private async command(line: string, timeout = this.params.timeouts.command): Promise<Reply> {
+    await this.wire.write(line + '\r\n');
+    const r = await this.wire.read(timeout);
+    if (this.wire.unsolicited) throw new MtaSessionError('io', 'remote host sent too much data');
+    return r;
+  }
+
+  /** EHLO (LHLO for LMTP); a rejected EHLO falls back to HELO unless TLS or AUTH is needed. */
+  private async hello(): Promise<void> {
+    const verb = this.params.lmtp ? 'LHLO' : 'EHLO';
+    const r = await this.command(`${verb} ${this.params.helo}`);
+    if (r.code === 250) { this.caps = parseCapabilities(r); return; }
+    const needsEsmtp = this.params.auth !== undefined || this.params.tls === 'required' || this.params.lmtp;
+    if (needsEsmtp || r.code === 421) throw new MtaSessionError('greeting', `${verb} rejected: ${replyText(r)}`, fromReply(r));
+    const h = await this.command(`HELO ${this.params.helo}`);
+    if (h.code !== 250) throw new MtaSessionError('greeting', `HELO rejected: ${replyText(h)}`, fromReply(h));
+    this.caps = NO_CAPABILITIES;
+  }
+
+  private async maybeStartTls(): Promise<void> {
+    const required = this.params.tls === 'required';
+    if (!this.caps.starttls) {
+      if (required) throw new MtaSessionError('tls', 'TLS required but STARTTLS not offered by remote host');
+      return;
+    }
+    const r = await this.command('STARTTLS');
+    if (r.code !== 220) {
+      if (required) throw new MtaSessionError('tls', `STARTTLS rejected: ${replyText(r)}`);
+      return; // opportunistic: carry on in plaintext
+    }
+    await this.wire.startTls(tlsOptions(this.params), this.params.timeouts.command);
+    this.noteVerification();
+    await this.hello();
+  }
+
+  private noteVerification(): void {
+    this.verified = this.wire.tlsSocket?.authorized === true;
+  }
+
+  /** AUTH PLAIN, else LOGIN; never over plaintext, where the password would be readable. */
+  private async authenticate(a: { user: string; password: string }): Promise<void> {
+    if (!this.wire.secure) throw new MtaSessionError('auth', 'Refuse to AUTH over insecure channel');
+    if (this.caps.auth.has('PLAIN')) {
+      const token = Buffer.from(`\0${a.user}\0${a.password}`).toString('base64');
+      return this.authDone(await this.command(`AUTH PLAIN ${token}`));
+    }
+    if (!this.caps.auth.has('LOGIN')) throw new MtaSessionError('auth', 'no supported AUTH mechanism offered');
+    let r = await this.command('AUTH LOGIN');
+    if (r.code === 334) r = await this.command(Buffer.from(a.user).toString('base64'));
+    if (r.code === 334) r = await this.command(Buffer.from(a.password).toString('base64'));
+    return this.authDone(r);
+  }
+
+  private authDone(r: Reply): void {
+    if (r.code !== 235) throw new MtaSessionError('auth', `authentication failed: ${replyText(r)}`, fromReply(r));
+  }
+
+  /** One message: a result per recipient, in the order given. Throws only on I/O or protocol errors. */
+  async send(tx: Transaction): Promise<DeliveryResult[]> {
+    if (this.messages++ > 0) await this.reset();
+    const size = (await stat(tx.bodyPath)).size;
+    if (this.caps.size > 0 && size > this.caps.size) {
+      return tx.rcpts.map(() => ({ result: 'permfail', enhanced: '5.3.4', detail: 'message too large for remote host' }));
+    }
+    const mail = mailCommand(tx, this.caps, size);
+    if ('result' in mail) return tx.rcpts.map(() => mail);
+    const rcpts = tx.rcpts.map((r) => rcptCommand(r, this.caps));
+    const [mailReply, ...rcptReplies] = await this.envelopeCommands(mail.line, rcpts);
+    if (mailReply!.code !== 250) {
+      await this.reset();
+      return tx.rcpts.map(() => replyResult(mailReply!));
+    }
+    const results = rcptReplies.map((r) => replyResult(r));
+    const accepted = results.flatMap((r, i) => (r.result === 'ok' ? [i] : []));
+    if (accepted.length === 0) { await this.reset(); return results; }
+    const finals = await this.data(tx.bodyPath, accepted.length);
+    accepted.forEach((idx, k) => (results[idx] = finals[k]!));
+    return results;
+  }
+
+  /** MAIL and RCPTs in one write when PIPELINING is offered, else one at a time. */
+  private async envelopeCommands(mail: string, rcpts: string[]): Promise<Reply[]> {
+    if (!this.caps.pipelining) {
+      const m = await this.command(mail);
+      if (m.code !== 250) return [m];
+      const out = [m];
+      for (const r of rcpts) out.push(await this.command(r));
+      return out;
+    }
+    await this.wire.write([mail, ...rcpts].map((l) => l + '\r\n').join(''));
+    const out: Reply[] = [];
+    for (let i = 0; i <= rcpts.length; i++) out.push(await this.wire.read(this.params.timeouts.command));
+    if (out[0]!.code !== 250) out.length = 1;
+    return out;
+  }
+
+  /** DATA, the body streamed with dot-stuffing, then one reply (SMTP) or one per recipient (LMTP). */
+  private async data(bodyPath: string, accepted: number): Promise<DeliveryResult[]> {
+    const go = await this.command('DATA');
+    if (go.code !== 354) return Array.from({ length: accepted }, () => replyResult(go));
+    const stuffer = new DotStuffer();
+    for await (const chunk of createReadStream(bodyPath, { highWaterMark: 64 * 1024 })) {
+      await this.wire.write(stuffer.push(chunk as Buffer), this.params.timeouts.command);
+    }
+    await this.wire.write(stuffer.end(), this.params.timeouts.command);
+    const n = this.params.lmtp ? accepted : 1;
+    const replies: Reply[] = [];
+    for (let i = 0; i < n; i++) replies.push(await this.wire.read(this.params.timeouts.dataEnd));
+    return Array.from({ length: accepted }, (_, i) => replyResult(replies[this.params.lmtp ? i : 0]!));
+  }
+
+  private async reset(): Promise<void> {
+    const r = await this.command('RSET');
+    if (r.code !== 250) throw new MtaSessionError('transaction', `RSET rejected: ${replyText(r)}`);
+  }
+
+  /** QUIT and close; errors here do not matter any more. */
+  async quit(): Promise<void> {
+    try {
+      if (this.usable) await this.command('QUIT', 5000);
+    } catch {
+      // the remote may close first; the session is over either way
+    }
+    this.wire.end();
+  }
+
+  destroy(): void {
+    this.wire.destroy();
+  }
+}
+
+function tlsOptions(p: SessionParams): ConnectionOptions {
+  const isName = !/^[\d.]+$|:/.test(p.hostname);
+  return {
+    // the identity check uses `host` when no servername (SNI cannot carry an IP literal)
+    host: p.hostname,
+    ...(isName ? { servername: p.hostname } : {}),
+    rejectUnauthorized: p.verify,
+    ...(p.ca ? { ca: p.ca } : {}),
+  };
+}
+
+function fromReply(r: Reply): { permanent: boolean; enhanced?: string } {
+  const permanent = r.code >= 500;
+  return r.enhanced ? { permanent, enhanced: r.enhanced } : { permanent };
+}

@@ -1,0 +1,111 @@
+/**
+ * From an envelope and its relay action to a relay spec: where to connect (MX of the domain or a
+ * relay host URL), TLS policy, credentials, HELO and source. Specs with equal keys share
+ * connections and batch their recipients.
+ */
+import { readFileSync } from 'node:fs';
+import type { DeliveryResult } from '../bus/messages.js';
+import type { Config, RelayOptions } from '../config/types.js';
+import type { Envelope } from '../queue/envelope.js';
+import type { TableSet } from '../table/types.js';
+import type { TlsPolicy } from './session.js';
+import { parseRelayUrl, type RelayUrl } from './url.js';
+
+export interface RelaySpec {
+  key: string;
+  /** MX delivery to this domain, or a relay host. */
+  target: { kind: 'mx'; domain: string } | { kind: 'host'; host: string };
+  port: number;
+  tls: TlsPolicy;
+  verify: boolean;
+  ca?: string[];
+  lmtp: boolean;
+  helo: string;
+  auth?: { user: string; password: string };
+  localAddress?: string;
+  mailFrom?: string;
+  /** `backup [mx name]`: our own MX name, to use only MXs preferred over it. */
+  backupOf?: string;
+}
+
+export interface SpecContext {
+  config: Config;
+  tables: TableSet | null;
+  serverName: string;
+  /** Extra trust anchors (tests); the action's `ca` adds its file. */
+  ca?: string[];
+}
+
+const temp = (detail: string, enhanced = '4.7.0'): DeliveryResult => ({ result: 'tempfail', enhanced, detail });
+
+function domainOf(rcpt: string): string {
+  return rcpt.slice(rcpt.lastIndexOf('@') + 1).toLowerCase();
+}
+
+/** The relay URL: the action's host, else the domain's entry in its `domain` table, else none (MX). */
+async function relayUrl(r: RelayOptions, domain: string, sc: SpecContext): Promise<string | undefined | DeliveryResult> {
+  if (r.host) return r.host;
+  if (r.hostTable) return temp('relay host tables are not supported yet', '4.3.5');
+  if (!r.domainTable) return undefined;
+  const t = sc.tables?.get(r.domainTable);
+  if (!t) return temp(`no table ${r.domainTable}`, '4.3.5');
+  return t.lookupString('relayhost', domain);
+}
+
+function tlsFor(url: RelayUrl | null, r: RelayOptions): { tls: TlsPolicy; verify: boolean } | DeliveryResult {
+  const want = r.tls !== 'opportunistic';
+  const verify = r.tls !== 'no-verify';
+  if (!url) return want ? { tls: 'required', verify } : { tls: 'opportunistic', verify: false };
+  switch (url.scheme) {
+    case 'smtp': return want ? { tls: 'required', verify } : { tls: 'opportunistic', verify: false };
+    case 'smtp+tls': return { tls: 'required', verify };
+    case 'smtps': return { tls: 'smtps', verify };
+    case 'smtp+notls': return want ? temp('TLS required for relaying') : { tls: 'none', verify: false };
+    case 'lmtp': return want ? temp('TLS required for relaying') : { tls: 'none', verify: false };
+  }
+}
+
+async function credentials(url: RelayUrl | null, r: RelayOptions, sc: SpecContext): Promise<{ user: string; password: string } | undefined | DeliveryResult> {
+  if (!url?.label) return undefined;
+  if (!r.authTable) return temp('No auth table for relaying');
+  const c = await sc.tables?.get(r.authTable)?.lookupCredentials(url.label);
+  const colon = c?.hash.indexOf(':') ?? -1;
+  if (!c || colon < 0) return temp(`no credentials for label ${url.label}`);
+  return { user: c.hash.slice(0, colon), password: c.hash.slice(colon + 1) };
+}
+
+function caFor(r: RelayOptions, sc: SpecContext): string[] | undefined {
+  const extra = sc.ca ?? [];
+  const decl = r.ca ? sc.config.cas.get(r.ca) : undefined;
+  const file = decl ? [readFileSync(decl.cert, 'utf8')] : [];
+  return extra.length + file.length ? [...extra, ...file] : undefined;
+}
+
+export async function relaySpec(e: Envelope, r: RelayOptions, sc: SpecContext): Promise<RelaySpec | DeliveryResult> {
+  const domain = domainOf(e.rcpt);
+  const urlText = await relayUrl(r, domain, sc);
+  if (urlText !== undefined && typeof urlText !== 'string') return urlText;
+  const url = urlText === undefined ? null : parseRelayUrl(urlText);
+  if (url && 'error' in url) return temp(url.error, '4.3.5');
+  const tls = tlsFor(url, r);
+  if ('result' in tls) return tls;
+  const auth = await credentials(url, r, sc);
+  if (auth && 'result' in auth) return auth;
+  const localAddress = r.src ?? (r.srcTable ? await sc.tables?.get(r.srcTable)?.fetchSource() : undefined);
+  const spec: RelaySpec = {
+    key: '',
+    target: url ? { kind: 'host', host: url.host } : { kind: 'mx', domain },
+    port: url ? url.port : sc.config.mta.port,
+    ...tls,
+    lmtp: url?.scheme === 'lmtp',
+    helo: r.helo ?? sc.serverName,
+    ...(auth ? { auth } : {}),
+    ...(localAddress ? { localAddress } : {}),
+    ...(r.mailFrom ? { mailFrom: r.mailFrom } : {}),
+    ...(r.backup && !url ? { backupOf: r.backupMx ?? sc.serverName } : {}),
+  };
+  const ca = caFor(r, sc);
+  if (ca) spec.ca = ca;
+  spec.key = JSON.stringify([spec.target, spec.port, spec.tls, spec.verify, spec.lmtp, spec.helo, url?.label ?? '', r.authTable ?? '', spec.localAddress ?? '', r.ca ?? '', spec.backupOf ?? '']);
+  return spec;
+}

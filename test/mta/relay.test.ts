@@ -1,0 +1,122 @@
+/** The mta role against sinks on 127.0.0.2-9: batching, session reuse, MX order and fallback, null MX, backoff, results. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { MtaLimit } from '../../src/config/types.js';
+import { configureLog } from '../../src/log.js';
+import { freePort } from '../harness/net.js';
+import { MapResolver, mtaEnvelope, relayAction, startMta } from './helpers.js';
+import { Sink } from './sink.js';
+
+const logs: string[] = [];
+configureLog({ sink: { write: (l) => logs.push(l) }, level: 'debug', timestamps: false });
+
+function mtaCfg(port: number, limits: Record<string, number> = {}) {
+  const l: MtaLimit[] = Object.keys(limits).length ? [{ limits, where: { file: 't', line: 1 } }] : [];
+  return { mta: { maxDeferred: 100, port, limits: l } };
+}
+
+test('50 recipients of one message arriving together go in ONE transaction', async (t) => {
+  const port = await freePort('127.0.0.2');
+  const sink = await Sink.start({ host: '127.0.0.2', port, caps: ['PIPELINING'] });
+  const mta = await startMta([relayAction()], { resolver: new MapResolver({ mx: { 'dst.test': [[10, 'mx1.test']] }, a: { 'mx1.test': ['127.0.0.2'] } }), cfg: mtaCfg(port) });
+  t.after(async () => { await mta.stop(); await sink.close(); });
+  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => mta.deliver(mtaEnvelope(i))));
+  assert.deepEqual(new Set(results.map((r) => r.result)), new Set(['ok']));
+  assert.equal(sink.transactions.length, 1);
+  assert.equal(sink.transactions[0]!.rcpts.length, 50);
+  assert.equal(sink.connections, 1);
+  assert.equal(mta.counted.filter((c) => c.startsWith('mta.delivery')).length, 50);
+  const line = logs.find((l) => l.includes(' mta delivery ') && l.includes('user7@dst.test'));
+  assert.match(line ?? '', /^0000abcd00000007 mta delivery evpid=0000abcd00000007 from=<alice@example.net> to=<user7@dst.test> rcpt=- relay="mx1.test \[127.0.0.2\]" delay=\S+ result=Ok stat="250 2.0.0 queued"$/);
+});
+
+test('20 messages to one domain reuse far fewer connections (sequential: one; concurrent: at most the limit)', async (t) => {
+  const port = await freePort('127.0.0.2');
+  const sink = await Sink.start({ host: '127.0.0.2', port });
+  const mta = await startMta([relayAction()], { resolver: new MapResolver({ mx: { 'dst.test': [[10, 'mx1.test']] }, a: { 'mx1.test': ['127.0.0.2'] } }), cfg: mtaCfg(port, { 'max-conn-per-route': 3 }) });
+  t.after(async () => { await mta.stop(); await sink.close(); });
+  for (let i = 0; i < 20; i++) assert.equal((await mta.deliver(mtaEnvelope(i, { msgid: (0x100 + i).toString(16).padStart(8, '0') }))).result, 'ok');
+  assert.equal(sink.transactions.length, 20);
+  assert.equal(sink.connections, 1);
+  assert.equal(sink.commands[0]!.filter((c) => c === 'RSET').length, 19);
+  const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => mta.deliver(mtaEnvelope(i, { msgid: (0x200 + i).toString(16).padStart(8, '0') }))));
+  assert.ok(rs.every((r) => r.result === 'ok'));
+  assert.equal(sink.transactions.length, 40);
+  assert.ok(sink.connections <= 3, `connections: ${sink.connections}`);
+});
+
+test('MX preference order with fallback through every MX; a dead route is backed off and skipped next time', async (t) => {
+  const port = await freePort('127.0.0.3');
+  const second = await Sink.start({ host: '127.0.0.4', port });
+  const resolver = new MapResolver({ mx: { 'dst.test': [[20, 'mx2.test'], [10, 'mx1.test'], [30, 'mx3.test']] }, a: { 'mx1.test': ['127.0.0.3'], 'mx2.test': ['127.0.0.4'], 'mx3.test': ['127.0.0.5'] } });
+  const mta = await startMta([relayAction()], { resolver, cfg: mtaCfg(port, { 'session-mail-max': 1 }) });
+  let first: Sink | null = null;
+  t.after(async () => { await mta.stop(); await second.close(); await first?.close(); });
+  assert.equal((await mta.deliver(mtaEnvelope(1, { msgid: '00000001' }))).result, 'ok');
+  assert.equal(second.transactions.length, 1);
+  assert.ok(logs.some((l) => / mta mta-error address=127\.0\.0\.3:\d+ .*backoff=15/.test(l)));
+  // the first MX comes back, but its route is still resting: the delivery goes to the second again
+  first = await Sink.start({ host: '127.0.0.3', port });
+  assert.equal((await mta.deliver(mtaEnvelope(2, { msgid: '00000002' }))).result, 'ok');
+  assert.equal(first.connections, 0);
+  assert.equal(second.transactions.length, 2);
+});
+
+test('every MX dead: tempfail, then immediate tempfail without connecting while the routes rest', async (t) => {
+  const port = await freePort('127.0.0.6');
+  const resolver = new MapResolver({ mx: { 'dst.test': [[10, 'mx1.test'], [20, 'mx2.test']] }, a: { 'mx1.test': ['127.0.0.6'], 'mx2.test': ['127.0.0.7'] } });
+  const mta = await startMta([relayAction()], { resolver, cfg: mtaCfg(port) });
+  t.after(() => mta.stop());
+  const r1 = await mta.deliver(mtaEnvelope(1));
+  assert.equal(r1.result, 'tempfail');
+  assert.match(r1.detail, /ECONNREFUSED/);
+  const before = logs.filter((l) => l.includes('mta-connect')).length;
+  const r2 = await mta.deliver(mtaEnvelope(2, { msgid: '00000002' }));
+  assert.deepEqual(r2, { result: 'tempfail', enhanced: '4.4.1', detail: 'all routes are backed off' });
+  assert.equal(logs.filter((l) => l.includes('mta-connect')).length, before);
+});
+
+test('null MX is a permanent failure 5.1.10; NXDOMAIN 5.1.2; no MX falls back to the A record', async (t) => {
+  const port = await freePort('127.0.0.8');
+  const sink = await Sink.start({ host: '127.0.0.8', port });
+  const resolver = new MapResolver({ mx: { 'null.test': [[0, '']], 'gone.test': 'nxdomain' }, a: { 'plain.test': ['127.0.0.8'] } });
+  const mta = await startMta([relayAction()], { resolver, cfg: mtaCfg(port) });
+  t.after(async () => { await mta.stop(); await sink.close(); });
+  const n = await mta.deliver(mtaEnvelope(1, { rcpt: 'x@null.test' }));
+  assert.deepEqual(n, { result: 'permfail', enhanced: '5.1.10', detail: 'Domain does not accept mail (null MX)' });
+  assert.equal((await mta.deliver(mtaEnvelope(2, { rcpt: 'x@gone.test', msgid: '00000002' }))).result, 'permfail');
+  assert.equal((await mta.deliver(mtaEnvelope(3, { rcpt: 'x@plain.test', msgid: '00000003' }))).result, 'ok');
+  assert.equal(sink.transactions.length, 1);
+});
+
+test('per-recipient 4xx and 5xx in one transaction reach their own envelopes', async (t) => {
+  const port = await freePort('127.0.0.9');
+  const rcpt = (a: string) => (a === 'user1@dst.test' ? '550 5.1.1 unknown user' : a === 'user2@dst.test' ? '452 4.2.2 mailbox full' : undefined);
+  const sink = await Sink.start({ host: '127.0.0.9', port, caps: ['PIPELINING'], rcpt });
+  const mta = await startMta([relayAction()], { resolver: new MapResolver({ a: { 'dst.test': ['127.0.0.9'] } }), cfg: mtaCfg(port) });
+  t.after(async () => { await mta.stop(); await sink.close(); });
+  const [r0, r1, r2] = await Promise.all([0, 1, 2].map((i) => mta.deliver(mtaEnvelope(i))));
+  assert.equal(r0!.result, 'ok');
+  assert.deepEqual(r1, { result: 'permfail', enhanced: '5.1.1', detail: '550 5.1.1 unknown user' });
+  assert.deepEqual(r2, { result: 'tempfail', enhanced: '4.2.2', detail: '452 4.2.2 mailbox full' });
+  assert.equal(sink.transactions.length, 1);
+  assert.ok(logs.some((l) => l.includes('to=<user1@dst.test>') && l.includes('result=PermFail')));
+});
+
+test('a backup MX relays only to MXs preferred over itself', async (t) => {
+  const port = await freePort('127.0.0.2');
+  const primary = await Sink.start({ host: '127.0.0.2', port });
+  const worse = await Sink.start({ host: '127.0.0.3', port });
+  const resolver = new MapResolver({
+    mx: { 'dst.test': [[30, 'worse.test'], [20, 'mta.test'], [10, 'primary.test']], 'only.test': [[10, 'mta.test'], [20, 'worse.test']] },
+    a: { 'primary.test': ['127.0.0.2'], 'worse.test': ['127.0.0.3'] },
+  });
+  const mta = await startMta([relayAction({ backup: true })], { resolver, cfg: mtaCfg(port) });
+  t.after(async () => { await mta.stop(); await primary.close(); await worse.close(); });
+  assert.equal((await mta.deliver(mtaEnvelope(1))).result, 'ok');
+  assert.equal(primary.transactions.length, 1);
+  const r = await mta.deliver(mtaEnvelope(2, { rcpt: 'x@only.test', msgid: '00000002' }));
+  assert.deepEqual(r, { result: 'tempfail', enhanced: '4.4.4', detail: 'No MX better than this backup MX' });
+  assert.equal(worse.connections, 0);
+  assert.ok(mta.counted.includes('mta.session'));
+});
