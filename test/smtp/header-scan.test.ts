@@ -54,6 +54,15 @@ test('a message with no blank line passes through whole, a partial last line inc
   assert.equal(r.hops, 1);
 });
 
+test('a message that is all headers still gets what is missing, on lines of their own', () => {
+  // the client's headers were once passed through with nothing added when no blank line came
+  assert.equal(scan(['Subject: s\r\n']).text, 'Subject: s\r\nMessage-ID: <new@test>\r\nDate: now\r\n');
+  assert.equal(scan(['Subject: s\r\nDate: x']).text, 'Subject: s\r\nDate: x\r\nMessage-ID: <new@test>\r\n');
+  assert.equal(scan([`X-Long: ${'y'.repeat(3000)}`]).text, `X-Long: ${'y'.repeat(3000)}\r\nMessage-ID: <new@test>\r\nDate: now\r\n`);
+  assert.equal(scan(['Message-ID: <a@b>\r\nDate: x']).text, 'Message-ID: <a@b>\r\nDate: x');
+  assert.equal(scan([]).text, 'Message-ID: <new@test>\r\nDate: now\r\n');
+});
+
 test('a header line too long to hold passes whole and is still counted', () => {
   const long = `Received: ${'x'.repeat(5000)}\r\n`;
   const pieces = long.match(/[\s\S]{1,300}/g)!;
