@@ -29,6 +29,8 @@ function fakeRole<R extends RoleName>(name: R, peers: RoleName[], handlers: Part
 }
 
 interface Seen {
+  /** Sizes of the schedule messages, in order. */
+  batches: number[];
   scheduled: { at: number; evpid: string }[];
   warned: { at: number; evpid: string }[];
   expired: { at: number; evpid: string }[];
@@ -44,11 +46,12 @@ async function setup(opts: { fail: boolean; limits?: Record<string, number> }) {
   const config = emptyConfig('smtpd.conf');
   if (opts.limits) config.schedulerLimits = { ...config.schedulerLimits, ...opts.limits };
   const tries = new Map<string, number>();
-  const seen: Seen = { scheduled: [], warned: [], expired: [] };
+  const seen: Seen = { batches: [], scheduled: [], warned: [], expired: [] };
   const nowSec = () => Math.floor(clock.now() / 1000);
   const queueBus = bus.endpoint('queue');
   bus.register(fakeRole('queue', ['scheduler'], {
     'scheduler.envelope.schedule': ({ evpids }) => {
+      seen.batches.push(evpids.length);
       for (const evpid of evpids) {
         seen.scheduled.push({ at: nowSec(), evpid });
         const n = (tries.get(evpid) ?? 0) + 1;
@@ -133,6 +136,21 @@ test('max-inflight bounds what is out at once; a done result makes room', async 
     assert.equal(s.seen.scheduled.length, 3);
     // nothing was handed out twice
     assert.equal(new Set(s.seen.scheduled.map((x) => x.evpid)).size, 3);
+  } finally {
+    await s.role.stop();
+  }
+});
+
+test('max-schedule cuts a large backlog into batches, and every envelope goes out once', async () => {
+  const s = await setup({ fail: false, limits: { 'max-schedule': 10 } });
+  try {
+    // two destinations: the small one is not kept waiting behind the big one
+    const envs = Array.from({ length: 25 }, (_, n) => envelope(n, s.start, { rcpt: n === 24 ? 'x@small.example' : `r${n}@big.example` }));
+    await s.submit(envs);
+    await walk(s.clock, 1, 1);
+    assert.deepEqual(s.seen.batches, [10, 10, 5]);
+    assert.equal(new Set(s.seen.scheduled.map((x) => x.evpid)).size, 25);
+    assert.ok(s.seen.scheduled.slice(0, 10).some((x) => x.evpid === envs[24]!.id));
   } finally {
     await s.role.stop();
   }
