@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
 import type { Clock } from '../clock.js';
 import type { DsnParams } from '../queue/envelope.js';
 import { headerSafe, rfc5322Date } from '../smtp/trace.js';
@@ -100,7 +101,12 @@ export async function writeDsnReport(outPath: string, input: DsnInput): Promise<
   const host = headerSafe(input.reportingMta);
   const boundary = `${randomBytes(8).toString('hex')}/${host}`;
   const out = createWriteStream(outPath, { flags: 'wx', mode: 0o600 });
+  // listening from the start: an open failure (EEXIST, EACCES) rejects this call instead of
+  // escaping into the event loop as an unhandled 'error' event
+  const done = finished(out);
+  done.catch(() => undefined);
   const write = async (s: string | Buffer) => {
+    if (out.errored || out.destroyed) throw out.errored ?? new Error(`${outPath}: report stream closed`);
     if (!out.write(s)) await once(out, 'drain');
   };
   const lines = async (ls: string[]) => write(ls.map((l) => `${l}\r\n`).join(''));
@@ -138,6 +144,7 @@ export async function writeDsnReport(outPath: string, input: DsnInput): Promise<
     await lines(['', `--${boundary}--`]);
   } finally {
     out.end();
-    await once(out, 'close');
+    await done;
+    if (!out.closed) await once(out, 'close');
   }
 }

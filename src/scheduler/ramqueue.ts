@@ -103,7 +103,11 @@ export class RamQueue implements SchedulerBackend {
   }
 
   batch(now: number, max: number, kinds: ReadonlySet<EnvelopeKind>, warnIntervals: number[]): Batch {
-    this.warnIntervals = warnIntervals;
+    // entries indexed before the intervals were known (or before they changed) woke too late
+    if (warnIntervals.length !== this.warnIntervals.length || warnIntervals.some((d, i) => d !== this.warnIntervals[i])) {
+      this.warnIntervals = [...warnIntervals];
+      for (const e of this.entries.values()) this.index(e);
+    }
     const out: Batch = { deliver: [], expire: [], warn: [], nextWakeAt: Infinity };
     const groups = new Map<string, SchedulerEntry[]>();
     const parked: SchedulerEntry[] = [];

@@ -17,6 +17,8 @@ export class HeaderScan {
   private seenDate = false;
   /** Inside a header line already passed on: the rest of it goes straight through. */
   private skipping = false;
+  /** The last header line seen has no line end yet. */
+  private lineOpen = false;
 
   /** `addHeaders(missing)` returns the header lines to insert (CRLF-terminated), or null for none. */
   constructor(private readonly addHeaders: ((missing: { messageId: boolean; date: boolean }) => string) | null) {}
@@ -31,6 +33,7 @@ export class HeaderScan {
       const end = lf === -1 ? bytes.length : lf + 1;
       const piece = bytes.subarray(start, end);
       start = end;
+      this.lineOpen = lf === -1;
       if (this.skipping) {
         out.push(piece);
         if (lf !== -1) this.skipping = false;
@@ -58,10 +61,17 @@ export class HeaderScan {
     return out;
   }
 
-  /** End of body: a message with no blank line at all is all headers; what is held goes out. */
+  /**
+   * End of body: a message with no blank line at all is all headers; what is held goes out, and
+   * what is missing is added after it (on a line of its own), as it would be before a blank line.
+   */
   end(): Buffer[] {
-    if (!this.line.length) return [];
-    return [this.takeLine(true)];
+    const out = this.line.length ? [this.takeLine(true)] : [];
+    if (!this.inHeaders) return out;
+    this.inHeaders = false;
+    const extra = this.missing();
+    if (extra) out.push(Buffer.from(`${this.lineOpen ? '\r\n' : ''}${extra}`, 'utf8'));
+    return out;
   }
 
   private takeLine(inspect: boolean): Buffer {

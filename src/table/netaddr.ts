@@ -35,8 +35,11 @@ export function matchNetaddr(entry: string, address: string): boolean {
   const net = addressBytes(slash > 0 ? entry.slice(0, slash) : entry);
   const addr = addressBytes(address);
   if (!net || !addr || net.length !== addr.length) return false;
-  const bits = slash > 0 ? Number(entry.slice(slash + 1)) : net.length * 8;
-  if (!Number.isInteger(bits) || bits < 0 || bits > net.length * 8) return false;
+  // digits only: Number('') is 0, so `10.0.0.0/` would otherwise be a /0 matching everyone
+  const prefix = slash > 0 ? entry.slice(slash + 1) : null;
+  if (prefix !== null && !/^\d{1,3}$/.test(prefix)) return false;
+  const bits = prefix !== null ? Number(prefix) : net.length * 8;
+  if (bits > net.length * 8) return false;
   for (let i = 0; i < net.length; i++) {
     const take = Math.max(0, Math.min(8, bits - i * 8));
     const mask = take === 0 ? 0 : (0xff << (8 - take)) & 0xff;
