@@ -50,7 +50,8 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
       keepaliveMs: limit(ctx, 'session-keepalive', 10) * 1000,
     },
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
-    batchWindowMs: opts.batchWindowMs ?? 100,
+    // the queue hands out the recipients of a message within a few milliseconds of each other
+    batchWindowMs: opts.batchWindowMs ?? 10,
     maxRcpts: 100,
   });
   let tables: TableSet | null = null;

@@ -65,6 +65,8 @@ function parseDomain(domain: string, utf8: boolean): string | null {
   const a = ascii ? domain.toLowerCase() : domainToASCII(domain.toLowerCase());
   if (!a || a.length > MAX_DOMAIN) return null;
   const labels = a.split('.');
+  // IDNA mapping can turn full-width digits into an IPv4-looking name: never a domain here
+  if (!ascii && /^[\d.]+$/.test(a)) return null;
   return labels.every((l) => LABEL.test(l)) ? a : null;
 }
 

@@ -32,8 +32,8 @@ export function splitEntry(line: string): { key: string; value: string } {
   return { key: key.toLowerCase(), value };
 }
 
-export function parseTableText(text: string, file: string): TableContents {
-  let kind: 'list' | 'map' | null = null;
+export function parseTableText(text: string, file: string, forceKind?: 'list' | 'map'): TableContents {
+  let kind: 'list' | 'map' | null = forceKind ?? null;
   const keys: string[] = [];
   const entries = new Map<string, string>();
   const lines = text.split('\n');

@@ -63,6 +63,7 @@ export class TableFront implements Table {
   ) {}
 
   async match(service: TableService, key: string): Promise<boolean> {
+    if (this.backend.check) return this.backend.check(service, key);
     // exact keys are answered by a lookup; patterns need every entry
     if (service === 'string' || service === 'source' || service === 'credentials') {
       return (await this.backend.lookup(service, key)) !== undefined;
@@ -138,6 +139,13 @@ function builtinDecls(config: Config, serverName: string): TableDecl[] {
     list('localnames', [...names, ...addrs.map((a) => (a.includes(':') ? `[ipv6:${a.toLowerCase()}]` : `[${a}]`))]),
     list('anydestination', ['*']),
   ];
+}
+
+/** One table, opened: for tools and tests that need a single table without a whole config. */
+export async function openTable(decl: Pick<TableDecl, 'name' | 'backend' | 'config' | 'inline'>, opts: { timeoutMs?: number } = {}): Promise<TableFront> {
+  const backend = createTableBackend(decl, opts);
+  await backend.open();
+  return new TableFront(decl.name, decl.backend, backend);
 }
 
 export async function openTables(config: Config, serverName = hostname()): Promise<TableSet> {

@@ -17,6 +17,8 @@ export interface TableBackend {
   update(): Promise<void>;
   /** The raw value for a key (`''` for a key of a list table), or undefined when absent. */
   lookup(service: TableService, key: string): Promise<string | undefined>;
+  /** Backends that match on their side (proc, sqlite) answer membership here instead of entries(). */
+  check?(service: TableService, key: string): Promise<boolean>;
   /** Every key (list tables) or every value, for match-style services (netaddr, domain, regex...). */
   entries(service: TableService): Promise<string[]>;
   /** One value for services that pick an entry (`source`, `relayhost` rotation...). */
@@ -77,4 +79,13 @@ export interface TableSet {
   /** Reload one table; throws (and keeps the old contents) when the new ones cannot be loaded. */
   update(name: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A table failure; `tempfail` when the source may recover (a proc child died or stalled). */
+export class TableError extends Error {
+  override name = 'TableError';
+  readonly code = 'TSMTPD_ERR_TABLE';
+  constructor(message: string, readonly tempfail = false) {
+    super(message);
+  }
 }

@@ -63,7 +63,7 @@ export async function startMailHost(o: MailHostOptions = {}): Promise<MailHost> 
     rules,
   ].join('\n');
   const daemon = await startDaemon({ config, dir, ...(o.args ? { args: o.args } : {}) });
-  return {
+  const host: MailHost = {
     daemon,
     port,
     dir,
@@ -72,11 +72,13 @@ export async function startMailHost(o: MailHostOptions = {}): Promise<MailHost> 
       const names = await readdir(box).catch(() => [] as string[]);
       return Promise.all(names.sort().map((n) => readFile(join(box, n), 'utf8')));
     },
+    // the handle in use: a test may have replaced it with a restarted daemon
     async stop() {
-      await daemon.stop();
-      await daemon.cleanup();
+      await host.daemon.stop();
+      await host.daemon.cleanup();
     },
   };
+  return host;
 }
 
 /** Wait until `check` holds, polling; for deliveries that happen after the 250. */
