@@ -5,6 +5,7 @@
 import type { Role } from '../bus/bus.js';
 import type { DeliveryResult, Req } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
+import { systemClock } from '../clock.js';
 import { createResolver } from '../dns/index.js';
 import type { Resolver } from '../dns/resolver.js';
 import { log } from '../log.js';
@@ -43,7 +44,9 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
   const pool = new RelayPool({
     count,
     resolver,
-    clock: ctx.clock,
+    // network timeouts, idle sessions and route backoff are about real elapsed time; the daemon's
+    // clock (fake in tests) decides when envelopes are retried, which is the scheduler's business
+    clock: systemClock,
     limits: {
       maxConn: limit(ctx, 'max-conn-per-route', 5),
       maxMessages: limit(ctx, 'session-mail-max', 100),
