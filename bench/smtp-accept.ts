@@ -92,16 +92,18 @@ async function main(): Promise<void> {
     ].join('\n') + '\n');
     daemon = spawn(process.execPath, [TSMTPD, '-d', '-f', join(dir, 'smtpd.conf'), '--spool', join(dir, 'spool'), '-B', `queue=${values.queue}`], { stdio: ['ignore', 'ignore', 'ignore'] });
     await waitForBanner(port, Date.now() + 30_000);
+    // idle cost on a fresh daemon, as ../shared/bench measures it: before any load has grown the heap
+    const before = await vm(daemon.pid!, 'VmRSS');
+    const idle = await idleSessions(port, IDLE);
+    await new Promise((r) => setTimeout(r, 1000));
+    const withIdle = await vm(daemon.pid!, 'VmRSS');
+    for (const s of idle) s.destroy();
     const source = tool('smtp-source');
     await run(source, ['-s', String(sessions), '-m', '500', '-l', values.size!, '-f', 'sender@bench.test', '-t', 'rcpt@relay.test', `127.0.0.1:${port}`], 120_000);
     const started = process.hrtime.bigint();
     await run(source, ['-s', String(sessions), '-m', String(messages), '-l', values.size!, '-f', 'sender@bench.test', '-t', 'rcpt@relay.test', `127.0.0.1:${port}`], 600_000);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const peak = await vm(daemon.pid!, 'VmHWM');
-    const before = await vm(daemon.pid!, 'VmRSS');
-    const idle = await idleSessions(port, IDLE);
-    const withIdle = await vm(daemon.pid!, 'VmRSS');
-    for (const s of idle) s.destroy();
     console.log(`tsmtpd accept (queue=${values.queue}): ${sessions} sessions x ${messages} messages x ${values.size} B`);
     console.log(`  accepted        ${(messages / seconds).toFixed(0)} msg/s (${seconds.toFixed(2)} s)`);
     console.log(`  peak RSS        ${peak.toFixed(1)} MiB`);

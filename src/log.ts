@@ -13,7 +13,33 @@ export interface LogSink {
   write(line: string): void;
 }
 
-let sink: LogSink = { write: (line) => process.stderr.write(line + '\n') };
+/**
+ * Lines are gathered and written once per turn of the event loop: stderr on a pipe or file is
+ * written synchronously, and one syscall per line was a measurable share of a message's cost.
+ */
+let pending: string[] = [];
+let flushScheduled = false;
+
+export function flushLog(): void {
+  flushScheduled = false;
+  if (pending.length === 0) return;
+  const out = pending.join('\n') + '\n';
+  pending = [];
+  process.stderr.write(out);
+}
+
+process.on('exit', flushLog);
+
+let sink: LogSink = {
+  write(line) {
+    pending.push(line);
+    if (pending.length >= 1000) return flushLog();
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushLog);
+    }
+  },
+};
 let threshold: Level = 'info';
 let stamp = false;
 

@@ -3,6 +3,7 @@
  * target `|command` / `/file` the expansion gave it) to a job or a command line, with formats
  * expanded, the wrapper applied and OpenSMTPD's refusals (root, unknown wrapper) as results.
  */
+import { resolve } from 'node:path';
 import type { DeliveryResult } from '../bus/messages.js';
 import type { Action, Config } from '../config/types.js';
 import type { Envelope, UserInfo } from '../queue/envelope.js';
@@ -110,7 +111,8 @@ function maildirJob(p: PlanInput, vars: FormatVars, path: string, junk: boolean)
   return {
     kind: 'job',
     inProcess: false,
-    job: { kind: 'maildir', maildir: { path: expanded.value, junk, envelopeJunk: p.envelope.junk, ...(extension ? { extension } : {}) } },
+    // a relative path is the daemon's, from where it was started: the child runs elsewhere
+    job: { kind: 'maildir', maildir: { path: resolve(expanded.value), junk, envelopeJunk: p.envelope.junk, ...(extension ? { extension } : {}) } },
   };
 }
 

@@ -54,6 +54,8 @@ export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION
       return void socket.end(formatReply(REPLIES.tooManySessions));
     }
     perAddress.set(address, count + 1);
+    // replies are small writes the client waits for: never hold them back for Nagle
+    socket.setNoDelay(true);
     const hostname = listener.hostname ?? ctx.serverName;
     const session = new Session(newSessionId(), socket, {
       bus: ctx.bus, config: ctx.config, listener, listenerIndex: index, hostname, limits, clock: ctx.clock,
