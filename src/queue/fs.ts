@@ -1,7 +1,7 @@
 /**
  * The default queue backend: plain files under the spool, made crash-safe by fsync and rename.
  * Layout: incoming/<msgid> (bodies under reception, and staging dirs), queue/<XX>/<msgid>/message
- * + envelopes/<evpid>, corrupt/ (damaged entries set aside), temporary/ (plain copies for delivery).
+ * + <evpid> beside it, corrupt/ (damaged entries set aside), temporary/ (plain copies for delivery).
  */
 import { link, mkdir, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -52,7 +52,7 @@ export class FsQueueBackend implements QueueBackend {
   }
 
   private evpPath(evpid: string): string {
-    return join(this.msgDir(msgidOf(evpid)), 'envelopes', evpid);
+    return join(this.msgDir(msgidOf(evpid)), evpid);
   }
 
   /** Build the complete message directory in incoming/, invisible to walk() until renamed. */
@@ -60,13 +60,13 @@ export class FsQueueBackend implements QueueBackend {
     const dir = join(this.incoming, `${item.msgid}.d`);
     await rm(dir, { recursive: true, force: true });
     this.durable.step('mkdir');
-    await mkdir(join(dir, 'envelopes'), { recursive: true, mode: 0o700 });
+    // envelopes sit beside the body in the message directory: one directory fsync covers all
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     await this.durable.fsyncFile(this.incomingPath(item.msgid));
     // a hard link, not a rename: if the batch fails the body is still in incoming/ for a retry
     this.durable.step('link');
     await link(this.incomingPath(item.msgid), join(dir, 'message'));
-    for (const e of item.envelopes) await this.durable.writeFile(join(dir, 'envelopes', e.id), encodeEnvelope(e));
-    await this.durable.fsyncDir(join(dir, 'envelopes'));
+    for (const e of item.envelopes) await this.durable.writeFile(join(dir, e.id), encodeEnvelope(e));
     await this.durable.fsyncDir(dir);
     return dir;
   }
@@ -137,7 +137,7 @@ export class FsQueueBackend implements QueueBackend {
   }
 
   async updateEnvelope(e: Envelope): Promise<void> {
-    const dir = join(this.msgDir(e.msgid), 'envelopes');
+    const dir = this.msgDir(e.msgid);
     try {
       await stat(join(dir, e.id));
     } catch (err) {
@@ -155,7 +155,7 @@ export class FsQueueBackend implements QueueBackend {
   async deleteEnvelope(evpid: string): Promise<void> {
     if (!isEvpid(evpid)) return;
     const msgid = msgidOf(evpid);
-    const dir = join(this.msgDir(msgid), 'envelopes');
+    const dir = this.msgDir(msgid);
     try {
       await unlink(join(dir, evpid));
       if ((await this.envelopeNames(msgid)).length === 0) await this.removeMessage(msgid);
@@ -179,7 +179,7 @@ export class FsQueueBackend implements QueueBackend {
   }
 
   private async envelopeNames(msgid: string): Promise<string[]> {
-    const names = await readdir(join(this.msgDir(msgid), 'envelopes')).catch((err) => {
+    const names = await readdir(this.msgDir(msgid)).catch((err) => {
       if (missing(err)) return [] as string[];
       throw err;
     });
@@ -198,7 +198,7 @@ export class FsQueueBackend implements QueueBackend {
       return;
     }
     for (const evpid of names) {
-      const text = await readFile(join(this.msgDir(msgid), 'envelopes', evpid), 'utf8').catch(() => undefined);
+      const text = await readFile(join(this.msgDir(msgid), evpid), 'utf8').catch(() => undefined);
       const d = text === undefined ? { ok: false as const, reason: 'unreadable' } : decodeEnvelope(text, evpid);
       yield d.ok ? { envelope: d.envelope } : { damaged: evpid, reason: d.reason };
     }

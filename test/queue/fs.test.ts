@@ -15,7 +15,7 @@ function msgDir(spool: string, msgid: string): string {
 queueBackendSuite('fs', (spool) => new FsQueueBackend(spool), {
   persistent: true,
   async corruptEnvelope(b, evpid) {
-    await writeFile(join(msgDir((b as FsQueueBackend).spool, evpid.slice(0, 8)), 'envelopes', evpid), '{"version":9}');
+    await writeFile(join(msgDir((b as FsQueueBackend).spool, evpid.slice(0, 8)), evpid), '{"version":9}');
   },
   async tamperBody(b, msgid) {
     const path = join(msgDir((b as FsQueueBackend).spool, msgid), 'message');
@@ -25,16 +25,15 @@ queueBackendSuite('fs', (spool) => new FsQueueBackend(spool), {
   },
 });
 
-test('fs: layout is queue/<XX>/<msgid>/message + envelopes/<evpid>, records are versioned JSON', async (t) => {
+test('fs: layout is queue/<XX>/<msgid>/message + <evpid>, records are versioned JSON', async (t) => {
   const { dir, cleanup } = await tempDir();
   t.after(cleanup);
   const q = makeQueue(new FsQueueBackend(dir), dir);
   await q.open();
   const [e] = await submit(q, 'x');
   const md = msgDir(dir, e!.msgid);
-  assert.deepEqual((await readdir(md)).sort(), ['envelopes', 'message']);
-  assert.deepEqual(await readdir(join(md, 'envelopes')), [e!.id]);
-  assert.equal(JSON.parse(await readFile(join(md, 'envelopes', e!.id), 'utf8')).version, 1);
+  assert.deepEqual((await readdir(md)).sort(), [e!.id, 'message'].sort());
+  assert.equal(JSON.parse(await readFile(join(md, e!.id), 'utf8')).version, 1);
   assert.deepEqual(await readdir(join(dir, 'incoming')), [], 'the incoming body is gone after commit');
   await q.close();
 });
@@ -86,7 +85,7 @@ test('fs: a message dir without its body is set aside at walk; an empty one is c
   const [b] = await submit(q, 'b');
   const { rm } = await import('node:fs/promises');
   await rm(join(msgDir(dir, a!.msgid), 'message'));
-  await rm(join(msgDir(dir, b!.msgid), 'envelopes', b!.id));
+  await rm(join(msgDir(dir, b!.msgid), b!.id));
   assert.deepEqual(await collect(q.walk()), []);
   assert.deepEqual(await collect(q.messages()), []);
   assert.equal((await readdir(join(dir, 'corrupt'))).length, 1);
