@@ -28,9 +28,12 @@ const MAX_PATH = 256;
 const syntax = (what: string): PathResult => ({ ok: false, reply: { code: 501, enhanced: '5.5.4', text: `Syntax error in ${what}` } });
 const bad = (enhanced: '5.1.3' | '5.1.7', text: string): PathResult => ({ ok: false, reply: { code: 553, enhanced, text } });
 
-/** atext of RFC 5322, plus any non-ASCII character when SMTPUTF8 is in use (RFC 6531 §3.3). */
+/** Controls, format characters (bidi overrides), line/paragraph separators, unassigned: never in an address. */
+const UNSAFE_UNICODE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Co}\p{Cn}]/u;
+
+/** atext of RFC 5322, plus non-ASCII characters when SMTPUTF8 is in use (RFC 6531 §3.3). */
 function isAtext(ch: string, utf8: boolean): boolean {
-  return /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]$/.test(ch) || (utf8 && ch.codePointAt(0)! >= 0x80);
+  return /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]$/.test(ch) || (utf8 && ch.codePointAt(0)! >= 0x80 && !UNSAFE_UNICODE.test(ch));
 }
 
 function isDotString(s: string, utf8: boolean): boolean {
@@ -50,7 +53,7 @@ function isQuotedString(s: string, utf8: boolean): boolean {
       if (next === undefined || next.codePointAt(0)! < 0x20 || next.codePointAt(0)! === 0x7f) return false;
       continue;
     }
-    if (inner[i] === '"' || c < 0x20 || c === 0x7f || (c >= 0x80 && !utf8)) return false;
+    if (inner[i] === '"' || c < 0x20 || c === 0x7f || (c >= 0x80 && (!utf8 || UNSAFE_UNICODE.test(inner[i]!)))) return false;
   }
   return true;
 }
