@@ -17,6 +17,7 @@ import { checkPassword } from './auth.js';
 import { expand, type Leaf } from './expand.js';
 import { evaluateRules } from './ruleset.js';
 import { checkSender } from './senders.js';
+import { isSrsAddress, srsDecode, type SrsResult } from '../srs/srs.js';
 
 export interface LkaOptions {
   /** Tests hand in a resolver pointed at their own DNS server. */
@@ -35,7 +36,11 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lk
 
   async function resolveRcpt(req: Req<'smtp.rcpt.resolve'>): Promise<Res<'smtp.rcpt.resolve'>> {
     const t = needTables();
-    const outcome = await evaluateRules(config, t, { facts: req.facts, sender: req.sender, rcpt: req.rcpt });
+    const srs = srsReturn(config, req, Math.floor(ctx.clock.now() / 1000));
+    if (srs && !srs.ok) return { result: 'reject', reply: { code: 550, enhanced: '5.7.1', text: `Invalid SRS address: ${srs.reason}` } };
+    // a bounce to an SRS address we made goes back to the original sender, as mail from us
+    const rcpt = srs ? srs.address : req.rcpt;
+    const outcome = await evaluateRules(config, t, { facts: req.facts, sender: req.sender, rcpt, internal: !!srs });
     if (outcome.kind === 'tempfail') {
       log('warn', req.facts.sessionId, 'lka', 'ruleset', { error: outcome.reason });
       return { result: 'tempfail', reply: { code: 451, enhanced: '4.3.0', text: 'Temporary failure' } };
@@ -44,7 +49,7 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lk
       // OpenSMTPD's wording; 5.7.1 because this is where a relay attempt ends
       return { result: 'reject', reply: { code: 550, enhanced: '5.7.1', text: 'Invalid recipient' } };
     }
-    const result = await expand({ config, tables: t, facts: req.facts, sender: req.sender }, req.rcpt, outcome.action);
+    const result = await expand({ config, tables: t, facts: req.facts, sender: req.sender }, rcpt, outcome.action);
     if (!result.ok) return { result: result.temporary ? 'tempfail' : 'reject', reply: result.reply };
     return { result: 'accept', envelopes: result.leaves.map((leaf) => envelopeOf(config, ctx, req, leaf)) };
   }
@@ -88,6 +93,13 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lk
       if (!opts.resolver) resolver?.close();
     },
   };
+}
+
+/** SRS decoding applies to null-sender mail for SRS addresses, when an `srs key` is configured. */
+function srsReturn(config: Config, req: Req<'smtp.rcpt.resolve'>, nowSec: number): SrsResult | null {
+  if (!config.srs?.key || req.sender !== '' || !isSrsAddress(req.rcpt)) return null;
+  const keys = [config.srs.key, ...(config.srs.backupKey ? [config.srs.backupKey] : [])];
+  return srsDecode(req.rcpt, keys, nowSec, config.srs.ttl);
 }
 
 async function reverse(resolver: Resolver | null, facts: SessionFacts): Promise<Res<'smtp.session.connect'>> {

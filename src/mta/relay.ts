@@ -5,6 +5,7 @@
  */
 import type { DeliveryResult } from '../bus/messages.js';
 import type { Clock, Timer } from '../clock.js';
+import { srsEncode } from '../srs/srs.js';
 import type { Resolver } from '../dns/resolver.js';
 import type { Envelope } from '../queue/envelope.js';
 import { Connector, type ConnectorLimits, type Via } from './connector.js';
@@ -71,7 +72,7 @@ export class RelayPool {
     p.timer.cancel();
     const first = p.items[0]!.envelope;
     const tx: Transaction = {
-      sender: p.spec.mailFrom ?? first.sender,
+      sender: p.spec.mailFrom ?? senderFor(first, p.spec.srsKey, this.o.clock.now()),
       rcpts: p.items.map((i) => ({ rcpt: i.envelope.rcpt, dsn: i.envelope.dsn })),
       smtputf8: p.items.some((i) => i.envelope.smtputf8),
       bodyPath: p.bodyPath,
@@ -114,4 +115,14 @@ export class RelayPool {
     for (const key of [...this.pending.keys()]) this.flush(key);
     await Promise.all([...this.connectors.values()].map((c) => c.close()));
   }
+}
+
+/**
+ * SRS applies to mail we forward (the final recipient differs from the one we were given), never
+ * to the null sender: the rewritten sender is at the domain that did the forwarding.
+ */
+function senderFor(e: Envelope, srsKey: string | undefined, nowMs: number): string {
+  if (!srsKey || e.sender === '' || e.rcpt.toLowerCase() === e.origRcpt.toLowerCase()) return e.sender;
+  const forwarder = e.origRcpt.slice(e.origRcpt.lastIndexOf('@') + 1);
+  return forwarder ? srsEncode(e.sender, forwarder, srsKey, Math.floor(nowMs / 1000)) : e.sender;
 }

@@ -24,6 +24,8 @@ export interface RelaySpec {
   auth?: { user: string; password: string };
   localAddress?: string;
   mailFrom?: string;
+  /** `srs` on the action with an `srs key` set: forwarded mail leaves with a rewritten sender. */
+  srsKey?: string;
   /** `backup [mx name]`: our own MX name, to use only MXs preferred over it. */
   backupOf?: string;
 }
@@ -102,6 +104,7 @@ export async function relaySpec(e: Envelope, r: RelayOptions, sc: SpecContext): 
     ...(auth ? { auth } : {}),
     ...(localAddress ? { localAddress } : {}),
     ...(r.mailFrom ? { mailFrom: r.mailFrom } : {}),
+    ...(r.srs && sc.config.srs?.key ? { srsKey: sc.config.srs.key } : {}),
     ...(r.backup && !url ? { backupOf: r.backupMx ?? sc.serverName } : {}),
   };
   const ca = caFor(r, sc);
