@@ -47,11 +47,26 @@ function domainOf(rcpt: string): string {
 /** The relay URL: the action's host, else the domain's entry in its `domain` table, else none (MX). */
 async function relayUrl(r: RelayOptions, domain: string, sc: SpecContext): Promise<string | undefined | DeliveryResult> {
   if (r.host) return r.host;
-  if (r.hostTable) return temp('relay host tables are not supported yet', '4.3.5');
+  if (r.hostTable) {
+    // `relay host <table>`: a relayhost list, fetched in turn (OpenSMTPD's table_fetch)
+    const t = sc.tables?.get(r.hostTable);
+    if (!t) return temp(`no table ${r.hostTable}`, '4.3.5');
+    const url = await t.fetchSource().catch(() => undefined);
+    return url ?? temp(`table ${r.hostTable} has no relay host`, '4.3.5');
+  }
   if (!r.domainTable) return undefined;
   const t = sc.tables?.get(r.domainTable);
   if (!t) return temp(`no table ${r.domainTable}`, '4.3.5');
   return t.lookupString('relayhost', domain);
+}
+
+/** `helo-src <table>`: the name for the source address in an addrname table, else the plain helo. */
+async function heloFor(r: RelayOptions, localAddress: string | undefined, sc: SpecContext): Promise<string> {
+  if (r.heloSrc && localAddress) {
+    const name = await sc.tables?.get(r.heloSrc)?.lookupString('addrname', localAddress).catch(() => undefined);
+    if (name) return name;
+  }
+  return r.helo ?? sc.serverName;
 }
 
 function tlsFor(url: RelayUrl | null, r: RelayOptions): { tls: TlsPolicy; verify: boolean } | DeliveryResult {
@@ -100,7 +115,7 @@ export async function relaySpec(e: Envelope, r: RelayOptions, sc: SpecContext): 
     port: url ? url.port : sc.config.mta.port,
     ...tls,
     lmtp: url?.scheme === 'lmtp',
-    helo: r.helo ?? sc.serverName,
+    helo: await heloFor(r, localAddress, sc),
     ...(auth ? { auth } : {}),
     ...(localAddress ? { localAddress } : {}),
     ...(r.mailFrom ? { mailFrom: r.mailFrom } : {}),
