@@ -11,11 +11,24 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SmtpTestClient, type SmtpReply } from '../harness/net.js';
 import { eventually, sendMessage, startMailHost, type MailHost } from '../harness/mail.js';
+import { makeTestPki, type TestPki } from '../harness/certs.js';
+import { readFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 
 let host: MailHost;
+let pki: TestPki;
 
 before(async () => {
-  host = await startMailHost();
+  pki = await makeTestPki();
+  const mx = await pki.issue('mx.example.test');
+  host = await startMailHost({
+    listen: false,
+    extra: [
+      `pki mx.example.test cert "${mx.cert}"`,
+      `pki mx.example.test key "${mx.key}"`,
+      'listen on 127.0.0.1 port %PORT% tls pki mx.example.test hostname mx.example.test',
+    ].join('\n'),
+  });
 });
 after(async () => {
   await host.stop();
@@ -73,6 +86,29 @@ describe('SMTP smuggling (CVE-2023-51764/51765/51766): the body ends only at <CR
     assert.equal(replies.at(-1)!.code, 250);
     const [msg] = await eventually(async () => (await host.maildir('bob')).find((m) => m.includes('Subject: dots')) && host.maildir('bob'), 'delivery to bob');
     assert.match(msg!, /\n\.leading dot\r?\nmid \. dot\r?\n\.\.two/);
+  });
+});
+
+describe('STARTTLS (CVE-2011-0411)', () => {
+  test('commands pipelined after STARTTLS in the same packet are discarded (CVE-2011-0411)', async () => {
+    const c = await SmtpTestClient.connect(host.port);
+    try {
+      await c.reply();
+      await c.cmd('EHLO client.test');
+      c.write('STARTTLS\r\nMAIL FROM:<injected@client.test>\r\n');
+      assert.match((await c.reply()).lines[0]!, /^220 2\.0\.0/);
+      const secure = tlsConnect({ socket: c.socket, servername: 'mx.example.test', ca: readFileSync(pki.ca) });
+      await new Promise<void>((res, rej) => { secure.once('secureConnect', res); secure.once('error', rej); });
+      let got = '';
+      secure.on('data', (d) => (got += d.toString()));
+      // if the injected MAIL had survived, the server would answer it now (a 250 or a 503 before EHLO)
+      secure.write('NOOP\r\n');
+      await eventually(async () => got.includes('\r\n') || undefined, 'NOOP reply');
+      assert.equal(got, '250 2.0.0 Ok\r\n');
+      secure.destroy();
+    } finally {
+      c.close();
+    }
   });
 });
 
