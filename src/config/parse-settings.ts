@@ -104,9 +104,15 @@ export function parseSmtp(c: Cursor, config: Config): void {
   if (what === 'ciphers') config.smtp.ciphers = c.value('a cipher list');
   else if (what === 'limit') {
     const got: Record<string, number> = {};
-    limits(c, ['max-mails', 'max-rcpt'], got);
+    limits(c, ['max-mails', 'max-rcpt', 'max-sessions', 'max-sessions-per-address'], got);
     if (got['max-mails'] !== undefined) config.smtp.maxMails = got['max-mails'];
     if (got['max-rcpt'] !== undefined) config.smtp.maxRcpt = got['max-rcpt'];
+    if (got['max-sessions'] !== undefined) config.smtp.maxSessions = got['max-sessions'];
+    if (got['max-sessions-per-address'] !== undefined) config.smtp.maxSessionsPerAddress = got['max-sessions-per-address'];
+  } else if (what === 'timeout') {
+    const seconds = delay(c);
+    if (seconds < 1) c.fail('smtp timeout must be at least 1s');
+    config.smtp.timeout = seconds;
   } else if (what === 'max-message-size') {
     const text = c.value('a size');
     const size = parseSize(text);

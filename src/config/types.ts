@@ -270,6 +270,10 @@ export interface Config {
     maxRcpt: number;
     maxMessageSize: number;
     subAddrDelim: string;
+    /** tsmtpd additions: `smtp timeout DELAY` (idle time between commands, seconds) and session caps. */
+    timeout: number;
+    maxSessions: number;
+    maxSessionsPerAddress: number;
   };
   mta: { maxDeferred: number; port: number; limits: MtaLimit[] };
   schedulerLimits: Record<string, number>;

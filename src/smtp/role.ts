@@ -21,7 +21,15 @@ export function newSessionId(): string {
   return randomBytes(8).toString('hex');
 }
 
-export function createSmtpRole(ctx: RoleContext, limits: SessionLimits = SESSION_LIMITS): Role<'smtp'> {
+export function createSmtpRole(ctx: RoleContext, given?: SessionLimits): Role<'smtp'> {
+  // tests hand in their own limits; otherwise smtpd.conf's `smtp timeout` and `smtp limit` apply
+  const s = ctx.config.smtp;
+  const limits: SessionLimits = given ?? {
+    ...SESSION_LIMITS,
+    idleTimeoutMs: s.timeout * 1000,
+    maxSessions: s.maxSessions,
+    maxSessionsPerAddress: s.maxSessionsPerAddress,
+  };
   const servers: Server[] = [];
   const sessions = new Set<Session>();
   const perAddress = new Map<string, number>();

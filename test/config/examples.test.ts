@@ -121,7 +121,8 @@ queue compression
 queue encryption 0123456789abcdef0123456789abcdef
 queue ttl 3d
 smtp ciphers "HIGH:!aNULL"
-smtp limit max-mails 10 max-rcpt 20
+smtp limit max-mails 10 max-rcpt 20 max-sessions 500 max-sessions-per-address 7
+smtp timeout 2m
 smtp max-message-size 10M
 smtp sub-addr-delim "-"
 mta max-deferred 50
@@ -170,7 +171,10 @@ stat listen on 127.0.0.1 port 9199
   assert.equal((c.filters.get('f4') as { protocol?: string }).protocol, '0.6');
   assert.deepEqual((c.filters.get('f5') as { options: string[] }).options, ['zones', 'zen.example', 'threshold', '2']);
   assert.deepEqual(c.queue, { compression: true, encryption: { key: '0123456789abcdef0123456789abcdef' }, ttl: 3 * 86400 });
-  assert.deepEqual(c.smtp, { ciphers: 'HIGH:!aNULL', maxMails: 10, maxRcpt: 20, maxMessageSize: 10 * 1024 * 1024, subAddrDelim: '-' });
+  assert.deepEqual(c.smtp, {
+    ciphers: 'HIGH:!aNULL', maxMails: 10, maxRcpt: 20, maxMessageSize: 10 * 1024 * 1024, subAddrDelim: '-',
+    timeout: 120, maxSessions: 500, maxSessionsPerAddress: 7,
+  });
   assert.deepEqual(c.mta.limits[0]!.limits, { 'session-delay': 1, 'connection-delay': 2 });
   assert.equal(c.mta.port, 2525);
   assert.equal(c.mdaLimits['max-session'], 5);
