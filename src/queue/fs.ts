@@ -66,7 +66,8 @@ export class FsQueueBackend implements QueueBackend {
     // a hard link, not a rename: if the batch fails the body is still in incoming/ for a retry
     this.durable.step('link');
     await link(this.incomingPath(item.msgid), join(dir, 'message'));
-    for (const e of item.envelopes) await this.durable.writeFile(join(dir, e.id), encodeEnvelope(e));
+    // in parallel: the filesystem's journal folds concurrent fsyncs into one commit
+    await Promise.all(item.envelopes.map((e) => this.durable.writeFile(join(dir, e.id), encodeEnvelope(e))));
     await this.durable.fsyncDir(dir);
     return dir;
   }

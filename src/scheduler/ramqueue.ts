@@ -60,6 +60,8 @@ export class RamQueue implements SchedulerBackend {
   private readonly entries = new Map<string, SchedulerEntry>();
   private readonly versions = new Map<string, number>();
   private readonly heap = new MinHeap();
+  /** Due entries per destination, waiting for room in flight; each is queued once, not re-sorted. */
+  private readonly ready = new Map<string, Fifo>();
   private warnIntervals: number[] = [];
 
   get size(): number {
@@ -109,8 +111,15 @@ export class RamQueue implements SchedulerBackend {
       for (const e of this.entries.values()) this.index(e);
     }
     const out: Batch = { deliver: [], expire: [], warn: [], nextWakeAt: Infinity };
-    const groups = new Map<string, SchedulerEntry[]>();
-    const parked: SchedulerEntry[] = [];
+    this.promote(now, warnIntervals, out);
+    this.take(now, max, kinds, out);
+    // what is ready but was not taken (no room, or more than max) wants the next round at once
+    out.nextWakeAt = this.hasReady(kinds) ? now : (this.heap.peek()?.at ?? Infinity);
+    return out;
+  }
+
+  /** Move every due entry from the heap to its destination's ready queue (or to expiry). */
+  private promote(now: number, warnIntervals: number[], out: Batch): void {
     for (let top = this.heap.peek(); top && top.at <= now; top = this.heap.peek()) {
       this.heap.pop();
       const e = this.entries.get(top.evpid);
@@ -123,22 +132,79 @@ export class RamQueue implements SchedulerBackend {
         out.warn.push(e.evpid);
         e.lastWarn = now;
       }
-      if (e.nextTry > now) this.index(e);
-      else if (!kinds.has(e.kind)) parked.push(e);
-      else groups.set(e.queueKey, [...(groups.get(e.queueKey) ?? []), e]);
+      if (e.nextTry > now) {
+        this.index(e);
+        continue;
+      }
+      let q = this.ready.get(e.queueKey);
+      if (!q) {
+        q = new Fifo();
+        this.ready.set(e.queueKey, q);
+      }
+      q.push({ evpid: e.evpid, version: top.version });
     }
-    // round-robin over action+domain: one big message cannot starve every other destination
-    const queues = [...groups.values()];
-    while (out.deliver.length < max && queues.some((q) => q.length)) {
-      for (const q of queues) {
-        const e = q.shift();
-        if (e && out.deliver.length < max) out.deliver.push(e.evpid);
-        else if (e) q.unshift(e);
+  }
+
+  /** An entry from a ready queue, if it is still what was queued (not updated, removed or suspended since). */
+  private live(item: HeapItem | { evpid: string; version: number }): SchedulerEntry | undefined {
+    const e = this.entries.get(item.evpid);
+    return e && this.versions.get(e.evpid) === item.version && e.state === 'pending' && !e.suspended ? e : undefined;
+  }
+
+  /** Round-robin over destinations (action + domain): one big message cannot starve the others. */
+  private take(now: number, max: number, kinds: ReadonlySet<EnvelopeKind>, out: Batch): void {
+    let progress = true;
+    while (out.deliver.length < max && progress) {
+      progress = false;
+      for (const [key, q] of this.ready) {
+        if (out.deliver.length >= max) break;
+        let head = q.peek();
+        while (head && !this.live(head)) {
+          q.shift();
+          head = q.peek();
+        }
+        if (!head) {
+          this.ready.delete(key);
+          continue;
+        }
+        const e = this.live(head)!;
+        if (!kinds.has(e.kind)) continue;
+        q.shift();
+        progress = true;
+        if (now >= e.expiresAt) out.expire.push(e.evpid);
+        else out.deliver.push(e.evpid);
       }
     }
-    for (const q of queues) for (const e of q) this.index(e);
-    out.nextWakeAt = this.heap.peek()?.at ?? Infinity;
-    for (const e of parked) this.index(e);
-    return out;
+  }
+
+  private hasReady(kinds: ReadonlySet<EnvelopeKind>): boolean {
+    for (const q of this.ready.values()) {
+      const head = q.peek();
+      const e = head && this.live(head);
+      if (e && kinds.has(e.kind)) return true;
+    }
+    return false;
+  }
+}
+
+/** A queue with O(1) push and shift, compacted as it drains. */
+class Fifo {
+  private items: { evpid: string; version: number }[] = [];
+  private head = 0;
+
+  push(item: { evpid: string; version: number }): void {
+    this.items.push(item);
+  }
+
+  peek(): { evpid: string; version: number } | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): void {
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
   }
 }
