@@ -4,7 +4,9 @@
  * works without a daemon. Exit 0 on success, 1 when the daemon refused or is not running,
  * 2 on a usage error.
  */
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { createResolver } from '../dns/index.js';
+import { spfWalk } from '../control/spf-walk.js';
 import { parseArgs } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { ControlClient, DaemonNotRunningError } from '../control/client.js';
@@ -57,20 +59,44 @@ async function monitor(client: ControlClient): Promise<never> {
   }
 }
 
+const PERSONALITIES: Record<string, string[]> = {
+  mailq: ['show', 'queue'],
+  'tsmtpd-mailq': ['show', 'queue'],
+  newaliases: ['update', 'table', 'aliases'],
+  'tsmtpd-newaliases': ['update', 'table', 'aliases'],
+};
+
+/** `spf walk`: needs no daemon; DNS from /etc/resolv.conf or `--resolver ADDR:PORT`. */
+async function spf(server: string | undefined): Promise<void> {
+  const m = server ? /^\[?([^\]]+?)\]?:(\d+)$/.exec(server) : null;
+  if (server && !m) die(2, `invalid --resolver: ${server} (ADDR:PORT)`);
+  const resolver = createResolver({ resolvers: m ? [{ address: m[1]!, port: Number(m[2]) }] : [] });
+  try {
+    for (const domain of (await readStdin()).split(/\s+/).filter(Boolean)) {
+      for (const net of await spfWalk(resolver, domain)) process.stdout.write(`${net}\n`);
+    }
+  } finally {
+    resolver.close();
+  }
+}
+
 async function main(): Promise<void> {
   let parsed;
   try {
     parsed = parseArgs({
       args: process.argv.slice(2),
       allowPositionals: true,
-      options: { spool: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { spool: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, resolver: { type: 'string' } },
     });
   } catch (err) {
     die(2, `${(err as Error).message}\n${USAGE}`);
   }
-  const words = parsed.positionals;
+  // smtpctl's personalities: invoked as mailq or newaliases it is that command
+  const personality = PERSONALITIES[basename(process.argv[1] ?? '')];
+  const words = personality ? [...personality, ...parsed.positionals] : parsed.positionals;
   if (parsed.values.help || words.length === 0) die(2, USAGE);
   if ('encrypt'.startsWith(words[0]!) && words[0]!.length >= 2) return encrypt(words.slice(1));
+  if (words[0] === 'spf' && words[1] !== undefined && 'walk'.startsWith(words[1])) return spf(parsed.values.resolver);
 
   const path = join(parsed.values.spool ?? defaultSpool(), CONTROL_SOCKET);
   let client: ControlClient;

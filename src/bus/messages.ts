@@ -234,6 +234,18 @@ export interface Catalog {
     res: { mda: 'running' | 'paused'; mta: 'running' | 'paused'; envelopes: number; inflight: number };
   };
 
+  // --- control → mta
+  'control.mta.show': {
+    to: 'mta';
+    req: { what: 'hosts' | 'relays' | 'routes' | 'hoststats' };
+    res: { lines: string[]; items: Record<string, string | number>[] };
+  };
+  'control.mta.resume-route': {
+    to: 'mta';
+    req: { route: string };
+    res: { found: boolean };
+  };
+
   // --- control → lka
   'control.table.update': {
     to: 'lka';
@@ -293,6 +305,8 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'stat.set': 'stat',
   'control.stat.list': 'stat',
   'control.smtp.pause': 'smtp',
+  'control.mta.show': 'mta',
+  'control.mta.resume-route': 'mta',
   'control.table.update': 'lka',
   'control.config.reload': 'lka',
 };

@@ -7,6 +7,7 @@ import type { Role } from '../bus/bus.js';
 import type { RoleContext } from '../daemon/context.js';
 import { baseCommands, type CommandEnv } from './commands.js';
 import { queueCommands } from './queue-commands.js';
+import { mtaCommands } from './mta-commands.js';
 import { ControlServer } from './server.js';
 
 export const CONTROL_SOCKET = 'tsmtpd.sock';
@@ -19,7 +20,7 @@ export function createControlRole(ctx: RoleContext): Role<'control'> {
     traces: new Set(),
     profiles: new Set(),
   };
-  const table = [...baseCommands(env), ...queueCommands()];
+  const table = [...baseCommands(env), ...queueCommands(), ...mtaCommands()];
   const server = new ControlServer(join(ctx.spool, CONTROL_SOCKET), () => table, env);
   return {
     name: 'control',

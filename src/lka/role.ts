@@ -34,7 +34,15 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lk
     return tables;
   };
 
+  /** Every RCPT decision counted per action (or `reject`), as `lka.rcpt{action,result}`. */
   async function resolveRcpt(req: Req<'smtp.rcpt.resolve'>): Promise<Res<'smtp.rcpt.resolve'>> {
+    const res = await decideRcpt(req);
+    const action = res.result === 'accept' ? (res.envelopes[0]?.action ?? '') : '';
+    ctx.bus.notify('stat.increment', { key: 'lka.rcpt', labels: { action, result: res.result } }, () => undefined);
+    return res;
+  }
+
+  async function decideRcpt(req: Req<'smtp.rcpt.resolve'>): Promise<Res<'smtp.rcpt.resolve'>> {
     const t = needTables();
     const srs = srsReturn(config, req, Math.floor(ctx.clock.now() / 1000));
     if (srs && !srs.ok) return { result: 'reject', reply: { code: 550, enhanced: '5.7.1', text: `Invalid SRS address: ${srs.reason}` } };

@@ -47,7 +47,8 @@ export function createMdaRole(ctx: RoleContext, opts: MdaOptions = {}): Role<'md
       release();
       count('mda.running', -1);
     }
-    count('mda.delivery', 1, { result: result.result });
+    // per local (virtual) domain, for the per-domain figures of `show stats`
+    count('mda.delivery', 1, { domain: envelope.rcpt.slice(envelope.rcpt.lastIndexOf('@') + 1).toLowerCase(), result: result.result });
     logDelivery(envelope, result, ctx.clock.now());
     return result;
   }

@@ -67,6 +67,11 @@ export class Connector {
     return this.idle.length;
   }
 
+  /** For `tsmtpctl show relays`. */
+  snapshot(): { id: string; connections: number; idle: number; opened: number; queued: number } {
+    return { id: this.deps.id, connections: this.open, idle: this.idle.length, opened: this.opened, queued: this.queue.length };
+  }
+
   submit(task: Task): void {
     this.queue.push(task);
     this.pump();

@@ -60,6 +60,14 @@ export class RelayPool {
     });
   }
 
+  /** Every relay and its connector's state, for `tsmtpctl show relays`. */
+  relays(): { relay: string; id: string; connections: number; idle: number; opened: number; queued: number }[] {
+    return [...this.connectors].map(([key, c]) => {
+      const [target, port] = JSON.parse(key) as [{ kind: string; domain?: string; host?: string }, number];
+      return { relay: `${target.domain ?? target.host}:${port}`, ...c.snapshot() };
+    });
+  }
+
   /** The connector of a relay, for tests and inspection. */
   connector(specKey: string): Connector | undefined {
     return this.connectors.get(specKey);

@@ -14,6 +14,7 @@ import type { Envelope } from '../queue/envelope.js';
 import { openTables } from '../table/table.js';
 import type { TableSet } from '../table/types.js';
 import { RelayPool, type Outcome } from './relay.js';
+import { MtaInspector } from './inspect.js';
 import type { Timeouts } from './session.js';
 import { relaySpec, type SpecContext } from './spec.js';
 
@@ -59,6 +60,7 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
   });
   let tables: TableSet | null = null;
   let stopping = false;
+  const inspector = new MtaInspector(pool, () => Date.now());
 
   async function attempt(envelope: Envelope, bodyPath: string): Promise<Outcome> {
     const relay = ctx.config.actions.get(envelope.action)?.relay;
@@ -80,7 +82,9 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
       log('error', envelope.id, 'mta', 'mta-error', { evpid: envelope.id, error: (err as Error).message });
       outcome = { result: { result: 'tempfail', enhanced: '4.3.0', detail: 'internal error during delivery' } };
     }
-    count('mta.delivery', { result: outcome.result.result });
+    // per destination domain, so an admin sees each domain's deliveries at runtime
+    count('mta.delivery', { domain: domainOf(envelope.rcpt), result: outcome.result.result });
+    inspector.record(domainOf(envelope.rcpt), outcome);
     logDelivery(envelope, outcome, ctx.clock.now());
     return outcome.result;
   }
@@ -88,7 +92,11 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
   return {
     name: 'mta',
     peers: ['stat'],
-    handlers: { 'queue.delivery.mta': deliver },
+    handlers: {
+      'queue.delivery.mta': deliver,
+      'control.mta.show': ({ what }) => inspector.show(what),
+      'control.mta.resume-route': ({ route }) => ({ found: pool.routes.resume(route) }),
+    },
     async start() {
       stopping = false;
       if (usesTables(ctx)) tables = await openTables(ctx.config, ctx.serverName);
@@ -115,4 +123,8 @@ export function logDelivery(e: Envelope, o: Outcome, nowMs: number): void {
     result: RESULT_WORD[r.result],
     stat: r.detail,
   });
+}
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }

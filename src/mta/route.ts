@@ -44,6 +44,11 @@ export class RouteTable {
     if (r.penalty <= 0) this.routes.delete(key);
   }
 
+  /** `tsmtpctl resume route`: forget a route's failures now. */
+  resume(key: string): boolean {
+    return this.routes.delete(key);
+  }
+
   /** For `show routes`-style inspection and tests. */
   snapshot(): { key: string; penalty: number; disabledUntil: number }[] {
     return [...this.routes].map(([key, r]) => ({ key, ...r }));

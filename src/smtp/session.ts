@@ -456,6 +456,7 @@ export class Session {
       const reply = await tx.commit(this.deps.bus);
       if (reply.code === 250) {
         this.mails++;
+        this.deps.bus.notify('stat.increment', { key: 'smtp.message', labels: { listener: String(this.deps.listenerIndex) } }, () => undefined);
         log('info', this.id, 'smtp', 'message', {
           msgid: tx.msgid, from: `<${tx.sender}>`, nrcpt: tx.rcpts.length, size: tx.received,
         });
