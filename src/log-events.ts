@@ -14,7 +14,8 @@ export const LOG_EVENTS = [
   // delivery
   'delivery', 'delivery-error', 'mta-connect', 'mta-error', 'mda-error', 'resolver',
   // lka, tables, filters
-  'ruleset', 'table-update', 'table-error', 'filter-error', 'filter-report',
+  'ruleset', 'table-update', 'table-error', 'filter-error', 'filter-report', 'filter-response', 'filter-start',
+  'filter-exit', 'filter-stderr',
   // control and stat
   'control', 'stat',
 ] as const;

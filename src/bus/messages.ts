@@ -5,7 +5,8 @@
  * worker or a process of its own later.
  */
 import type { DsnParams, Envelope } from '../queue/envelope.js';
-import type { Config } from '../config/types.js';
+import type { Config, FilterPhase } from '../config/types.js';
+import type { PhaseVerdict } from '../filter/engine.js';
 
 export type RoleName = 'smtp' | 'lka' | 'queue' | 'scheduler' | 'mta' | 'mda' | 'control' | 'stat';
 
@@ -91,6 +92,24 @@ export interface Catalog {
     to: 'lka';
     req: { rcpt: string };
     res: RcptDecision;
+  };
+
+  // --- smtp → lka: the listener's filters: a phase's decision, report events, body lines
+  'smtp.filter.phase': {
+    to: 'lka';
+    req: { facts: SessionFacts; phase: FilterPhase; param: string; sender?: string };
+    res: PhaseVerdict;
+  };
+  'smtp.filter.report': {
+    to: 'lka';
+    req: { facts: SessionFacts; event: string; params: string[] };
+    res: void;
+  };
+  /** Body lines, dot-escaped and without CRLF; the answer holds the filtered lines ready so far (all of them with `end`). */
+  'smtp.filter.data': {
+    to: 'lka';
+    req: { facts: SessionFacts; lines: string[]; end: boolean };
+    res: { lines: string[] };
   };
 
   // --- smtp → queue
@@ -281,6 +300,9 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'smtp.mailfrom.check': 'lka',
   'smtp.rcpt.resolve': 'lka',
   'queue.bounce.resolve': 'lka',
+  'smtp.filter.phase': 'lka',
+  'smtp.filter.report': 'lka',
+  'smtp.filter.data': 'lka',
   'smtp.message.create': 'queue',
   'smtp.message.commit': 'queue',
   'smtp.message.rollback': 'queue',

@@ -14,7 +14,8 @@ function processOptions(c: Cursor, command: string): ProcessSpec & { protocol?: 
     else if (opt === 'chroot') spec.chroot = c.value('a directory');
     else if (opt === 'protocol') {
       const v = c.value('a protocol version');
-      if (v !== '0.6' && v !== '0.7') c.fail(`unsupported filter protocol: ${v} (0.6 or 0.7)`);
+      // 0.4 (OpenSMTPD 6.6) to 0.7 (7.x): the shapes that differ are in src/filter/protocol.ts
+      if (!['0.4', '0.5', '0.6', '0.7'].includes(v)) c.fail(`unsupported filter protocol: ${v} (0.4 to 0.7)`);
       spec.protocol = v;
     } else c.fail(`syntax error: unknown option: ${opt}`);
   }

@@ -18,6 +18,7 @@ import { expand, type Leaf } from './expand.js';
 import { evaluateRules } from './ruleset.js';
 import { checkSender } from './senders.js';
 import { isSrsAddress, srsDecode, type SrsResult } from '../srs/srs.js';
+import { FilterEngine } from '../filter/engine.js';
 
 export interface LkaOptions {
   /** Tests hand in a resolver pointed at their own DNS server. */
@@ -32,6 +33,11 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lk
   const needTables = (): TableSet => {
     if (!tables) throw new Error('lka is not started');
     return tables;
+  };
+  let filters: FilterEngine | null = null;
+  const needFilters = (): FilterEngine => {
+    if (!filters) throw new Error('lka is not started');
+    return filters;
   };
 
   /** Every RCPT decision counted per action (or `reject`), as `lka.rcpt{action,result}`. */
@@ -70,6 +76,9 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lk
       'smtp.auth.check': async (req) => checkPassword(config, needTables(), req),
       'smtp.mailfrom.check': async (req) => checkSender(config, needTables(), req.facts, req.sender),
       'smtp.rcpt.resolve': resolveRcpt,
+      'smtp.filter.phase': (req) => needFilters().phase(req),
+      'smtp.filter.report': async ({ facts, event, params }) => needFilters().report(facts, event, params),
+      'smtp.filter.data': async ({ facts, lines, end }) => ({ lines: await needFilters().data(facts, lines, end) }),
       // a report to the sender is routed as local mail from the null sender would be
       'queue.bounce.resolve': async ({ rcpt }) => resolveRcpt({ facts: internalFacts(config), sender: '', rcpt, dsn: { notify: ['NEVER'] }, smtputf8: false }),
       // a table that fails to reload keeps its old contents: say why, change nothing
@@ -94,8 +103,15 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lk
     async start() {
       tables = await openTables(config, ctx.serverName);
       resolver ??= createResolver(config, ctx.clock);
+      filters = new FilterEngine({
+        config, tables: needTables, resolver, now: () => ctx.clock.now(),
+        increment: (key, labels) => ctx.bus.notify('stat.increment', { key, labels }, () => undefined),
+      });
+      await filters.start();
     },
     async stop() {
+      await filters?.stop();
+      filters = null;
       await tables?.close();
       tables = null;
       if (!opts.resolver) resolver?.close();

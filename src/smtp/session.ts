@@ -19,6 +19,9 @@ import { parseMailParams, parseRcptParams } from './params.js';
 import { traceHeader, submissionHeaders } from './trace.js';
 import { acceptTls, tlsDetails, type ListenerTls, type TlsDetails } from './tls.js';
 import { SaslExchange, type SaslStep } from './sasl.js';
+import { SessionFilters } from './filter-client.js';
+import type { FilterPhase } from '../config/types.js';
+import type { PhaseVerdict } from '../filter/engine.js';
 
 /** Bytes a client may send ahead while its DATA line is being answered. */
 const MAX_HELD_BYTES = 1024 * 1024;
@@ -66,6 +69,11 @@ export class Session {
   private tls: TlsDetails | null = null;
   /** An AUTH exchange waiting for the client's next line. */
   private sasl: SaslExchange | null = null;
+  private readonly filters: SessionFilters;
+  /** A filter marked the whole session as spam (at connect or HELO): every message is junk. */
+  private junk = false;
+  /** A filter said `disconnect`: the reply being sent is the last. */
+  private closing = false;
 
   constructor(
     readonly id: string,
@@ -84,6 +92,7 @@ export class Session {
       tls: false,
       socket: local,
     };
+    this.filters = new SessionFilters(deps.bus, this.facts, deps.listener.filter !== undefined);
   }
 
   start(): void {
@@ -126,6 +135,7 @@ export class Session {
     this.tls = tlsDetails(this.socket as import('node:tls').TLSSocket);
     this.facts.tls = true;
     log('info', this.id, 'smtp', 'tls', { version: this.tls.version, cipher: this.tls.cipher, verified: this.tls.verified });
+    this.filters.report('link-tls', [`${this.tls.version}:${this.tls.cipher}:${this.tls.bits}`]);
     this.attach();
     return !this.isClosed();
   }
@@ -142,7 +152,16 @@ export class Session {
       }
     }
     if (this.isClosed()) return;
+    const f = this.facts;
+    const endpoint = (a: string, port: number) => (f.socket ? 'unix:socket' : a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
+    this.filters.report('link-connect', [f.rdns ?? '', f.fcrdns === 'pass' ? 'pass' : 'fail', endpoint(f.clientAddress, f.clientPort), endpoint(f.localAddress, f.localPort)]);
+    const refused = this.refusal(await this.filters.phase('connect'));
+    if (this.isClosed()) return;
+    // a connection a filter refuses gets its reply instead of the banner, and ends
+    if (refused.reply) return this.close(refused.reply, 'filter');
+    this.junk = refused.junk;
     this.reply({ code: 220, text: `${this.deps.hostname} ESMTP tsmtpd` });
+    this.filters.report('link-greeting', [this.deps.hostname]);
     this.socket.resume();
   }
 
@@ -152,8 +171,11 @@ export class Session {
     this.state = State.Closed;
     if (last && this.socket.writable) this.socket.end(formatReply(last));
     else this.socket.destroy();
+    if (this.tx) this.filters.report('tx-rollback', [this.tx.txid]);
     void this.tx?.rollback(this.deps.bus);
     this.tx = null;
+    if (reason === 'timeout') this.filters.report('timeout');
+    this.filters.report('link-disconnect');
     log('info', this.id, 'smtp', 'disconnected', { reason });
     this.deps.onClose(this);
   }
@@ -177,7 +199,7 @@ export class Session {
           this.reply(reply);
           return this.close(REPLIES.tooManyErrors, 'too-many-errors');
         }
-        if (reply.code === 221 || reply.code === 421) return this.close(reply, reply.code === 221 ? 'quit' : 'error');
+        if (reply.code === 221 || reply.code === 421 || this.closing) return this.close(reply, reply.code === 221 ? 'quit' : this.closing ? 'filter' : 'error');
         this.reply(reply);
       }
       if (!this.isClosed()) this.socket.resume();
@@ -190,6 +212,8 @@ export class Session {
     // every event kind is handled: the compiler checks the switch is exhaustive
     switch (ev.kind) {
       case 'line': {
+        // credentials never leave the session, not even to a filter
+        this.filters.report('protocol-client', [this.sasl ? '********' : /^AUTH\s/i.test(ev.line) ? ev.line.replace(/^(AUTH\s+\S+).*$/i, '$1 ********') : ev.line]);
         if (this.sasl) return this.saslStep(this.sasl.next(ev.line));
         const reply = await this.command(ev.line);
         // a DATA or STARTTLS line stops the framer; unless the command started a body, read on
@@ -210,9 +234,15 @@ export class Session {
 
   /** Body bytes go to the queue file; the socket waits while the disk catches up. */
   private async body(data: Buffer): Promise<null> {
-    if (this.tx && !this.chunkReply && !this.tx.write(data)) {
+    const tx = this.tx;
+    if (!tx || this.chunkReply) return null;
+    if (tx.filtered) {
+      if (!tx.account(data.length) || tx.filterError) return null;
       this.socket.pause();
-      await this.tx.drained();
+      await tx.filtered.push(data).catch((err: Error) => (tx.filterError = err));
+    } else if (!tx.write(data)) {
+      this.socket.pause();
+      await tx.drained();
     }
     return null;
   }
@@ -234,15 +264,19 @@ export class Session {
       case 'EHLO':
         return this.helo(verb, arg);
       case 'NOOP':
-        return REPLIES.ok;
-      case 'RSET':
+        return this.simple('noop', REPLIES.ok);
+      case 'RSET': {
         if (arg) return REPLIES.argsSyntax;
+        const refused = await this.simple('rset', null);
+        if (refused) return refused;
+        if (this.tx) this.filters.report('tx-reset', [this.tx.txid]);
         await this.reset();
         return REPLIES.ok;
+      }
       case 'QUIT':
-        return REPLIES.bye;
+        return this.simple('quit', REPLIES.bye);
       case 'HELP':
-        return { code: 214, enhanced: '2.0.0', text: ['This is tsmtpd', 'To report bugs in the implementation, please contact the project'] };
+        return this.simple('help', { code: 214, enhanced: '2.0.0', text: ['This is tsmtpd', 'To report bugs in the implementation, please contact the project'] });
       case 'VRFY':
         return REPLIES.vrfy;
       case 'EXPN':
@@ -286,6 +320,8 @@ export class Session {
     if (this.facts.tls) return REPLIES.badSequence;
     if (!this.offersStarttls()) return REPLIES.notImplemented;
     if (this.state !== State.Greeted) return REPLIES.heloFirst;
+    const refused = this.refusal(await this.filters.phase('starttls'));
+    if (refused.reply) return refused.reply;
     this.reader.discard();
     this.events.length = 0;
     this.reply({ code: 220, enhanced: '2.0.0', text: 'Ready to start TLS' });
@@ -303,6 +339,8 @@ export class Session {
     if (this.state !== State.Greeted) return REPLIES.heloFirst;
     if (this.facts.authUser) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: Already authenticated' };
     if (this.tx) return REPLIES.badSequence;
+    const refused = this.refusal(await this.filters.phase('auth', arg.split(' ')[0]!));
+    if (refused.reply) return refused.reply;
     const started = SaslExchange.start(arg);
     if (!started) return { code: 504, enhanced: '5.5.4', text: 'Unrecognized authentication type' };
     this.sasl = started.exchange;
@@ -316,6 +354,7 @@ export class Session {
     try {
       const res = await this.deps.bus.request('smtp.auth.check', { listener: this.deps.listenerIndex, user: step.user, password: step.password });
       log('info', this.id, 'smtp', 'auth', { user: step.user, result: res.result === 'pass' ? 'ok' : res.result === 'fail' ? 'permfail' : 'tempfail' });
+      this.filters.report('link-auth', [res.result === 'pass' ? 'pass' : res.result === 'fail' ? 'fail' : 'error', step.user]);
       if (res.result === 'pass') {
         this.facts.authUser = step.user;
         return { code: 235, enhanced: '2.0.0', text: 'Authentication succeeded' };
@@ -333,10 +372,15 @@ export class Session {
     await tx?.rollback(this.deps.bus);
   }
 
-  private helo(verb: 'HELO' | 'EHLO', arg: string): Reply {
-    if (!arg || !isHeloArgument(arg)) return { code: 501, enhanced: '5.5.4', text: `Syntax: ${verb} hostname` };
+  private async helo(verb: 'HELO' | 'EHLO', given: string): Promise<Reply> {
+    if (!given || !isHeloArgument(given)) return { code: 501, enhanced: '5.5.4', text: `Syntax: ${verb} hostname` };
+    const v = this.refusal(await this.filters.phase(verb === 'HELO' ? 'helo' : 'ehlo', given));
+    if (v.reply) return v.reply;
+    const arg = v.param;
+    this.junk ||= v.junk;
     void this.reset();
     this.facts.helo = arg;
+    this.filters.report('link-identify', [verb, arg]);
     this.state = State.Greeted;
     const greeting = `${this.deps.hostname} Hello ${arg} [${this.facts.clientAddress}], pleased to meet you`;
     if (verb === 'HELO') return { code: 250, text: greeting };
@@ -364,14 +408,26 @@ export class Session {
     if (!params.ok) return params.reply;
     const max = this.deps.config.smtp.maxMessageSize;
     if (params.value.size !== undefined && params.value.size > max) return { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' };
-    const sender = addressKey(path.address);
+    const v = this.refusal(await this.filters.phase('mail-from', addressKey(path.address)));
+    if (v.reply) return v.reply;
+    const sender = v.param;
+    const tx = new Transaction(sender, params.value, max);
+    tx.junk = this.junk || v.junk;
+    this.filters.report('tx-begin', [tx.txid]);
     try {
       const res = await this.deps.bus.request('smtp.mailfrom.check', { facts: this.facts, sender });
-      if (res.result !== 'accept') return toReply(res.reply);
+      if (res.result !== 'accept') {
+        this.filters.report('tx-mail', [tx.txid, res.reply.code >= 500 ? 'permfail' : 'tempfail', sender]);
+        this.filters.report('tx-reset', [tx.txid]);
+        return toReply(res.reply);
+      }
     } catch (err) {
+      this.filters.report('tx-mail', [tx.txid, 'tempfail', sender]);
+      this.filters.report('tx-reset', [tx.txid]);
       return this.failed('MAIL', err);
     }
-    this.tx = new Transaction(sender, params.value, max);
+    this.filters.report('tx-mail', [tx.txid, 'ok', sender]);
+    this.tx = tx;
     return { code: 250, enhanced: '2.0.0', text: 'Ok' };
   }
 
@@ -388,15 +444,21 @@ export class Session {
     const params = parseRcptParams(path.params, { dsn: !this.deps.listener.noDsn });
     if (!params.ok) return params.reply;
     // `<Postmaster>` without a domain is this server's postmaster (RFC 5321 §4.1.1.3)
-    const rcpt = path.address.asciiDomain ? addressKey(path.address) : `postmaster@${this.deps.hostname.toLowerCase()}`;
+    const v = this.refusal(await this.filters.phase('rcpt-to', path.address.asciiDomain ? addressKey(path.address) : `postmaster@${this.deps.hostname.toLowerCase()}`, tx.sender));
+    if (v.reply) return v.reply;
+    if (this.tx !== tx) return REPLIES.badSequence;
+    const rcpt = v.param;
+    tx.junk ||= v.junk;
     const dsn = { ...params.value, ...(tx.params.ret ? { ret: tx.params.ret } : {}), ...(tx.params.envid ? { envid: tx.params.envid } : {}) };
     try {
       const res = await this.deps.bus.request('smtp.rcpt.resolve', { facts: this.facts, sender: tx.sender, rcpt, dsn, smtputf8: tx.params.smtputf8 });
       if (res.result !== 'accept') {
         log('info', this.id, 'smtp', 'rcpt-refused', { from: `<${tx.sender}>`, to: `<${rcpt}>`, result: res.reply.code });
+        this.filters.report('tx-rcpt', [tx.txid, res.reply.code >= 500 ? 'permfail' : 'tempfail', rcpt]);
         return toReply(res.reply);
       }
       if (this.tx !== tx) return REPLIES.badSequence;
+      this.filters.report('tx-rcpt', [tx.txid, 'ok', rcpt]);
       tx.rcpts.push({ rcpt, dsn, envelopes: res.envelopes });
       return { code: 250, enhanced: '2.1.5', text: 'Destination address valid: Recipient ok' };
     } catch (err) {
@@ -406,13 +468,15 @@ export class Session {
 
   /** DATA: open the queue file, then let the framer read the body (it held it back until now). */
   private async data(arg: string): Promise<Reply | null> {
-    const refused = arg ? REPLIES.argsSyntax : this.dataRefusal();
+    const refused = arg ? REPLIES.argsSyntax : this.dataRefusal() ?? (await this.dataPhase(this.tx!));
     if (refused) return refused;
     try {
       await this.openMessage(this.tx!);
     } catch (err) {
+      this.filters.report('tx-data', [this.tx!.txid, 'tempfail']);
       return this.failed('DATA', err);
     }
+    this.filters.report('tx-data', [this.tx!.txid, 'ok']);
     this.reply({ code: 354, text: 'Enter mail, end with "." on a line by itself' });
     this.events.push(...this.reader.startData());
     return null;
@@ -426,14 +490,25 @@ export class Session {
     return null;
   }
 
+  /** The filters' data phase; when data-line filters want the body, it flows through them. */
+  private async dataPhase(tx: Transaction): Promise<Reply | null> {
+    const v = await this.filters.phase('data', '', tx.sender);
+    const refused = this.refusal(v);
+    if (refused.reply) return refused.reply;
+    tx.junk ||= refused.junk;
+    if (v.kind === 'proceed' && v.dataLine) tx.filtered = this.filters.body((bytes) => tx.store(bytes));
+    return null;
+  }
+
   private async openMessage(tx: Transaction): Promise<void> {
     const { listener } = this.deps;
     const submission = listener.kind === 'socket' || listener.auth !== 'none';
+    // OpenSMTPD prepends X-Spam to a message a filter marked as junk
     const trace = (msgid: string) => traceHeader({
       facts: this.facts, hostname: this.deps.hostname, rcpts: tx.rcpts.map((r) => r.rcpt), msgid,
       smtputf8: tx.params.smtputf8, showAuth: listener.receivedAuth, now: new Date(this.deps.clock.now()),
       ...(this.tls ? { tls: this.tls } : {}),
-    });
+    }) + (tx.junk ? 'X-Spam: yes\r\n' : '');
     const add = (missing: { messageId: boolean; date: boolean }) => submissionHeaders(missing, this.deps.hostname, new Date(this.deps.clock.now()));
     await tx.open(this.deps.bus, this.id, trace, submission ? add : null);
   }
@@ -446,14 +521,22 @@ export class Session {
   }
 
   private async finish(tx: Transaction, flags: { bareLf: boolean; bareCr: boolean; longLine: boolean }): Promise<Reply> {
-    const refusal = tx.refusal(flags);
+    if (tx.filtered && !tx.filterError && !tx.tooBig) await tx.filtered.end().catch((err: Error) => (tx.filterError = err));
+    if (tx.filterError) {
+      await tx.rollback(this.deps.bus);
+      this.filters.report('tx-rollback', [tx.txid]);
+      return this.failed('DATA', tx.filterError);
+    }
+    const refusal = tx.refusal(flags) ?? this.refusal(await this.filters.phase('commit', '', tx.sender)).reply;
     if (refusal) {
       await tx.rollback(this.deps.bus);
+      this.filters.report('tx-rollback', [tx.txid]);
       log('info', this.id, 'smtp', 'message-refused', { reason: String(refusal.text) });
       return refusal;
     }
     try {
       const reply = await tx.commit(this.deps.bus);
+      this.filters.report(reply.code === 250 ? 'tx-commit' : 'tx-rollback', reply.code === 250 ? [tx.txid, String(tx.received)] : [tx.txid]);
       if (reply.code === 250) {
         this.mails++;
         this.deps.bus.notify('stat.increment', { key: 'smtp.message', labels: { listener: String(this.deps.listenerIndex) } }, () => undefined);
@@ -464,6 +547,7 @@ export class Session {
       return reply;
     } catch (err) {
       await tx.rollback(this.deps.bus);
+      this.filters.report('tx-rollback', [tx.txid]);
       return this.failed('DATA', err);
     }
   }
@@ -479,6 +563,8 @@ export class Session {
     const tx = this.tx!;
     tx.chunking = true;
     if (!tx.opened) {
+      this.chunkReply = await this.dataPhase(tx);
+      if (this.chunkReply) return null;
       try {
         await this.openMessage(tx);
       } catch (err) {
@@ -521,7 +607,23 @@ export class Session {
   }
 
   private reply(reply: Reply): void {
-    if (this.socket.writable) this.socket.write(formatReply(reply));
+    const text = formatReply(reply);
+    if (this.filters.enabled) for (const line of text.split('\r\n').slice(0, -1)) this.filters.report('protocol-server', [line]);
+    if (this.socket.writable) this.socket.write(text);
+  }
+
+  /** A filter verdict as the session uses it: a reply when refused (`disconnect` also ends the session). */
+  private refusal(v: PhaseVerdict): { reply: Reply | null; param: string; junk: boolean } {
+    if (v.kind === 'proceed') return { reply: null, param: v.param, junk: v.junk };
+    if (v.kind === 'disconnect') this.closing = true;
+    return { reply: toReply(v.reply), param: '', junk: false };
+  }
+
+  /** NOOP, RSET, QUIT, HELP: the filters' phase first, then the command's own answer. */
+  private async simple(phase: FilterPhase, ok: Reply): Promise<Reply>;
+  private async simple(phase: FilterPhase, ok: null): Promise<Reply | null>;
+  private async simple(phase: FilterPhase, ok: Reply | null): Promise<Reply | null> {
+    return this.refusal(await this.filters.phase(phase)).reply ?? ok;
   }
 }
 

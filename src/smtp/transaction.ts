@@ -4,11 +4,13 @@
  * its way into the queue file. It never replies by itself; the session turns its outcomes into
  * replies.
  */
+import { randomBytes } from 'node:crypto';
 import type { Endpoint } from '../bus/bus.js';
 import type { Envelope, DsnParams } from '../queue/envelope.js';
 import type { Reply } from './reply.js';
 import { MessageWriter } from './message-writer.js';
 import { HeaderScan } from './header-scan.js';
+import type { FilteredBody } from './filter-client.js';
 
 export interface MailParams {
   size?: number;
@@ -37,6 +39,14 @@ export class Transaction {
   tooBig = false;
   /** BDAT was used: DATA is no longer allowed in this transaction, and the reverse. */
   chunking = false;
+  /** The transaction's id in filter report events (tx-begin ... tx-commit). */
+  readonly txid = randomBytes(4).toString('hex');
+  /** A filter marked it as spam: `X-Spam: yes` and junk envelopes. */
+  junk = false;
+  /** The body goes through data-line filters before it is stored. */
+  filtered: FilteredBody | null = null;
+  /** The data-line filters failed: the message cannot be accepted. */
+  filterError: Error | null = null;
 
   constructor(
     readonly sender: string,
@@ -59,8 +69,18 @@ export class Transaction {
 
   /** Body bytes; returns false when the caller should wait for `drained()`. */
   write(bytes: Buffer): boolean {
-    this.received += bytes.length;
+    return this.account(bytes.length) ? this.store(bytes) : true;
+  }
+
+  /** Count octets received from the client; false once the message is over the size limit. */
+  account(octets: number): boolean {
+    this.received += octets;
     if (this.received > this.maxSize) this.tooBig = true;
+    return !this.tooBig;
+  }
+
+  /** Write body bytes to the message file (filtered ones are counted on input, not here). */
+  store(bytes: Buffer): boolean {
     if (this.tooBig || !this.writer || !this.scan) return true;
     let ok = true;
     for (const part of this.scan.push(bytes)) ok = this.writer.write(part) && ok;
@@ -89,7 +109,7 @@ export class Transaction {
     for (const part of this.scan.end()) this.writer.write(part);
     await this.writer.finish();
     this.writer = null;
-    const envelopes = this.rcpts.flatMap((r) => r.envelopes);
+    const envelopes = this.rcpts.flatMap((r) => r.envelopes.map((e) => (this.junk ? { ...e, junk: true } : e)));
     const res = await bus.request('smtp.message.commit', { msgid: this.msgid, envelopes });
     if (res.result !== 'ok') {
       this.msgid = null;
