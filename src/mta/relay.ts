@@ -18,6 +18,8 @@ export interface RelayPoolOptions {
   resolver: Resolver;
   clock: Clock;
   limits: ConnectorLimits;
+  /** Limits for one destination domain, when some differ from the global ones. */
+  limitsFor?: (domain: string) => ConnectorLimits;
   timeouts?: Partial<Timeouts>;
   /** How long the first recipient of a message waits for its siblings. */
   batchWindowMs: number;
@@ -112,7 +114,8 @@ export class RelayPool {
       routes: this.routes,
       clock,
       ...(this.o.count ? { count: this.o.count } : {}),
-      limits: { ...this.o.limits },
+      // `mta limit for domain D ...` applies to MX deliveries for D; everything else takes the global limits
+      limits: { ...(this.o.limitsFor && target.kind === 'mx' ? this.o.limitsFor(target.domain) : this.o.limits) },
     });
     this.connectors.set(spec.key, c);
     return c;

@@ -28,9 +28,20 @@ export interface MtaOptions {
 
 const RESULT_WORD = { ok: 'Ok', tempfail: 'TempFail', permfail: 'PermFail', loop: 'PermFail' } as const;
 
-function limit(ctx: RoleContext, key: string, fallback: number): number {
-  const v = ctx.config.mta.limits.filter((l) => !l.domain).map((l) => l.limits[key]).find((n) => n !== undefined);
+/** An `mta limit` value: the domain's own when it has one, else the global one, else the default. */
+function limit(ctx: RoleContext, key: string, fallback: number, domain?: string): number {
+  const pick = (match: (d: string | undefined) => boolean) =>
+    ctx.config.mta.limits.filter((l) => match(l.domain)).map((l) => l.limits[key]).find((n) => n !== undefined);
+  const v = (domain ? pick((d) => d?.toLowerCase() === domain.toLowerCase()) : undefined) ?? pick((d) => !d);
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : fallback;
+}
+
+function connectorLimits(ctx: RoleContext, domain?: string) {
+  return {
+    maxConn: limit(ctx, 'max-conn-per-route', 5, domain),
+    maxMessages: limit(ctx, 'session-mail-max', 100, domain),
+    keepaliveMs: limit(ctx, 'session-keepalive', 10, domain) * 1000,
+  };
 }
 
 function usesTables(ctx: RoleContext): boolean {
@@ -48,11 +59,8 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
     // network timeouts, idle sessions and route backoff are about real elapsed time; the daemon's
     // clock (fake in tests) decides when envelopes are retried, which is the scheduler's business
     clock: systemClock,
-    limits: {
-      maxConn: limit(ctx, 'max-conn-per-route', 5),
-      maxMessages: limit(ctx, 'session-mail-max', 100),
-      keepaliveMs: limit(ctx, 'session-keepalive', 10) * 1000,
-    },
+    limits: connectorLimits(ctx),
+    limitsFor: (domain) => connectorLimits(ctx, domain),
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
     // the queue hands out the recipients of a message within a few milliseconds of each other
     batchWindowMs: opts.batchWindowMs ?? 10,

@@ -23,10 +23,15 @@ before(async () => {
     'mx1.fallback.test': { A: ['127.0.0.2'] },
     'mx2.fallback.test': { A: ['127.0.0.3'] },
     'busy.test': { MX: [{ preference: 10, exchange: 'mx2.fallback.test' }] },
+    'strict.test': { MX: [{ preference: 10, exchange: 'mx2.fallback.test' }] },
     'nullmx.test': { MX: [{ preference: 0, exchange: '.' }] },
   });
   host = await startMailHost({
-    extra: [`resolver "127.0.0.1:${dns.port}"`, `mta port ${sink.port}`, 'action "out" relay'].join('\n'),
+    extra: [
+      `resolver "127.0.0.1:${dns.port}"`, `mta port ${sink.port}`, 'action "out" relay',
+      // one domain gets its own limits; the others keep the global ones
+      'mta limit for domain strict.test session-mail-max 1',
+    ].join('\n'),
     rules: [
       'match from any for domain <domains> action "local"',
       'match from local for any action "out"',
@@ -66,6 +71,15 @@ test('reuse: thirty messages to one domain over far fewer connections', async ()
   const connections = sink.commands.length - before;
   // at most the per-route limit (5) of sessions, each carrying several messages
   assert.ok(connections <= 5, `connections: ${connections}`);
+});
+
+test('mta limit for domain: a domain limited to one message per session gets a session per message', async () => {
+  const before = sink.commands.length;
+  for (let i = 0; i < 4; i++) {
+    assert.equal((await sendMessage(host.port, 'alice@example.test', [`s${i}@strict.test`], `Subject: strict-${i}\r\n\r\nx`)).at(-1)!.code, 250);
+    await eventually(async () => sink.transactions.some((t) => t.body.includes(`Subject: strict-${i}`)) || undefined, `delivery ${i}`);
+  }
+  assert.equal(sink.commands.length - before, 4);
 });
 
 test('a message with 50 recipients at one domain is one transaction', async () => {
