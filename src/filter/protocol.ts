@@ -4,8 +4,8 @@
  *
  * Versions: tsmtpd speaks 0.7 (OpenSMTPD 7.x) by default. Where older filters expect another
  * shape, the version a line carries decides it, as libopensmtpd does:
- *  - before 0.5, a filter answers `token|session` instead of `session|token`, and tx-mail and
- *    tx-rcpt carry `address|result` instead of `result|address`;
+ *  - before 0.5, a filter answers `token|session` instead of `session|token`;
+ *  - before 0.6, tx-mail and tx-rcpt carry `address|result` instead of `result|address`;
  *  - before 0.7, link-auth carries `username|result` instead of `result|username`.
  */
 
@@ -63,7 +63,7 @@ export function timestamp(ms: number): string {
 export function reportLine(version: string, nowMs: number, session: string, event: string, params: readonly string[]): string {
   let p = params;
   if (event === 'link-auth' && !versionAtLeast(version, '0.7')) p = [params[1] ?? '', params[0] ?? ''];
-  if ((event === 'tx-mail' || event === 'tx-rcpt') && !versionAtLeast(version, '0.5')) p = [params[0] ?? '', params[2] ?? '', params[1] ?? ''];
+  if ((event === 'tx-mail' || event === 'tx-rcpt') && !versionAtLeast(version, '0.6')) p = [params[0] ?? '', params[2] ?? '', params[1] ?? ''];
   const head = `report|${version}|${timestamp(nowMs)}|${SUBSYSTEM}|${event}|${session}`;
   return p.length ? `${head}|${fields(p)}` : head;
 }

@@ -39,6 +39,18 @@ export class SessionFilters {
 }
 
 /**
+ * Filters read lines into bounded buffers (Go's bufio.Scanner stops at 64 KiB, silently): a body
+ * line longer than this (BDAT allows any) is not sent, the message is refused instead.
+ */
+const MAX_FILTER_LINE = 60_000;
+
+export class FilterLineTooLong extends Error {
+  constructor() {
+    super('body line too long for data-line filters');
+  }
+}
+
+/**
  * Body bytes (already dot-unstuffed by the framer) cut into lines, dot-escaped as smtpd-filters
  * want them, sent to the lka in batches; what comes back is unescaped and written with CRLF.
  * Lines are byte strings (latin1), so 8-bit bodies pass through unchanged.
@@ -56,6 +68,7 @@ export class FilteredBody {
     const text = this.partial + data.toString('latin1');
     const parts = text.split('\n');
     this.partial = parts.pop()!;
+    if (this.partial.length > MAX_FILTER_LINE || parts.some((p) => p.length > MAX_FILTER_LINE)) throw new FilterLineTooLong();
     await this.send(parts.map(escape), false);
   }
 

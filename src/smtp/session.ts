@@ -19,7 +19,7 @@ import { parseMailParams, parseRcptParams } from './params.js';
 import { traceHeader, submissionHeaders } from './trace.js';
 import { acceptTls, tlsDetails, type ListenerTls, type TlsDetails } from './tls.js';
 import { SaslExchange, type SaslStep } from './sasl.js';
-import { SessionFilters } from './filter-client.js';
+import { FilterLineTooLong, SessionFilters } from './filter-client.js';
 import type { FilterPhase } from '../config/types.js';
 import type { PhaseVerdict } from '../filter/engine.js';
 
@@ -525,6 +525,7 @@ export class Session {
     if (tx.filterError) {
       await tx.rollback(this.deps.bus);
       this.filters.report('tx-rollback', [tx.txid]);
+      if (tx.filterError instanceof FilterLineTooLong) return { code: 550, enhanced: '5.5.2', text: 'Line too long for the filters' };
       return this.failed('DATA', tx.filterError);
     }
     const refusal = tx.refusal(flags) ?? this.refusal(await this.filters.phase('commit', '', tx.sender)).reply;

@@ -77,6 +77,20 @@ describe('smtpd-filters protocol: a Python filter written from the manual page',
     assert.deepEqual(await host.maildir('alice'), [], 'the message refused at commit was not delivered');
   });
 
+  it('never sends a filter a line longer than it can read: such a message is refused, the filter lives on', async () => {
+    const c = await SmtpTestClient.connect(host.port);
+    await c.reply();
+    await c.cmd('EHLO client.example.test');
+    await c.cmd('MAIL FROM:<friend@good.test>');
+    await c.cmd('RCPT TO:<alice@example.test>');
+    const chunk = `Subject: long\r\n\r\n${'x'.repeat(70_000)}\r\n`;
+    const r = await c.cmd(`BDAT ${chunk.length} LAST\r\n${chunk}`.slice(0, -2));
+    assert.equal(r.code, 550);
+    assert.match(r.text, /5\.5\.2 Line too long/);
+    assert.equal((await transaction(c, 'friend@good.test', 'alice@example.test', 'Subject: after\r\n\r\nok')).code, 250);
+    c.close();
+  });
+
   it('reports the session as events, in order, in the documented format', async () => {
     const lines = (await readFile(trace, 'utf8')).split('\n');
     const connect = lines.find((l) => l.includes('|link-connect|'))!;

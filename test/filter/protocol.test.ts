@@ -65,7 +65,8 @@ describe('smtpd-filters protocol codec', () => {
   it('moves the fields older versions ordered differently', () => {
     assert.match(reportLine('0.7', 0, 's', 'link-auth', ['pass', 'alice']), /\|link-auth\|s\|pass\|alice$/);
     assert.match(reportLine('0.6', 0, 's', 'link-auth', ['pass', 'alice']), /\|link-auth\|s\|alice\|pass$/);
-    assert.match(reportLine('0.5', 0, 's', 'tx-mail', ['m', 'ok', 'a@b']), /\|tx-mail\|s\|m\|ok\|a@b$/);
+    assert.match(reportLine('0.6', 0, 's', 'tx-mail', ['m', 'ok', 'a@b']), /\|tx-mail\|s\|m\|ok\|a@b$/);
+    assert.match(reportLine('0.5', 0, 's', 'tx-rcpt', ['m', 'ok', 'a@b']), /\|tx-rcpt\|s\|m\|a@b\|ok$/);
     assert.match(reportLine('0.4', 0, 's', 'tx-mail', ['m', 'ok', 'a@b']), /\|tx-mail\|s\|m\|a@b\|ok$/);
     assert.equal(versionAtLeast('0.10', '0.7'), true);
     assert.equal(versionAtLeast('0.6', '0.7'), false);
