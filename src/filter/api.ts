@@ -39,7 +39,10 @@ export const disconnect = (reply: string): Decision => ({ decision: 'disconnect'
 export const rewrite = (value: string): Decision => ({ decision: 'rewrite', value });
 export const report = (message: string): Decision => ({ decision: 'report', message });
 
-/** What the daemon knows of the session when a handler runs. */
+/**
+ * What the daemon knows of the session when a handler runs. Written out, not derived from the
+ * internal SessionFacts: modules depend on this shape, which must not move when internals do.
+ */
 export interface SessionInfo {
   id: string;
   listener: number;
