@@ -16,20 +16,17 @@ export class Durable {
     this.fault(name);
   }
 
-  async fsyncFile(path: string): Promise<void> {
-    this.step('fsync-file');
-    const fh = await open(path, 'r');
-    try {
-      await fh.sync();
-      this.fsyncs++;
-    } finally {
-      await fh.close();
-    }
+  fsyncFile(path: string): Promise<void> {
+    return this.sync(path, 'fsync-file');
   }
 
   /** A directory's fsync is what makes a create, rename or unlink inside it survive a crash. */
-  async fsyncDir(path: string): Promise<void> {
-    this.step('fsync-dir');
+  fsyncDir(path: string): Promise<void> {
+    return this.sync(path, 'fsync-dir');
+  }
+
+  private async sync(path: string, step: string): Promise<void> {
+    this.step(step);
     const fh = await open(path, 'r');
     try {
       await fh.sync();

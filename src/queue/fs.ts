@@ -10,6 +10,7 @@ import { QueueError, type BodyHandle, type CommitItem, type QueueBackend, type W
 import { Durable, type FaultHook } from './durable.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
+import { purgeScratch } from './scratch.js';
 
 const BUCKET = /^[0-9a-f]{2}$/;
 
@@ -221,15 +222,8 @@ export class FsQueueBackend implements QueueBackend {
     return stat(this.msgDir(msgid)).then(() => true, () => false);
   }
 
-  async purgeIncoming(): Promise<number> {
-    let n = 0;
-    for (const dir of [this.incoming, this.temporary]) {
-      for (const name of await readdir(dir)) {
-        await rm(join(dir, name), { recursive: true, force: true });
-        if (dir === this.incoming && isMsgid(name)) n++;
-      }
-    }
-    return n;
+  purgeIncoming(): Promise<number> {
+    return purgeScratch(this.incoming, this.temporary);
   }
 
   async quarantine(id: string, reason: string): Promise<void> {

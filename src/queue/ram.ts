@@ -1,9 +1,10 @@
 /** A queue backend in memory for tests: records in maps, bodies in files under the spool. */
-import { link, mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
+import { purgeScratch } from './scratch.js';
 
 export class RamQueueBackend implements QueueBackend {
   readonly name = 'ram';
@@ -116,15 +117,8 @@ export class RamQueueBackend implements QueueBackend {
     return this.msgs.has(msgid);
   }
 
-  async purgeIncoming(): Promise<number> {
-    let n = 0;
-    for (const dir of [this.incoming, this.temporary]) {
-      for (const name of await readdir(dir)) {
-        await rm(join(dir, name), { recursive: true, force: true });
-        if (dir === this.incoming && isMsgid(name)) n++;
-      }
-    }
-    return n;
+  purgeIncoming(): Promise<number> {
+    return purgeScratch(this.incoming, this.temporary);
   }
 
   async quarantine(id: string): Promise<void> {

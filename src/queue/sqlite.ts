@@ -6,12 +6,13 @@
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { mkdir, open, readdir, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
 import type { FaultHook } from './durable.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
+import { purgeScratch } from './scratch.js';
 
 const CHUNK = 64 * 1024;
 
@@ -188,15 +189,8 @@ export class SqliteQueueBackend implements QueueBackend {
     return this.db.prepare('SELECT 1 FROM messages WHERE msgid = ?').get(msgid) !== undefined;
   }
 
-  async purgeIncoming(): Promise<number> {
-    let n = 0;
-    for (const dir of [this.incoming, this.temporary]) {
-      for (const name of await readdir(dir)) {
-        await rm(join(dir, name), { recursive: true, force: true });
-        if (dir === this.incoming && isMsgid(name)) n++;
-      }
-    }
-    return n;
+  purgeIncoming(): Promise<number> {
+    return purgeScratch(this.incoming, this.temporary);
   }
 
   /** The bad record moves to the corrupt table, for the operator; a message left without envelopes goes. */
