@@ -60,6 +60,7 @@ export class FilterEngine {
   async start(): Promise<void> {
     const { config } = this.deps;
     const sessionTimeoutSec = config.smtp.timeout;
+    const procOptions = (version = DEFAULT_VERSION) => ({ version, sessionTimeoutSec, ...(config.admd ? { admd: config.admd } : {}) });
     config.listeners.forEach((l, i) => {
       const stages = listenerFilters(config, l.filter).map((decl): Stage => {
         const at = `${decl.where.file}:${decl.where.line}`;
@@ -69,12 +70,12 @@ export class FilterEngine {
           case 'proc': {
             const spec = config.procs.get(decl.proc);
             if (!spec) throw new Error(`${at}: filter ${decl.name}: no proc named ${decl.proc}`);
-            const proc = this.procs.get(`proc:${spec.name}`) ?? new ProcFilter(spec.name, spec, { version: DEFAULT_VERSION, sessionTimeoutSec, ...(config.admd ? { admd: config.admd } : {}) });
+            const proc = this.procs.get(`proc:${spec.name}`) ?? new ProcFilter(spec.name, spec, procOptions());
             this.procs.set(`proc:${spec.name}`, proc);
             return { kind: 'proc', name: decl.name, proc };
           }
           case 'proc-exec': {
-            const proc = this.procs.get(`exec:${decl.name}`) ?? new ProcFilter(decl.name, decl.process, { version: decl.protocol ?? DEFAULT_VERSION, sessionTimeoutSec, ...(config.admd ? { admd: config.admd } : {}) });
+            const proc = this.procs.get(`exec:${decl.name}`) ?? new ProcFilter(decl.name, decl.process, procOptions(decl.protocol));
             this.procs.set(`exec:${decl.name}`, proc);
             return { kind: 'proc', name: decl.name, proc };
           }
@@ -107,11 +108,11 @@ export class FilterEngine {
     let param = req.param;
     let junk = false;
     for (const stage of stages) {
+      const name = stage.kind === 'builtin' ? stage.decl.name : stage.name;
       let d: StageDecision | null;
       try {
         d = await this.decide(stage, { ...req, param });
       } catch (err) {
-        const name = stage.kind === 'builtin' ? stage.decl.name : stage.name;
         log('warn', req.facts.sessionId, 'lka', 'filter-error', { filter: name, phase: req.phase, error: (err as Error).message });
         // a module failed this one command; a dead process leaves the session nothing to rely on
         if (stage.kind === 'module' && req.phase !== 'connect') return { kind: 'reject', reply: MODULE_FAILURE };
@@ -119,7 +120,6 @@ export class FilterEngine {
       }
       if (!d || d.decision === 'proceed') continue;
       if (d.decision === 'bypass') break;
-      const name = stage.kind === 'builtin' ? stage.decl.name : stage.name;
       this.responded(req, name, stage.kind, d);
       switch (d.decision) {
         case 'junk':
@@ -169,6 +169,8 @@ export class FilterEngine {
       stream = new DataStream(facts.sessionId, procs, this.deps.now, this.deps.config.smtp.maxMessageSize * 2);
       this.streams.set(facts.sessionId, stream);
     }
+    // the stream ends with the message, or with the first failure
+    let over = end;
     try {
       stream.push(lines);
       if (!end) return stream.take();
@@ -177,20 +179,20 @@ export class FilterEngine {
       if (out instanceof Error) throw out;
       return out;
     } catch (err) {
-      stream.close();
-      this.streams.delete(facts.sessionId);
+      over = true;
       throw err;
     } finally {
-      if (end) {
-        stream.close();
-        this.streams.delete(facts.sessionId);
-      }
+      if (over) this.dropStream(facts.sessionId);
     }
   }
 
+  private dropStream(session: string): void {
+    this.streams.get(session)?.close();
+    this.streams.delete(session);
+  }
+
   private forget(facts: SessionFacts): void {
-    this.streams.get(facts.sessionId)?.close();
-    this.streams.delete(facts.sessionId);
+    this.dropStream(facts.sessionId);
     for (const p of this.procs.values()) p.forget(facts.sessionId);
   }
 
