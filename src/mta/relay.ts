@@ -21,7 +21,11 @@ export interface RelayPoolOptions {
   /** Limits for one destination domain, when some differ from the global ones. */
   limitsFor?: (domain: string) => ConnectorLimits;
   timeouts?: Partial<Timeouts>;
-  /** How long the first recipient of a message waits for its siblings. */
+  /**
+   * How long a message's recipients wait for more siblings after the last one arrived. The
+   * scheduler hands a message out in rounds of `max-schedule`, a few milliseconds apart on a
+   * busy machine, so the window restarts with each arrival, up to BATCH_MAX_WAIT in all.
+   */
   batchWindowMs: number;
   /** Recipients per transaction (RFC 5321 asks servers to take at least 100). */
   maxRcpts: number;
@@ -38,7 +42,11 @@ interface Pending {
   bodyPath: string;
   items: { envelope: Envelope; resolve: (o: Outcome) => void }[];
   timer: Timer;
+  firstAt: number;
 }
+
+/** The longest the first recipient of a message waits for its siblings. */
+const BATCH_MAX_WAIT_MS = 200;
 
 export class RelayPool {
   private readonly connectors = new Map<string, Connector>();
@@ -51,14 +59,17 @@ export class RelayPool {
   deliver(spec: RelaySpec, envelope: Envelope, bodyPath: string): Promise<Outcome> {
     return new Promise((resolve) => {
       const key = `${spec.key}|${envelope.msgid}|${envelope.sender}`;
+      const now = this.o.clock.now();
       let p = this.pending.get(key);
       if (!p) {
-        const timer = this.o.clock.setTimer(this.o.batchWindowMs, () => this.flush(key));
-        p = { spec, bodyPath, items: [], timer };
+        p = { spec, bodyPath, items: [], timer: { cancel: () => undefined }, firstAt: now };
         this.pending.set(key, p);
       }
       p.items.push({ envelope, resolve });
-      if (p.items.length >= this.o.maxRcpts) this.flush(key);
+      if (p.items.length >= this.o.maxRcpts) return this.flush(key);
+      p.timer.cancel();
+      const wait = Math.max(0, Math.min(this.o.batchWindowMs, p.firstAt + BATCH_MAX_WAIT_MS - now));
+      p.timer = this.o.clock.setTimer(wait, () => this.flush(key));
     });
   }
 

@@ -9,6 +9,7 @@ import type { DeliveryResult, Req, Res } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
 import type { LogEvent } from '../log-events.js';
+import type { BodyHandle } from './backend.js';
 import { Bouncer } from './bouncer.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { readFile } from 'node:fs/promises';
@@ -51,12 +52,19 @@ export function createQueueRole(ctx: RoleContext): Role<'queue'> {
     }
   }
 
-  /** One delivery attempt, start to finish; any error here means "try again later". */
-  async function deliver(evpid: string): Promise<void> {
+  /** An envelope and its body, read from the store and ready to hand out; null when it is gone. */
+  async function prepare(evpid: string): Promise<{ envelope: Envelope; body: BodyHandle } | null> {
     const envelope = await queue.load(evpid);
-    if (!envelope) return void ctx.bus.notify('queue.envelope.done', { evpid }, () => undefined);
+    if (!envelope) {
+      ctx.bus.notify('queue.envelope.done', { evpid }, () => undefined);
+      return null;
+    }
+    return { envelope, body: await queue.body(envelope.msgid) };
+  }
+
+  /** One delivery attempt of a prepared envelope; any error here means "try again later". */
+  async function deliver({ envelope, body }: { envelope: Envelope; body: BodyHandle }): Promise<void> {
     let result: DeliveryResult;
-    const body = await queue.body(envelope.msgid);
     try {
       const type = envelope.kind === 'mda' ? 'queue.delivery.mda' : 'queue.delivery.mta';
       result = await ctx.bus.request(type, { envelope, bodyPath: body.path });
@@ -84,15 +92,20 @@ export function createQueueRole(ctx: RoleContext): Role<'queue'> {
     }
   }
 
-  const schedule = ({ evpids }: Req<'scheduler.envelope.schedule'>) => {
-    for (const evpid of evpids) {
-      deliver(evpid).catch((err: Error) => {
-        log('warn', evpid, 'queue', 'delivery-error', { evpid, error: err.message });
-        if (!stopping) {
-          ctx.bus.notify('queue.envelope.retry', { evpid, tries: 0, lastTry: Math.floor(ctx.clock.now() / 1000) }, () => undefined);
-        }
-      });
-    }
+  const schedule = async ({ evpids }: Req<'scheduler.envelope.schedule'>) => {
+    const failed = (evpid: string) => (err: Error) => {
+      log('warn', evpid, 'queue', 'delivery-error', { evpid, error: err.message });
+      if (!stopping) {
+        ctx.bus.notify('queue.envelope.retry', { evpid, tries: 0, lastTry: Math.floor(ctx.clock.now() / 1000) }, () => undefined);
+      }
+    };
+    // the whole batch is read before any of it is handed out: the recipients of a message then
+    // reach the mta together, within its batch window however slow the store is, and travel in
+    // one transaction
+    const ready = await Promise.all(evpids.map((evpid) => prepare(evpid).catch((err: Error) => void failed(evpid)(err))));
+    ready.forEach((p, i) => {
+      if (p) deliver(p).catch(failed(evpids[i]!));
+    });
   };
 
   const onEnvelope = (what: LogEvent, fn: (e: Envelope) => Promise<void>) => ({ evpid }: { evpid: string }) => {
