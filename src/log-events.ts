@@ -3,8 +3,8 @@
  * table mirrors it) and grep-able. Add a name here before logging it.
  */
 export const LOG_EVENTS = [
-  // daemon lifecycle
-  'startup', 'ready', 'shutdown', 'config-error', 'fatal',
+  // daemon lifecycle, processes and the bus between them
+  'startup', 'ready', 'shutdown', 'config-error', 'fatal', 'process-start', 'process-exit', 'bus-error', 'users',
   // smtp
   'listen', 'connected', 'disconnected', 'protocol-client', 'protocol-server', 'tls', 'auth',
   'envelope', 'message', 'failed-command', 'timeout', 'limit', 'rcpt-refused', 'message-refused',

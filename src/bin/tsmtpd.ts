@@ -10,8 +10,9 @@ import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import { configureLog, log } from '../log.js';
 import { EXIT, parseCli, USAGE, UsageError, type CliOptions } from '../daemon/cli.js';
-import { Daemon } from '../daemon/daemon.js';
+import { findServerName } from '../daemon/server-name.js';
 import { defaultSpool, lockSpool, prepareSpool } from '../daemon/spool.js';
+import { Supervisor } from '../daemon/supervisor.js';
 
 /** A stop that takes longer than this is cut short: the queue is consistent at every instant. */
 const STOP_DEADLINE_MS = 1500;
@@ -70,14 +71,19 @@ async function main(): Promise<void> {
   const spool = prepareSpool(opts.spool ?? defaultSpool());
   if (!opts.foreground) return detach(spool, opts.logFile);
 
-  configureLog({ level: opts.verbose > 0 ? 'debug' : 'info', timestamps: process.env[CHILD_MARK] === '1' });
+  const timestamps = process.env[CHILD_MARK] === '1';
+  configureLog({ level: opts.verbose > 0 ? 'debug' : 'info', timestamps });
   let release: () => void;
   try {
     release = lockSpool(spool);
   } catch (err) {
     fail(EXIT.STARTUP, (err as Error).message);
   }
-  const daemon = new Daemon({ config, spool, backends: opts.backends, verbose: opts.verbose > 0 });
+  const daemon = new Supervisor({
+    config, spool, backends: opts.backends, verbose: opts.verbose > 0, serverName: findServerName(), users: opts.users,
+    // the tests ask for the copy check on the parent's own bus too (between the parent's roles)
+    checkBus: process.env['TSMTPD_CHECK_BUS'] === '1', timestamps,
+  });
   const shutdown = (signal: string) => {
     log('info', null, 'daemon', 'shutdown', { signal });
     const deadline = setTimeout(() => {
@@ -85,7 +91,7 @@ async function main(): Promise<void> {
       release();
       process.exit(EXIT.OK);
     }, STOP_DEADLINE_MS);
-    void daemon.stop().then(() => {
+    void daemon.stop(STOP_DEADLINE_MS - 300).then(() => {
       clearTimeout(deadline);
       release();
       process.exit(EXIT.OK);
@@ -94,7 +100,8 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => shutdown('TERM'));
   process.once('SIGINT', () => shutdown('INT'));
   process.on('uncaughtException', (err) => {
-    // a bug: log it and stop; every acknowledged message is on disk, so a restart loses nothing
+    // a bug in the parent: log it and stop (the children follow it out); every acknowledged
+    // message is on disk, so a restart loses nothing
     log('error', null, 'daemon', 'fatal', { error: err.stack ?? String(err) });
     release();
     process.exit(EXIT.FATAL);

@@ -8,7 +8,37 @@ import type { DsnParams, Envelope } from '../queue/envelope.js';
 import type { Config, FilterPhase } from '../config/types.js';
 import type { PhaseVerdict } from '../filter/engine.js';
 
-export type RoleName = 'smtp' | 'lka' | 'queue' | 'scheduler' | 'mta' | 'mda' | 'control' | 'stat';
+export type RoleName = 'smtp' | 'lka' | 'queue' | 'scheduler' | 'mta' | 'mda' | 'control' | 'stat' | 'parent';
+
+/**
+ * Whom each role may message. The sending bus checks it, and so does the receiving process for
+ * messages that arrive over a link: a compromised process cannot reach beyond its own peers.
+ */
+export const PEERS: Record<RoleName, readonly RoleName[]> = {
+  smtp: ['lka', 'queue', 'stat'],
+  lka: ['parent', 'stat'],
+  queue: ['scheduler', 'mta', 'mda', 'lka', 'stat'],
+  scheduler: ['queue', 'stat'],
+  mta: ['lka', 'queue', 'stat'],
+  mda: ['queue', 'stat'],
+  control: ['stat', 'lka', 'queue', 'scheduler', 'mta', 'parent'],
+  stat: [],
+  parent: ['stat'],
+};
+
+/** Who sent a message: the process at the other end of the link it came over (`smtp.2`, `lka`...). */
+export interface Origin {
+  process: string;
+}
+
+/** Where a message body is: inline when small, else read in chunks from the queue with its token. */
+export interface BodyRef {
+  msgid: string;
+  size: number;
+  inline?: Buffer;
+  /** Names this delivery's reader at the queue (`*.body.read`). */
+  token?: string;
+}
 
 /** What a session knows about its client, handed to the lka for rules, filters and lookups. */
 export interface SessionFacts {
@@ -73,7 +103,7 @@ export interface Catalog {
   };
   'smtp.auth.check': {
     to: 'lka';
-    req: { listener: number; table?: string; user: string; password: string };
+    req: { sessionId: string; listener: number; table?: string; user: string; password: string };
     res: { result: 'pass' | 'fail' | 'error' };
   };
   'smtp.mailfrom.check': {
@@ -81,10 +111,30 @@ export interface Catalog {
     req: { facts: SessionFacts; sender: string };
     res: { result: 'accept' } | { result: 'reject' | 'tempfail'; reply: WireReply };
   };
+  /** The envelopes stay in the lka, for the queue to claim at commit: smtp never sees or chooses them. */
   'smtp.rcpt.resolve': {
     to: 'lka';
     req: { facts: SessionFacts; sender: string; rcpt: string; dsn: DsnParams; smtputf8: boolean };
-    res: RcptDecision;
+    res: { result: 'accept' } | { result: 'reject' | 'tempfail'; reply: WireReply };
+  };
+  /** RSET, a new MAIL, a refused message: the recipients staged for the session's transaction are dropped. */
+  'smtp.tx.reset': {
+    to: 'lka';
+    req: { sessionId: string };
+    res: void;
+  };
+  'smtp.session.close': {
+    to: 'lka';
+    req: { sessionId: string };
+    res: void;
+  };
+
+  // --- queue → lka: the envelopes the lka made for a session's transaction, taken at commit
+  'queue.envelopes.claim': {
+    to: 'lka';
+    /** `worker` is the process the commit came from, as the queue's link names it. */
+    req: { worker: string; sessionId: string };
+    res: { envelopes: Omit<Envelope, 'id' | 'msgid'>[] };
   };
 
   // --- queue → lka: where a bounce or a delay notice to the sender goes (the ruleset decides, as `from local`)
@@ -116,12 +166,22 @@ export interface Catalog {
   'smtp.message.create': {
     to: 'queue';
     req: { sessionId: string };
-    res: { msgid: string; path: string };
+    res: { msgid: string };
   };
+  /** Body bytes in order; the reply comes once the queue has taken them, which paces the session. */
+  'smtp.message.write': {
+    to: 'queue';
+    req: { msgid: string; data: Buffer };
+    res: void;
+  };
+  /**
+   * The body is complete: `data` is its last bytes, `size` the whole body's octets (the queue
+   * checks it holds exactly that many). Store it with the envelopes the lka staged for the session.
+   */
   'smtp.message.commit': {
     to: 'queue';
-    req: { msgid: string; envelopes: Omit<Envelope, 'id' | 'msgid'>[] };
-    res: { result: 'ok'; evpids: string[] } | { result: 'tempfail'; reply: WireReply };
+    req: { msgid: string; sessionId: string; size: number; junk: boolean; data: Buffer };
+    res: { result: 'ok'; evpids: string[] } | { result: 'tempfail' | 'reject'; reply: WireReply };
   };
   'smtp.message.rollback': {
     to: 'queue';
@@ -172,13 +232,46 @@ export interface Catalog {
   // --- queue → mta / mda
   'queue.delivery.mta': {
     to: 'mta';
-    req: { envelope: Envelope; bodyPath: string };
+    req: { envelope: Envelope; body: BodyRef };
     res: DeliveryResult;
   };
   'queue.delivery.mda': {
     to: 'mda';
-    req: { envelope: Envelope; bodyPath: string };
+    req: { envelope: Envelope; body: BodyRef };
     res: DeliveryResult;
+  };
+
+  // --- mta / mda → queue: a body too large to travel inline, read in chunks
+  'mta.body.read': {
+    to: 'queue';
+    req: { token: string; offset: number; length: number };
+    res: { data: Buffer };
+  };
+  'mda.body.read': {
+    to: 'queue';
+    req: { token: string; offset: number; length: number };
+    res: { data: Buffer };
+  };
+
+  // --- mta → lka: the tables of relay actions (relay hosts, credentials, source addresses, helo names)
+  'mta.table.lookup': {
+    to: 'lka';
+    req: { table: string; service: 'relayhost' | 'credentials' | 'addrname'; key: string } | { table: string; service: 'source' };
+    res: { found: false } | { found: true; value: string };
+  };
+
+  // --- lka → parent: what an unprivileged process cannot do
+  /** `~/.forward`, read as its owner would be allowed to (the lka cannot enter home directories). */
+  'lka.forward.read': {
+    to: 'parent';
+    req: { username: string; uid: number; gid: number; home: string };
+    res: { result: 'ok'; text: string } | { result: 'none' } | { result: 'error'; error: string };
+  };
+  /** AUTH against the system's accounts: the shadow file is root's. */
+  'lka.auth.system': {
+    to: 'parent';
+    req: { user: string; password: string };
+    res: { result: 'pass' | 'fail' | 'error' };
   };
 
   // --- anyone → stat (notifications)
@@ -205,9 +298,9 @@ export interface Catalog {
     res: { stats: { key: string; labels: Record<string, string>; value: number; kind: 'counter' | 'gauge' }[] };
   };
 
-  // --- control → smtp
+  // --- control → parent: it accepts the connections, so it pauses them; it knows every process
   'control.smtp.pause': {
-    to: 'smtp';
+    to: 'parent';
     /** `query` only reports the state (`show status`). */
     req: { paused: boolean; query?: boolean } | { query: true };
     res: { paused: boolean; changed: boolean };
@@ -272,12 +365,34 @@ export interface Catalog {
     res: { result: 'ok' } | { result: 'error'; error: string };
   };
 
+  'control.parent.status': {
+    to: 'parent';
+    req: Record<string, never>;
+    res: { processes: ProcessStatus[] };
+  };
+  /** `log verbose` / `log brief`: every process's log level changes, as a message to each. */
+  'control.log.level': {
+    to: 'parent';
+    req: { verbose: boolean };
+    res: void;
+  };
+
   // --- control → any role
   'control.config.reload': {
     to: 'lka';
     req: { config: Config };
     res: void;
   };
+}
+
+/** One process of the daemon as `tsmtpctl show status` lists it. */
+export interface ProcessStatus {
+  name: string;
+  pid: number;
+  user: string;
+  /** Seconds since this process (its current incarnation) started. */
+  uptime: number;
+  restarts: number;
 }
 
 export type MessageType = keyof Catalog;
@@ -290,7 +405,20 @@ export type TypesFor<R extends RoleName> = {
 }[MessageType];
 
 export type Handlers<R extends RoleName> = {
-  [K in TypesFor<R>]: (req: Req<K>, from: RoleName) => Promise<Res<K>> | Res<K>;
+  [K in TypesFor<R>]: (req: Req<K>, from: RoleName, origin: Origin) => Promise<Res<K>> | Res<K>;
+};
+
+/**
+ * How long a request may wait for its answer before it fails (a link waits for its peer process
+ * to come back within this too). Deliveries have their own network and MDA timeouts inside.
+ */
+export const DEFAULT_TIMEOUT_MS = 120_000;
+export const TIMEOUTS: Partial<Record<MessageType, number>> = {
+  'queue.delivery.mta': 4 * 3600_000,
+  'queue.delivery.mda': 3600_000,
+  'smtp.message.write': 60_000,
+  'mta.body.read': 60_000,
+  'mda.body.read': 60_000,
 };
 
 /** Which role handles each type, at run time (the bus routes by it). */
@@ -299,11 +427,15 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'smtp.auth.check': 'lka',
   'smtp.mailfrom.check': 'lka',
   'smtp.rcpt.resolve': 'lka',
+  'smtp.tx.reset': 'lka',
+  'smtp.session.close': 'lka',
+  'queue.envelopes.claim': 'lka',
   'queue.bounce.resolve': 'lka',
   'smtp.filter.phase': 'lka',
   'smtp.filter.report': 'lka',
   'smtp.filter.data': 'lka',
   'smtp.message.create': 'queue',
+  'smtp.message.write': 'queue',
   'smtp.message.commit': 'queue',
   'smtp.message.rollback': 'queue',
   'queue.envelope.submit': 'scheduler',
@@ -326,7 +458,14 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'stat.decrement': 'stat',
   'stat.set': 'stat',
   'control.stat.list': 'stat',
-  'control.smtp.pause': 'smtp',
+  'control.smtp.pause': 'parent',
+  'control.parent.status': 'parent',
+  'control.log.level': 'parent',
+  'mta.body.read': 'queue',
+  'mda.body.read': 'queue',
+  'mta.table.lookup': 'lka',
+  'lka.forward.read': 'parent',
+  'lka.auth.system': 'parent',
   'control.mta.show': 'mta',
   'control.mta.resume-route': 'mta',
   'control.table.update': 'lka',

@@ -109,6 +109,11 @@ export function parseSmtp(c: Cursor, config: Config): void {
     if (got['max-rcpt'] !== undefined) config.smtp.maxRcpt = got['max-rcpt'];
     if (got['max-sessions'] !== undefined) config.smtp.maxSessions = got['max-sessions'];
     if (got['max-sessions-per-address'] !== undefined) config.smtp.maxSessionsPerAddress = got['max-sessions-per-address'];
+  } else if (what === 'workers') {
+    const text = c.value('a number of smtp worker processes');
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > 256) c.fail(`smtp workers must be a whole number from 1 to 256: ${text}`);
+    config.smtp.workers = n;
   } else if (what === 'timeout') {
     const seconds = delay(c);
     if (seconds < 1) c.fail('smtp timeout must be at least 1s');

@@ -4,7 +4,6 @@
  * daemon's user can open), and what it does. Words may be abbreviated to any unique prefix.
  */
 import type { Endpoint } from '../bus/bus.js';
-import { configureLog } from '../log.js';
 
 export interface CommandEnv {
   bus: Endpoint;
@@ -31,6 +30,14 @@ function pauseSmtp(paused: boolean) {
   return async (env: CommandEnv) => {
     const res = await env.bus.request('control.smtp.pause', { paused });
     return { text: res.changed ? `command succeeded\n` : `smtp is already ${paused ? 'paused' : 'running'}\n` };
+  };
+}
+
+/** Every process logs on its own: the parent passes the level on to each of them. */
+function logLevel(verbose: boolean) {
+  return async (env: CommandEnv) => {
+    await env.bus.request('control.log.level', { verbose });
+    return { verbose };
   };
 }
 
@@ -62,14 +69,8 @@ export function baseCommands(env: CommandEnv): ControlCommand[] {
     { words: ['resume', 'smtp'], args: { min: 0, max: 0, names: '' }, handler: pauseSmtp(false) },
     { words: ['update', 'table'], args: { min: 1, max: 1, names: '<name>' }, handler: updateTable },
     { words: ['monitor'], args: { min: 0, max: 0, names: '' }, handler: stats },
-    {
-      words: ['log', 'brief'], args: { min: 0, max: 0, names: '' },
-      handler: async () => (configureLog({ level: 'info' }), { verbose: false }),
-    },
-    {
-      words: ['log', 'verbose'], args: { min: 0, max: 0, names: '' },
-      handler: async () => (configureLog({ level: 'debug' }), { verbose: true }),
-    },
+    { words: ['log', 'brief'], args: { min: 0, max: 0, names: '' }, handler: logLevel(false) },
+    { words: ['log', 'verbose'], args: { min: 0, max: 0, names: '' }, handler: logLevel(true) },
     { words: ['trace'], args: { min: 1, max: 1, names: '<subsystem>' }, handler: toggle(env.traces, true, TRACE_SUBSYSTEMS) },
     { words: ['untrace'], args: { min: 1, max: 1, names: '<subsystem>' }, handler: toggle(env.traces, false, TRACE_SUBSYSTEMS) },
     { words: ['profile'], args: { min: 1, max: 1, names: 'queue|imsg' }, handler: toggle(env.profiles, true, ['queue', 'imsg']) },

@@ -65,13 +65,19 @@ function pauseKind(kind: 'mda' | 'mta', paused: boolean) {
   };
 }
 
+/** smtpctl's three lines, then one line per process: name, pid, user, uptime, restarts. */
 async function status(env: CommandEnv) {
-  const [sched, smtp] = await Promise.all([
+  const [sched, smtp, { processes }] = await Promise.all([
     env.bus.request('control.scheduler.status', {}),
     env.bus.request('control.smtp.pause', { query: true }),
+    env.bus.request('control.parent.status', {}),
   ]);
   const s = { mda: sched.mda, mta: sched.mta, smtp: smtp.paused ? 'paused' : 'running' };
-  return { ...s, envelopes: sched.envelopes, inflight: sched.inflight, text: `MDA ${s.mda}\nMTA ${s.mta}\nSMTP ${s.smtp}\n` };
+  const lines = processes.map((p) => `process ${p.name} pid=${p.pid} user=${p.user} uptime=${p.uptime}s restarts=${p.restarts}`);
+  return {
+    ...s, envelopes: sched.envelopes, inflight: sched.inflight, processes,
+    text: `MDA ${s.mda}\nMTA ${s.mta}\nSMTP ${s.smtp}\n${lines.map((l) => l + '\n').join('')}`,
+  };
 }
 
 async function discover(env: CommandEnv, [id]: string[]) {

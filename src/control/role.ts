@@ -2,8 +2,10 @@
  * The control role: owns the admin socket `SPOOL/tsmtpd.sock` that tsmtpctl speaks to, and asks
  * the other roles over the bus for what each command needs.
  */
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Role } from '../bus/bus.js';
+import { PEERS } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
 import { baseCommands, type CommandEnv } from './commands.js';
 import { queueCommands } from './queue-commands.js';
@@ -12,7 +14,12 @@ import { ControlServer } from './server.js';
 
 export const CONTROL_SOCKET = 'tsmtpd.sock';
 
-export function createControlRole(ctx: RoleContext): Role<'control'> {
+export interface ControlRole extends Role<'control'> {
+  /** Serve a connection the parent accepted on the control socket it bound. */
+  adopt(socket: Socket): void;
+}
+
+export function createControlRole(ctx: RoleContext, opts: { adoptOnly?: boolean } = {}): ControlRole {
   const env: CommandEnv = {
     bus: ctx.bus,
     startedAt: ctx.clock.now(),
@@ -24,9 +31,12 @@ export function createControlRole(ctx: RoleContext): Role<'control'> {
   const server = new ControlServer(join(ctx.spool, CONTROL_SOCKET), () => table, env);
   return {
     name: 'control',
-    peers: ['stat', 'lka', 'queue', 'scheduler', 'mta', 'mda', 'smtp'],
+    peers: PEERS.control,
     handlers: {},
-    start: () => server.listen(),
+    adopt: (s) => server.adopt(s),
+    start: async () => {
+      if (!opts.adoptOnly) await server.listen();
+    },
     stop: () => server.close(),
   };
 }

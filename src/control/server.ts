@@ -1,7 +1,8 @@
 /**
  * The control socket: a UNIX socket in the spool, mode 0600, so only root and the daemon's own
  * user can reach it (Node cannot read a peer's credentials; the file mode is the check, as it is
- * for smtpd's socket users other than root). Each line is a request; each gets one reply.
+ * for smtpd's socket users other than root). Each line is a request; each gets one reply. In the
+ * daemon the parent binds the socket (the spool is root's) and hands each connection over.
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -32,6 +33,12 @@ export class ControlServer {
     });
     chmodSync(this.path, 0o600);
     this.server = server;
+  }
+
+  /** Serve a connection someone else accepted (the parent, which binds the socket in its spool). */
+  adopt(socket: Socket): void {
+    this.serve(socket);
+    socket.resume();
   }
 
   async close(): Promise<void> {

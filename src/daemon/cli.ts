@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { BackendChoice } from './context.js';
+import { DEFAULT_USERS } from './privileges.js';
 
 /** Exit codes are part of the interface: README documents them and tests check them. */
 export const EXIT = {
@@ -15,7 +16,7 @@ export const EXIT = {
 } as const;
 
 export const USAGE =
-  'usage: tsmtpd [-dhnv] [-B kind=name] [-D macro=value] [-f file] [--spool dir] [--log file]';
+  'usage: tsmtpd [-dhnv] [-B kind=name] [-D macro=value] [-f file] [--spool dir] [--log file] [--user name] [--queue-user name]';
 
 export interface CliOptions {
   configFile: string;
@@ -26,6 +27,8 @@ export interface CliOptions {
   backends: BackendChoice;
   spool?: string;
   logFile?: string;
+  /** The system users of the unprivileged processes and of the queue, when run as root. */
+  users: { unprivileged: string; queue: string };
   help: boolean;
 }
 
@@ -63,6 +66,8 @@ export function parseCli(argv: string[]): CliOptions {
         h: { type: 'boolean' },
         spool: { type: 'string' },
         log: { type: 'string' },
+        user: { type: 'string' },
+        'queue-user': { type: 'string' },
       },
     });
   } catch (err) {
@@ -93,6 +98,7 @@ export function parseCli(argv: string[]): CliOptions {
     backends,
     spool: v.spool,
     logFile: v.log,
+    users: { unprivileged: v.user ?? DEFAULT_USERS.unprivileged, queue: v['queue-user'] ?? DEFAULT_USERS.queue },
     help: v.h ?? false,
   };
 }

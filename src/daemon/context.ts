@@ -1,10 +1,12 @@
 /**
  * What the daemon hands every role when it builds it: the config, the role's end of the bus,
- * the clock, the spool directory and the backend choices of `-B`.
+ * the clock, the spool directory, the backend choices of `-B` and the keys the role may hold.
  */
 import type { Endpoint } from '../bus/bus.js';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/types.js';
+import type { FilterSpawner } from '../filter/spawn.js';
+import type { Keyring } from './keyring.js';
 
 export interface BackendChoice {
   queue: string;
@@ -22,4 +24,8 @@ export interface RoleContext {
   /** The server's own name: `/etc/mail/mailname`, else the host's FQDN. */
   serverName: string;
   verbose: boolean;
+  /** Certificates and keys the parent read; when absent (roles built in tests) they are read from the files. */
+  keys?: Keyring;
+  /** How the lka starts filter processes: through the parent in the daemon; here, when absent. */
+  spawnFilter?: FilterSpawner;
 }

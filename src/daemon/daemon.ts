@@ -1,24 +1,20 @@
 /**
- * The daemon: builds every role from the config, registers them on the bus, starts them in
- * dependency order (the smtp listeners last, so nothing is accepted before the queue and the
- * lka can serve it) and stops them in reverse (the listeners first, so sessions get their 421
- * while the queue is still there to roll back their transactions).
+ * Every role in one process, on one in-process bus: what tests use to drive the whole daemon
+ * with a fake clock. The real daemon (supervisor.ts) runs the same roles, built the same way, in
+ * separate processes. Roles start in dependency order (the smtp listeners last, so nothing is
+ * accepted before the queue and the lka can serve it) and stop in reverse (the listeners first,
+ * so sessions get their 421 while the queue is still there to roll back their transactions).
  */
 import { Bus, type Role } from '../bus/bus.js';
 import type { RoleName } from '../bus/messages.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config/types.js';
-import { log } from '../log.js';
-import type { BackendChoice, RoleContext } from './context.js';
+import { configureLog, log } from '../log.js';
+import type { SmtpRole } from '../smtp/role.js';
+import type { BackendChoice } from './context.js';
+import { createParentRole } from './parent-role.js';
+import { buildRole, type ChildRoleName } from './roles.js';
 import { findServerName } from './server-name.js';
-import { createStatRole } from '../stat/role.js';
-import { createMdaRole } from '../mda/role.js';
-import { createSmtpRole } from '../smtp/role.js';
-import { createControlRole } from '../control/role.js';
-import { createLkaRole } from '../lka/role.js';
-import { createQueueRole } from '../queue/role.js';
-import { createSchedulerRole } from '../scheduler/role.js';
-import { createMtaRole } from '../mta/role.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -31,35 +27,25 @@ export interface DaemonOptions {
   checkBus?: boolean;
 }
 
-type RoleFactory = (ctx: RoleContext) => Role<RoleName>;
-
 /**
  * Start order: every role's peers are registered before any starts, and a role starts only once
  * those it sends work to are running — the queue after the scheduler and the delivery roles
  * (it hands them the stored envelopes at start), the listeners after everything they need.
  */
-const FACTORIES: [RoleName, RoleFactory][] = [
-  ['stat', createStatRole as RoleFactory],
-  ['lka', ((ctx: RoleContext) => createLkaRole(ctx)) as RoleFactory],
-  ['scheduler', createSchedulerRole as RoleFactory],
-  ['mda', ((ctx: RoleContext) => createMdaRole(ctx)) as RoleFactory],
-  ['mta', ((ctx: RoleContext) => createMtaRole(ctx)) as RoleFactory],
-  ['queue', createQueueRole as RoleFactory],
-  ['smtp', createSmtpRole as RoleFactory],
-  ['control', createControlRole as RoleFactory],
-];
+const ORDER: ChildRoleName[] = ['stat', 'lka', 'scheduler', 'mda', 'mta', 'queue', 'smtp', 'control'];
 
 export class Daemon {
   readonly bus: Bus;
   readonly roles = new Map<RoleName, Role<RoleName>>();
   private started: Role<RoleName>[] = [];
   private stopping: Promise<void> | null = null;
+  private readonly startedAt = Date.now();
 
   constructor(private readonly options: DaemonOptions) {
     this.bus = new Bus({ checkSerializable: options.checkBus });
     const serverName = options.serverName ?? findServerName();
-    for (const [name, factory] of FACTORIES) {
-      const role = factory({
+    for (const name of ORDER) {
+      const role = buildRole(name, {
         config: options.config,
         bus: this.bus.endpoint(name),
         clock: options.clock ?? systemClock,
@@ -67,14 +53,22 @@ export class Daemon {
         backends: options.backends,
         serverName,
         verbose: options.verbose,
-      });
+      }, { adopt: false });
       this.bus.register(role);
       this.roles.set(name, role);
     }
+    const smtp = this.roles.get('smtp') as SmtpRole;
+    const parent = createParentRole({
+      pause: (req) => smtp.admission.control(req),
+      status: () => [{ name: 'daemon', pid: process.pid, user: String(process.getuid?.() ?? ''), uptime: Math.floor((Date.now() - this.startedAt) / 1000), restarts: 0 }],
+      logLevel: (verbose) => configureLog({ level: verbose ? 'debug' : 'info' }),
+    });
+    this.bus.register(parent as Role<RoleName>);
+    this.roles.set('parent', parent as Role<RoleName>);
   }
 
   async start(): Promise<void> {
-    for (const role of this.roles.values()) {
+    for (const role of [this.roles.get('parent')!, ...ORDER.map((n) => this.roles.get(n)!)]) {
       try {
         await role.start();
       } catch (err) {

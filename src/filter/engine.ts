@@ -15,6 +15,7 @@ import type { Decision } from './api.js';
 import { listenerFilters, builtinDecision, replyOf } from './builtin.js';
 import { ModuleFilter, modulePath, withDeadline } from './module-filter.js';
 import { ProcFilter } from './proc-filter.js';
+import { localSpawner, type FilterSpawner } from './spawn.js';
 import { DEFAULT_VERSION } from './protocol.js';
 
 export type PhaseVerdict =
@@ -42,6 +43,8 @@ export interface EngineDeps {
   resolver: Resolver;
   now: () => number;
   increment(key: string, labels: Record<string, string>): void;
+  /** How filter processes start: through the parent in the daemon (it alone may switch users). */
+  spawn?: FilterSpawner;
 }
 
 /** A filter process died or a module failed: the command gets a temporary error, the session goes on or ends. */
@@ -60,7 +63,8 @@ export class FilterEngine {
   async start(): Promise<void> {
     const { config } = this.deps;
     const sessionTimeoutSec = config.smtp.timeout;
-    const procOptions = (version = DEFAULT_VERSION) => ({ version, sessionTimeoutSec, ...(config.admd ? { admd: config.admd } : {}) });
+    const spawn = this.deps.spawn ?? localSpawner;
+    const procOptions = (version = DEFAULT_VERSION) => ({ version, sessionTimeoutSec, spawn, ...(config.admd ? { admd: config.admd } : {}) });
     config.listeners.forEach((l, i) => {
       const stages = listenerFilters(config, l.filter).map((decl): Stage => {
         const at = `${decl.where.file}:${decl.where.line}`;

@@ -5,12 +5,12 @@
  * answers by an opaque token. A filter that dies fails what it owed at once (the sessions answer
  * 421, none hangs) and is started again after a pause; stderr lines are logged.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { ProcessSpec } from '../config/types.js';
 import { log } from '../log.js';
 import { filterLine, handshake, parseOutput, reportLine, type FilterDecisionWord } from './protocol.js';
+import type { FilterProcess, FilterSpawner } from './spawn.js';
 
 /** OpenSMTPD's own release whose protocol tsmtpd speaks; some filters read it. */
 const SMTPD_VERSION = '7.8.0';
@@ -28,15 +28,14 @@ export interface ProcFilterOptions {
   version: string;
   sessionTimeoutSec: number;
   admd?: string;
-  /** uid/gid for `user`/`group`, resolved by the caller (only applied when running as root). */
-  uid?: number;
-  gid?: number;
+  /** Starts the process as its user, in its chroot: the parent does it for the daemon's lka. */
+  spawn: FilterSpawner;
 }
 
 type Pending = { session: string; resolve(r: ProcResult): void; reject(err: Error): void };
 
 export class ProcFilter {
-  private child: ChildProcessWithoutNullStreams | null = null;
+  private child: FilterProcess | null = null;
   private registered = new Set<string>();
   private readonly pending = new Map<string, Pending>();
   /** data-line output, per token, for the stream that opened it. */
@@ -57,16 +56,14 @@ export class ProcFilter {
   /** Start the process and wait for `register|ready`; rejects if it never comes. */
   start(): Promise<void> {
     this.registered = new Set();
-    const child = spawn('/bin/sh', ['-c', this.spec.command], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      ...(process.getuid?.() === 0 && this.opts.uid !== undefined ? { uid: this.opts.uid, gid: this.opts.gid ?? this.opts.uid } : {}),
-      ...(this.spec.chroot ? { cwd: this.spec.chroot } : {}),
-    });
+    const child = this.opts.spawn(this.name, this.spec);
     this.child = child;
     child.stdin.on('error', () => undefined);
-    createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', (line) => {
-      log('info', null, 'lka', 'filter-stderr', { filter: this.name, line: line.slice(0, 1000) });
-    });
+    if (child.stderr) {
+      createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', (line) => {
+        log('info', null, 'lka', 'filter-stderr', { filter: this.name, line: line.slice(0, 1000) });
+      });
+    }
     return new Promise((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => fail(new Error(`filter ${this.name}: no register|ready within ${HANDSHAKE_TIMEOUT_MS / 1000}s`)), HANDSHAKE_TIMEOUT_MS);
@@ -184,7 +181,7 @@ export class ProcFilter {
     if (this.child?.stdin.writable) this.child.stdin.write(`${line}\n`, encoding);
   }
 
-  private died(child: ChildProcessWithoutNullStreams, code: number | null, signal: NodeJS.Signals | null): void {
+  private died(child: FilterProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.child !== child) return;
     const wasReady = this.ready;
     this.ready = false;

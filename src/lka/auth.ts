@@ -1,23 +1,39 @@
 /**
  * AUTH checks: the listener's credentials table (`user crypt-hash` lines, bcrypt or
- * sha512-crypt as OpenSMTPD's crypt_checkpass takes them), or the system's shadow file when no
- * table is named and the daemon may read it. A lookup error is `error` (454), never `pass`.
+ * sha512-crypt as OpenSMTPD's crypt_checkpass takes them), or the system's accounts when no
+ * table is named — a question for the parent, which alone may read the shadow file. A lookup
+ * error is `error` (454), never `pass`. Hashes are checked off the event loop.
  */
 import { readFile } from 'node:fs/promises';
 import type { Req, Res } from '../bus/messages.js';
 import type { Config } from '../config/types.js';
 import { log } from '../log.js';
 import type { TableSet } from '../table/types.js';
-import { verifyPassword } from './credentials.js';
+import type { CryptPool } from './crypt-pool.js';
 
-export async function checkPassword(config: Config, tables: TableSet, req: Req<'smtp.auth.check'>): Promise<Res<'smtp.auth.check'>> {
+export type SystemAuth = (user: string, password: string) => Promise<Res<'lka.auth.system'>>;
+
+export async function checkPassword(config: Config, tables: TableSet, req: Req<'smtp.auth.check'>, crypt: CryptPool, system: SystemAuth): Promise<Res<'smtp.auth.check'>> {
   const tableName = req.table ?? config.listeners[req.listener]?.authTable;
   try {
-    const hash = tableName ? (await tables.get(tableName)?.lookupCredentials(req.user))?.hash : await shadowHash(req.user);
+    if (!tableName) return await system(req.user, req.password);
+    const hash = (await tables.get(tableName)?.lookupCredentials(req.user))?.hash;
     if (!hash) return { result: 'fail' };
-    return { result: (await verifyPassword(hash, req.password)) ? 'pass' : 'fail' };
+    return { result: (await crypt.verify(hash, req.password)) ? 'pass' : 'fail' };
   } catch (err) {
     log('warn', null, 'lka', 'auth', { user: req.user, error: (err as Error).message });
+    return { result: 'error' };
+  }
+}
+
+/** System accounts, in the parent: the user's hash from /etc/shadow, checked off the loop. */
+export async function checkSystemPassword(user: string, password: string, crypt: CryptPool): Promise<Res<'lka.auth.system'>> {
+  try {
+    const hash = await shadowHash(user);
+    if (!hash) return { result: 'fail' };
+    return { result: (await crypt.verify(hash, password)) ? 'pass' : 'fail' };
+  } catch (err) {
+    log('warn', null, 'parent', 'auth', { user, error: (err as Error).message });
     return { result: 'error' };
   }
 }

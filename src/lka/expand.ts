@@ -5,6 +5,7 @@
  * bounce is ever owed for them.
  */
 import { lstat, readFile } from 'node:fs/promises';
+import { MAX_FORWARD_BYTES } from './forward-file.js';
 import type { SessionFacts, WireReply } from '../bus/messages.js';
 import type { Action, Config } from '../config/types.js';
 import type { UserInfo } from '../queue/envelope.js';
@@ -15,7 +16,6 @@ import { evaluateRules } from './ruleset.js';
 /** OpenSMTPD's expansion depth limit. */
 const MAX_DEPTH = 10;
 const MAX_LEAVES = 1000;
-const MAX_FORWARD_BYTES = 64 * 1024;
 
 export type Leaf =
   | { kind: 'mta'; action: string; rcpt: string }
@@ -28,6 +28,8 @@ export interface ExpandInput {
   tables: TableSet;
   facts: SessionFacts;
   sender: string;
+  /** The text of a user's `~/.forward`, or null; read by the parent, which alone may enter homes. */
+  forward(user: UserInfo): Promise<string | null>;
 }
 
 class Refusal extends Error {
@@ -130,12 +132,23 @@ class Expansion {
     const dest = `${user}@${split(rcpt)[1]}`;
     const mailbox: Leaf = { kind: 'mda', action: action.name, rcpt: dest, user: info, ...(tag ? { subaddress: tag } : {}) };
     if (action.user || fromForwardOf === user) return this.leaf(mailbox);
-    const forward = await readForward(info);
+    const forward = await this.readForward(info);
     if (!forward) {
       if (action.method.kind === 'forward-only' || action.method.kind === 'expand-only') throw unknownUser();
       return this.leaf(mailbox);
     }
     return this.targets(forward, action, depth + 1, info, rcpt, user);
+  }
+
+  private async readForward(user: UserInfo): Promise<ExpandTarget[] | null> {
+    let text: string | null;
+    try {
+      text = await this.input.forward(user);
+    } catch (err) {
+      throw tempfail((err as Error).message);
+    }
+    const targets = text === null ? [] : parseLines(text);
+    return targets.length ? targets : null;
   }
 
   private async userinfo(action: Action, user: string): Promise<UserInfo | undefined> {
@@ -181,24 +194,6 @@ class Expansion {
     if (!runAs) throw tempfail('no unprivileged user to run the alias command as');
     this.leaf({ kind: 'mda', action: action.name, rcpt, user: runAs, target: { kind: t.kind, value: t.value } });
   }
-}
-
-/** `~/.forward`, read only when it is a regular file owned by the user or root and not writable by others. */
-async function readForward(user: UserInfo): Promise<ExpandTarget[] | null> {
-  const path = `${user.directory}/.forward`;
-  let st;
-  try {
-    st = await lstat(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw tempfail(`cannot read ${path}: ${code}`);
-  }
-  if (!st.isFile() || (st.uid !== user.uid && st.uid !== 0) || (st.mode & 0o022) !== 0 || st.size > MAX_FORWARD_BYTES) {
-    throw tempfail(`unsafe ${path}`);
-  }
-  const targets = parseLines(await readFile(path, 'utf8'));
-  return targets.length ? targets : null;
 }
 
 async function readInclude(path: string): Promise<ExpandTarget[]> {

@@ -1,10 +1,11 @@
 /**
  * The lka role (lookup agent): owns the tables and the resolver, and answers the smtp role's
  * questions — the client's reverse name, AUTH, MAIL FROM and, above all, what to do with each
- * RCPT TO: the ruleset, then expansion into final envelopes.
+ * RCPT TO: the ruleset, then expansion into final envelopes, which it keeps for the queue to
+ * claim at commit. It also answers the mta's lookups in the tables of relay actions.
  */
 import type { Role } from '../bus/bus.js';
-import type { Req, Res, SessionFacts } from '../bus/messages.js';
+import { PEERS, type Origin, type Req, type Res, type SessionFacts } from '../bus/messages.js';
 import type { Config } from '../config/types.js';
 import type { RoleContext } from '../daemon/context.js';
 import { createResolver, fcrdnsCheck } from '../dns/index.js';
@@ -14,7 +15,10 @@ import type { Envelope } from '../queue/envelope.js';
 import { openTables } from '../table/table.js';
 import type { TableSet } from '../table/types.js';
 import { checkPassword } from './auth.js';
+import { CryptPool } from './crypt-pool.js';
 import { expand, type Leaf } from './expand.js';
+import { relayTableUse } from './relay-tables.js';
+import { LkaSessions } from './sessions.js';
 import { evaluateRules } from './ruleset.js';
 import { checkSender } from './senders.js';
 import { isSrsAddress, srsDecode, type SrsResult } from '../srs/srs.js';
@@ -25,8 +29,15 @@ export interface LkaOptions {
   resolver?: Resolver;
 }
 
-export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lka'> {
+export interface LkaRole extends Role<'lka'> {
+  /** A worker went away: its sessions, and what they had staged, go with it. */
+  peerDown(process: string): void;
+}
+
+export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): LkaRole {
   let config = ctx.config;
+  const sessions = new LkaSessions();
+  const crypt = new CryptPool();
   let tables: TableSet | null = null;
   let resolver: Resolver | null = opts.resolver ?? null;
 
@@ -41,14 +52,58 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lk
   };
 
   /** Every RCPT decision counted per action (or `reject`), as `lka.rcpt{action,result}`. */
-  async function resolveRcpt(req: Req<'smtp.rcpt.resolve'>): Promise<Res<'smtp.rcpt.resolve'>> {
+  async function resolveRcpt(req: Req<'smtp.rcpt.resolve'>): Promise<Res<'queue.bounce.resolve'>> {
     const res = await decideRcpt(req);
     const action = res.result === 'accept' ? (res.envelopes[0]?.action ?? '') : '';
-    ctx.bus.notify('stat.increment', { key: 'lka.rcpt', labels: { action, result: res.result } }, () => undefined);
+    ctx.bus.notify('stat.increment', { key: 'lka.rcpt', labels: { action, result: res.result } });
     return res;
   }
 
-  async function decideRcpt(req: Req<'smtp.rcpt.resolve'>): Promise<Res<'smtp.rcpt.resolve'>> {
+  /** The session's facts with what the lka itself knows in place of the worker's word: the authenticated user. */
+  function vouched(facts: SessionFacts, origin: Origin): SessionFacts {
+    const authUser = sessions.authUser(origin.process, facts.sessionId);
+    const { authUser: _claimed, ...rest } = facts;
+    return authUser ? { ...rest, authUser } : rest;
+  }
+
+  async function mailFrom(req: Req<'smtp.mailfrom.check'>, _from: unknown, origin: Origin): Promise<Res<'smtp.mailfrom.check'>> {
+    const facts = vouched(req.facts, origin);
+    const res = await checkSender(config, needTables(), facts, req.sender);
+    if (res.result === 'accept') sessions.begin(origin.process, facts.sessionId, req.sender);
+    return res;
+  }
+
+  /** RCPT for the session's transaction: the envelopes are staged here; the worker only hears the verdict. */
+  async function rcptTo(req: Req<'smtp.rcpt.resolve'>, _from: unknown, origin: Origin): Promise<Res<'smtp.rcpt.resolve'>> {
+    const facts = vouched(req.facts, origin);
+    const sender = sessions.sender(origin.process, facts.sessionId);
+    if (sender === undefined) return { result: 'reject', reply: { code: 503, enhanced: '5.5.1', text: 'Invalid command: No transaction in progress' } };
+    const res = await resolveRcpt({ ...req, facts, sender });
+    if (res.result !== 'accept') return res;
+    sessions.stage(origin.process, facts.sessionId, res.envelopes);
+    return { result: 'accept' };
+  }
+
+  async function auth(req: Req<'smtp.auth.check'>, _from: unknown, origin: Origin): Promise<Res<'smtp.auth.check'>> {
+    const system = (user: string, password: string) => ctx.bus.request('lka.auth.system', { user, password });
+    const res = await checkPassword(config, needTables(), req, crypt, system);
+    if (res.result === 'pass') sessions.authenticated(origin.process, req.sessionId, req.user);
+    return res;
+  }
+
+  /** The mta's lookups, only in the tables its relay actions name and for the use they name them. */
+  async function relayLookup(req: Req<'mta.table.lookup'>): Promise<Res<'mta.table.lookup'>> {
+    if (!relayTableUse(config).has(`${req.table}|${req.service}`)) throw new Error(`table ${req.table} is not a ${req.service} table of a relay action`);
+    const table = needTables().get(req.table);
+    if (!table) throw new Error(`no table ${req.table}`);
+    let value: string | undefined;
+    if (req.service === 'source') value = await table.fetchSource();
+    else if (req.service === 'credentials') value = (await table.lookupCredentials(req.key))?.hash;
+    else value = await table.lookupString(req.service, req.key);
+    return value === undefined ? { found: false } : { found: true, value };
+  }
+
+  async function decideRcpt(req: Req<'smtp.rcpt.resolve'>): Promise<Res<'queue.bounce.resolve'>> {
     const t = needTables();
     const srs = srsReturn(config, req, Math.floor(ctx.clock.now() / 1000));
     if (srs && !srs.ok) return { result: 'reject', reply: { code: 550, enhanced: '5.7.1', text: `Invalid SRS address: ${srs.reason}` } };
@@ -63,19 +118,29 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lk
       // OpenSMTPD's wording; 5.7.1 because this is where a relay attempt ends
       return { result: 'reject', reply: { code: 550, enhanced: '5.7.1', text: 'Invalid recipient' } };
     }
-    const result = await expand({ config, tables: t, facts: req.facts, sender: req.sender }, rcpt, outcome.action);
+    const forward = async (user: { username: string; uid: number; gid: number; directory: string }) => {
+      const res = await ctx.bus.request('lka.forward.read', { username: user.username, uid: user.uid, gid: user.gid, home: user.directory });
+      if (res.result === 'error') throw new Error(res.error);
+      return res.result === 'ok' ? res.text : null;
+    };
+    const result = await expand({ config, tables: t, facts: req.facts, sender: req.sender, forward }, rcpt, outcome.action);
     if (!result.ok) return { result: result.temporary ? 'tempfail' : 'reject', reply: result.reply };
     return { result: 'accept', envelopes: result.leaves.map((leaf) => envelopeOf(config, ctx, req, leaf)) };
   }
 
   return {
     name: 'lka',
-    peers: ['stat'],
+    peers: PEERS.lka,
+    peerDown: (process) => sessions.dropProcess(process),
     handlers: {
       'smtp.session.connect': async ({ facts }) => reverse(resolver, facts),
-      'smtp.auth.check': async (req) => checkPassword(config, needTables(), req),
-      'smtp.mailfrom.check': async (req) => checkSender(config, needTables(), req.facts, req.sender),
-      'smtp.rcpt.resolve': resolveRcpt,
+      'smtp.auth.check': auth,
+      'smtp.mailfrom.check': mailFrom,
+      'smtp.rcpt.resolve': rcptTo,
+      'smtp.tx.reset': ({ sessionId }, _from, origin) => sessions.reset(origin.process, sessionId),
+      'smtp.session.close': ({ sessionId }, _from, origin) => sessions.close(origin.process, sessionId),
+      'queue.envelopes.claim': ({ worker, sessionId }) => ({ envelopes: sessions.claim(worker, sessionId) }),
+      'mta.table.lookup': relayLookup,
       'smtp.filter.phase': (req) => needFilters().phase(req),
       'smtp.filter.report': async ({ facts, event, params }) => needFilters().report(facts, event, params),
       'smtp.filter.data': async ({ facts, lines, end }) => ({ lines: await needFilters().data(facts, lines, end) }),
@@ -105,7 +170,8 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lk
       resolver ??= createResolver(config, ctx.clock);
       filters = new FilterEngine({
         config, tables: needTables, resolver, now: () => ctx.clock.now(),
-        increment: (key, labels) => ctx.bus.notify('stat.increment', { key, labels }, () => undefined),
+        increment: (key, labels) => ctx.bus.notify('stat.increment', { key, labels }),
+        ...(ctx.spawnFilter ? { spawn: ctx.spawnFilter } : {}),
       });
       await filters.start();
     },
@@ -114,6 +180,7 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): Role<'lk
       filters = null;
       await tables?.close();
       tables = null;
+      await crypt.close();
       if (!opts.resolver) resolver?.close();
     },
   };

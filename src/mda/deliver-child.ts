@@ -1,7 +1,7 @@
 /**
  * The delivery child: started by the mda role as the recipient user (uid/gid set by spawn), it
- * reads one job from its environment and the message file from stdin (a descriptor the daemon
- * opened), delivers, and prints the results as one JSON line. Its exit status carries nothing; a crash is read as a tempfail.
+ * reads one job from its environment and the message from stdin (the daemon streams it, and
+ * ends it only once the whole body was read), delivers, and prints the results as one JSON line. Its exit status carries nothing; a crash is read as a tempfail.
  */
 import { systemClock } from '../clock.js';
 import { splitLines, withPrefix } from './message.js';

@@ -8,7 +8,8 @@ import type { Config } from '../config/types.js';
 import type { Envelope, UserInfo } from '../queue/envelope.js';
 import { runCommand } from './command.js';
 import { runJob, runJobAs, type RunAs } from './jobs.js';
-import { deliveryHeaders, fileLines, hasDeliveredTo, withPrefix } from './message.js';
+import type { MessageBody } from '../queue/body-ref.js';
+import { bodyLines, deliveryHeaders, hasDeliveredTo, withPrefix } from './message.js';
 import { getentPasswd, type PasswdLookup } from './passwd.js';
 import { planDelivery, type Plan, type PlanSettings } from './plan.js';
 import { fromFsError, permfail, tempfail } from './results.js';
@@ -54,7 +55,7 @@ export class Deliverer {
     };
   }
 
-  async deliver(envelope: Envelope, bodyPath: string): Promise<DeliveryResult> {
+  async deliver(envelope: Envelope, body: MessageBody): Promise<DeliveryResult> {
     const action = this.deps.config.actions.get(envelope.action);
     if (!action) return permfail(`no action "${envelope.action}" in the configuration`);
     const user = envelope.user;
@@ -62,12 +63,12 @@ export class Deliverer {
     const account = await this.account(action.user, user);
     if ('result' in account) return account;
     try {
-      if (await hasDeliveredTo(fileLines(bodyPath), envelope.rcpt)) return permfail('Loop detected', 'loop');
+      if (await hasDeliveredTo(bodyLines(body), envelope.rcpt)) return permfail('Loop detected', 'loop');
     } catch (err) {
       return fromFsError(err, 'cannot read message');
     }
     const plan = planDelivery({ envelope, action, config: this.deps.config, user, account, settings: this.settings });
-    return this.run(plan, envelope, bodyPath, account);
+    return this.run(plan, envelope, body, account);
   }
 
   /** The action's `user`, looked up now; else the recipient's own account. */
@@ -81,21 +82,21 @@ export class Deliverer {
     }
   }
 
-  private async run(plan: Plan, envelope: Envelope, bodyPath: string, account: UserInfo): Promise<DeliveryResult> {
+  private async run(plan: Plan, envelope: Envelope, body: MessageBody, account: UserInfo): Promise<DeliveryResult> {
     if (plan.kind === 'fail') return plan.result;
     // Delivered-To is the address as received, as mda.c writes it
     const prefix = deliveryHeaders(envelope.sender, envelope.origRcpt);
     const asUser = this.privileged ? { uid: account.uid, gid: account.gid, home: account.directory } : null;
     if (plan.kind === 'command') {
-      const lines = withPrefix(prefix, fileLines(bodyPath));
+      const lines = withPrefix(prefix, bodyLines(body));
       return runCommand({ command: plan.command, env: plan.env, home: account.directory, timeoutMs: this.timeoutMs, ...asUser }, lines);
     }
     if (plan.inProcess || !asUser) {
-      const [result] = await runJob(plan.job, withPrefix(prefix, fileLines(bodyPath)), this.deps.clock);
+      const [result] = await runJob(plan.job, withPrefix(prefix, bodyLines(body)), this.deps.clock);
       return result!;
     }
     const task = { job: plan.job, prefix: prefix.map((b) => b.toString('utf8')) };
-    const [result] = await runJobAs(task, bodyPath, asUser as RunAs, this.timeoutMs);
+    const [result] = await runJobAs(task, body, asUser as RunAs, this.timeoutMs);
     return result!;
   }
 }

@@ -4,10 +4,12 @@
  * that every file is created with the user's ownership and permissions.
  */
 import { spawn } from 'node:child_process';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { DeliveryResult } from '../bus/messages.js';
 import type { Clock } from '../clock.js';
+import type { MessageBody } from '../queue/body-ref.js';
 import { killGroup, track } from './procs.js';
 import { deliverLmtp, type LmtpJob } from './lmtp.js';
 import { deliverMaildir, type MaildirJob } from './maildir.js';
@@ -51,35 +53,31 @@ export interface ChildTask {
 }
 
 /**
- * Run a job in a child process as `as`. The child reads the message file itself from a
- * descriptor we open (as OpenSMTPD passes the mda an fd), so a read error is the child's own
- * failure before it publishes anything, never a silently truncated delivery.
+ * Run a job in a child process as `as`, the message streamed to its stdin. The stream ends only
+ * once every octet of the body was read: if reading fails half-way the child is killed while it
+ * still waits for the rest, so it never publishes a truncated delivery.
  */
-export async function runJobAs(task: ChildTask, bodyPath: string, as: RunAs, timeoutMs: number): Promise<DeliveryResult[]> {
+export async function runJobAs(task: ChildTask, body: MessageBody, as: RunAs, timeoutMs: number): Promise<DeliveryResult[]> {
   const n = task.job.kind === 'lmtp' ? task.job.lmtp.rcpts.length : 1;
-  const all = (r: DeliveryResult): DeliveryResult[] => Array.from({ length: n }, () => r);
   const cwd = (await stat(as.home).catch(() => null))?.isDirectory() ? as.home : '/';
-  let body;
-  try {
-    body = await open(bodyPath, 'r');
-  } catch (err) {
-    return all(fromFsError(err, 'cannot open message'));
-  }
-  try {
-    return await spawnChild(task, body.fd, as, cwd, timeoutMs, n);
-  } finally {
-    await body.close();
-  }
+  return spawnChild(task, body, as, cwd, timeoutMs, n);
 }
 
-function spawnChild(task: ChildTask, fd: number, as: RunAs, cwd: string, timeoutMs: number, n: number): Promise<DeliveryResult[]> {
+function spawnChild(task: ChildTask, body: MessageBody, as: RunAs, cwd: string, timeoutMs: number, n: number): Promise<DeliveryResult[]> {
   const all = (r: DeliveryResult): DeliveryResult[] => Array.from({ length: n }, () => r);
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CHILD_SCRIPT], {
-      cwd, uid: as.uid, gid: as.gid, detached: true, stdio: [fd, 'pipe', 'pipe'],
+      cwd, uid: as.uid, gid: as.gid, detached: true, stdio: ['pipe', 'pipe', 'pipe'],
       env: { PATH: '/usr/bin:/bin', HOME: as.home, [JOB_ENV]: JSON.stringify(task) },
     });
     track(child);
+    let readFailed: Error | null = null;
+    void feed(child.stdin!, body).then((err) => {
+      if (!err) return;
+      // the child saw no end of input, so it has published nothing: stop it
+      readFailed = err;
+      killGroup(child.pid);
+    });
     let out = '';
     let err = '';
     child.stdout!.on('data', (c: Buffer) => { if (out.length < MAX_CHILD_OUTPUT) out += c.toString('utf8'); });
@@ -90,11 +88,46 @@ function spawnChild(task: ChildTask, fd: number, as: RunAs, cwd: string, timeout
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (timedOut) return resolve(all(tempfail('terminated; timeout')));
+      if (readFailed) return resolve(all(fromFsError(readFailed, 'cannot read message')));
       const parsed = parseResults(out, n);
       if (parsed) return resolve(parsed);
       const why = err.trim().split('\n').pop() || `exited ${code ?? 'on signal ' + signal}`;
       resolve(all(tempfail(`delivery child failed: ${why.slice(0, 200)}`)));
     });
+  });
+}
+
+/**
+ * Write the body to the child's stdin and end it; resolves with the error if reading the body
+ * failed. A child that stops reading (it exited) is its own result, not a read error.
+ */
+async function feed(stdin: Writable, body: MessageBody): Promise<Error | null> {
+  stdin.on('error', () => undefined);
+  const chunks = body.open()[Symbol.asyncIterator]();
+  for (;;) {
+    let next: IteratorResult<Buffer>;
+    try {
+      next = await chunks.next();
+    } catch (err) {
+      return err as Error;
+    }
+    if (next.done) break;
+    if (stdin.destroyed) return null;
+    if (!stdin.write(next.value)) await drainOrClose(stdin);
+  }
+  stdin.end();
+  return null;
+}
+
+function drainOrClose(stdin: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stdin.off('drain', done);
+      stdin.off('close', done);
+      resolve();
+    };
+    stdin.on('drain', done);
+    stdin.on('close', done);
   });
 }
 

@@ -3,7 +3,7 @@
  * Return-Path/Delivered-To lines mda.c prepends, and the header checks made before and while
  * delivering (a Delivered-To loop, an X-Spam verdict).
  */
-import { createReadStream } from 'node:fs';
+import type { MessageBody } from '../queue/body-ref.js';
 
 /** Split a byte stream on LF, dropping one CR before it: queue files and pipes may use either. */
 export async function* splitLines(source: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer> {
@@ -26,8 +26,8 @@ function chopCr(line: Buffer): Buffer {
   return line.length && line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : line;
 }
 
-export function fileLines(path: string): AsyncGenerator<Buffer> {
-  return splitLines(createReadStream(path, { highWaterMark: 64 * 1024 }));
+export function bodyLines(body: MessageBody): AsyncGenerator<Buffer> {
+  return splitLines(body.open());
 }
 
 /** The lines OpenSMTPD writes before the message: Return-Path only for a non-null sender. */

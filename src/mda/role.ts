@@ -3,9 +3,10 @@
  * limits, answers the queue with the result, logs OpenSMTPD's `mda delivery` line and counts.
  */
 import type { Role } from '../bus/bus.js';
-import type { DeliveryResult, Req } from '../bus/messages.js';
+import { PEERS, type DeliveryResult, type Req } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
+import { messageBody } from '../queue/body-ref.js';
 import type { Envelope } from '../queue/envelope.js';
 import { Deliverer, durationText, type MdaOptions } from './deliver.js';
 import { DEFAULT_MAX_SESSION, DEFAULT_MAX_SESSION_PER_USER, SessionLimiter } from './limits.js';
@@ -30,7 +31,8 @@ export function createMdaRole(ctx: RoleContext, opts: MdaOptions = {}): Role<'md
   };
 
   async function deliver(req: Req<'queue.delivery.mda'>): Promise<DeliveryResult> {
-    const { envelope, bodyPath } = req;
+    const { envelope } = req;
+    const body = messageBody(req.body, async (token, offset, length) => (await ctx.bus.request('mda.body.read', { token, offset, length })).data);
     if (stopping) return tempfail('mda is shutting down');
     count('mda.pending', 1);
     const release = await limiter.acquire(envelope.user?.username ?? envelope.rcpt);
@@ -38,7 +40,7 @@ export function createMdaRole(ctx: RoleContext, opts: MdaOptions = {}): Role<'md
     count('mda.running', 1);
     let result: DeliveryResult;
     try {
-      result = stopping ? tempfail('mda is shutting down') : await deliverer.deliver(envelope, bodyPath);
+      result = stopping ? tempfail('mda is shutting down') : await deliverer.deliver(envelope, body);
     } catch (err) {
       // a bug or an I/O failure we did not foresee: retry later rather than lose or bounce
       log('error', envelope.id, 'mda', 'mda-error', { evpid: envelope.id, error: (err as Error).message });
@@ -55,7 +57,7 @@ export function createMdaRole(ctx: RoleContext, opts: MdaOptions = {}): Role<'md
 
   return {
     name: 'mda',
-    peers: ['stat'],
+    peers: PEERS.mda,
     handlers: { 'queue.delivery.mda': deliver },
     async start() {
       stopping = false;

@@ -7,6 +7,7 @@ import type { DeliveryResult } from '../bus/messages.js';
 import type { Clock, Timer } from '../clock.js';
 import { srsEncode } from '../srs/srs.js';
 import type { Resolver } from '../dns/resolver.js';
+import type { MessageBody } from '../queue/body-ref.js';
 import type { Envelope } from '../queue/envelope.js';
 import { Connector, type ConnectorLimits, type Via } from './connector.js';
 import { resolveHost, resolveMx } from './mx.js';
@@ -39,7 +40,7 @@ export interface Outcome {
 
 interface Pending {
   spec: RelaySpec;
-  bodyPath: string;
+  body: MessageBody;
   items: { envelope: Envelope; resolve: (o: Outcome) => void }[];
   timer: Timer;
   firstAt: number;
@@ -56,13 +57,13 @@ export class RelayPool {
 
   constructor(private readonly o: RelayPoolOptions) {}
 
-  deliver(spec: RelaySpec, envelope: Envelope, bodyPath: string): Promise<Outcome> {
+  deliver(spec: RelaySpec, envelope: Envelope, body: MessageBody): Promise<Outcome> {
     return new Promise((resolve) => {
       const key = `${spec.key}|${envelope.msgid}|${envelope.sender}`;
       const now = this.o.clock.now();
       let p = this.pending.get(key);
       if (!p) {
-        p = { spec, bodyPath, items: [], timer: { cancel: () => undefined }, firstAt: now };
+        p = { spec, body, items: [], timer: { cancel: () => undefined }, firstAt: now };
         this.pending.set(key, p);
       }
       p.items.push({ envelope, resolve });
@@ -96,7 +97,7 @@ export class RelayPool {
       sender: p.spec.mailFrom ?? senderFor(first, p.spec.srsKey, this.o.clock.now()),
       rcpts: p.items.map((i) => ({ rcpt: i.envelope.rcpt, dsn: i.envelope.dsn })),
       smtputf8: p.items.some((i) => i.envelope.smtputf8),
-      bodyPath: p.bodyPath,
+      body: p.body,
       ...(first.dsn.ret ? { ret: first.dsn.ret } : {}),
       ...(first.dsn.envid ? { envid: first.dsn.envid } : {}),
     };

@@ -3,16 +3,15 @@
  * pool, answers the queue with the result, and logs OpenSMTPD's `mta delivery` line and counts.
  */
 import type { Role } from '../bus/bus.js';
-import type { DeliveryResult, Req } from '../bus/messages.js';
+import { PEERS, type DeliveryResult, type Req } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
 import { systemClock } from '../clock.js';
 import { createResolver } from '../dns/index.js';
 import type { Resolver } from '../dns/resolver.js';
 import { log } from '../log.js';
 import { durationText } from '../mda/deliver.js';
+import { messageBody, type MessageBody } from '../queue/body-ref.js';
 import type { Envelope } from '../queue/envelope.js';
-import { openTables } from '../table/table.js';
-import type { TableSet } from '../table/types.js';
 import { RelayPool, type Outcome } from './relay.js';
 import { MtaInspector } from './inspect.js';
 import type { Timeouts } from './session.js';
@@ -44,10 +43,6 @@ function connectorLimits(ctx: RoleContext, domain?: string) {
   };
 }
 
-function usesTables(ctx: RoleContext): boolean {
-  return [...ctx.config.actions.values()].some((a) => a.relay && (a.relay.authTable || a.relay.domainTable || a.relay.srcTable || a.relay.hostTable));
-}
-
 export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mta'> {
   const resolver = opts.resolver ?? createResolver(ctx.config, ctx.clock);
   const count = (key: string, labels?: Record<string, string>): void => {
@@ -66,25 +61,32 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
     batchWindowMs: opts.batchWindowMs ?? 10,
     maxRcpts: 100,
   });
-  let tables: TableSet | null = null;
   let stopping = false;
   const inspector = new MtaInspector(pool, () => Date.now());
 
-  async function attempt(envelope: Envelope, bodyPath: string): Promise<Outcome> {
+  const sc: SpecContext = {
+    config: ctx.config,
+    lookup: (req) => ctx.bus.request('mta.table.lookup', req),
+    serverName: ctx.serverName,
+    ...(opts.ca ? { ca: opts.ca } : {}),
+    ...(ctx.keys ? { keys: ctx.keys } : {}),
+  };
+
+  async function attempt(envelope: Envelope, body: MessageBody): Promise<Outcome> {
     const relay = ctx.config.actions.get(envelope.action)?.relay;
     if (!relay) return { result: { result: 'permfail', enhanced: '5.3.5', detail: `action ${envelope.action} is not a relay action` } };
-    const sc: SpecContext = { config: ctx.config, tables, serverName: ctx.serverName, ...(opts.ca ? { ca: opts.ca } : {}) };
     const spec = await relaySpec(envelope, relay, sc);
     if ('result' in spec) return { result: spec };
-    return pool.deliver(spec, envelope, bodyPath);
+    return pool.deliver(spec, envelope, body);
   }
 
   async function deliver(req: Req<'queue.delivery.mta'>): Promise<DeliveryResult> {
-    const { envelope, bodyPath } = req;
+    const { envelope } = req;
     if (stopping) return { result: 'tempfail', enhanced: '4.3.2', detail: 'mta is shutting down' };
+    const body = messageBody(req.body, async (token, offset, length) => (await ctx.bus.request('mta.body.read', { token, offset, length })).data);
     let outcome: Outcome;
     try {
-      outcome = await attempt(envelope, bodyPath);
+      outcome = await attempt(envelope, body);
     } catch (err) {
       // a bug or an unforeseen I/O failure: retry later rather than bounce
       log('error', envelope.id, 'mta', 'mta-error', { evpid: envelope.id, error: (err as Error).message });
@@ -99,7 +101,7 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
 
   return {
     name: 'mta',
-    peers: ['stat'],
+    peers: PEERS.mta,
     handlers: {
       'queue.delivery.mta': deliver,
       'control.mta.show': ({ what }) => inspector.show(what),
@@ -107,12 +109,10 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
     },
     async start() {
       stopping = false;
-      if (usesTables(ctx)) tables = await openTables(ctx.config, ctx.serverName);
     },
     async stop() {
       stopping = true;
       await pool.close();
-      await tables?.close();
       if (!opts.resolver) resolver.close();
     },
   };

@@ -2,11 +2,10 @@
  * One SMTP (or LMTP) client session: greeting, EHLO/HELO, STARTTLS, AUTH, then any number of
  * transactions, each answering per recipient, and QUIT. It knows nothing of relays or retries.
  */
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import type { ConnectionOptions } from 'node:tls';
 import type { DeliveryResult } from '../bus/messages.js';
 import type { Clock } from '../clock.js';
+import type { MessageBody } from '../queue/body-ref.js';
 import type { DsnParams } from '../queue/envelope.js';
 import { NO_CAPABILITIES, parseCapabilities, type Capabilities } from './capabilities.js';
 import { DotStuffer } from './dot-stuff.js';
@@ -55,7 +54,7 @@ export interface Transaction {
   smtputf8: boolean;
   ret?: 'FULL' | 'HDRS';
   envid?: string;
-  bodyPath: string;
+  body: MessageBody;
 }
 
 export class SmtpClientSession {
@@ -162,7 +161,7 @@ export class SmtpClientSession {
   /** One message: a result per recipient, in the order given. Throws only on I/O or protocol errors. */
   async send(tx: Transaction): Promise<DeliveryResult[]> {
     if (this.messages++ > 0) await this.reset();
-    const size = (await stat(tx.bodyPath)).size;
+    const size = tx.body.size;
     if (this.caps.size > 0 && size > this.caps.size) {
       return tx.rcpts.map(() => ({ result: 'permfail', enhanced: '5.3.4', detail: 'message too large for remote host' }));
     }
@@ -177,7 +176,7 @@ export class SmtpClientSession {
     const results = rcptReplies.map((r) => replyResult(r));
     const accepted = results.flatMap((r, i) => (r.result === 'ok' ? [i] : []));
     if (accepted.length === 0) { await this.reset(); return results; }
-    const finals = await this.data(tx.bodyPath, accepted.length);
+    const finals = await this.data(tx.body, accepted.length);
     accepted.forEach((idx, k) => (results[idx] = finals[k]!));
     return results;
   }
@@ -199,11 +198,11 @@ export class SmtpClientSession {
   }
 
   /** DATA, the body streamed with dot-stuffing, then one reply (SMTP) or one per recipient (LMTP). */
-  private async data(bodyPath: string, accepted: number): Promise<DeliveryResult[]> {
+  private async data(body: MessageBody, accepted: number): Promise<DeliveryResult[]> {
     const go = await this.command('DATA');
     if (go.code !== 354) return Array.from({ length: accepted }, () => replyResult(go));
     const stuffer = new DotStuffer();
-    for await (const chunk of createReadStream(bodyPath, { highWaterMark: 64 * 1024 })) {
+    for await (const chunk of body.open()) {
       await this.wire.write(stuffer.push(chunk as Buffer), this.params.timeouts.command);
     }
     await this.wire.write(stuffer.end(), this.params.timeouts.command);

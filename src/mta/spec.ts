@@ -4,10 +4,10 @@
  * connections and batch their recipients.
  */
 import { readFileSync } from 'node:fs';
-import type { DeliveryResult } from '../bus/messages.js';
+import type { DeliveryResult, Req, Res } from '../bus/messages.js';
 import type { Config, RelayOptions } from '../config/types.js';
+import type { Keyring } from '../daemon/keyring.js';
 import type { Envelope } from '../queue/envelope.js';
-import type { TableSet } from '../table/types.js';
 import type { TlsPolicy } from './session.js';
 import { parseRelayUrl, type RelayUrl } from './url.js';
 
@@ -30,12 +30,22 @@ export interface RelaySpec {
   backupOf?: string;
 }
 
+/** A lookup in a relay action's table, which the lka answers (the mta opens no table itself). */
+export type RelayTableLookup = (req: Req<'mta.table.lookup'>) => Promise<Res<'mta.table.lookup'>>;
+
 export interface SpecContext {
   config: Config;
-  tables: TableSet | null;
+  lookup: RelayTableLookup;
   serverName: string;
   /** Extra trust anchors (tests); the action's `ca` adds its file. */
   ca?: string[];
+  /** The parent's copy of the `ca` files; read from disk when absent (roles built in tests). */
+  keys?: Keyring;
+}
+
+async function value(sc: SpecContext, req: Req<'mta.table.lookup'>): Promise<string | undefined> {
+  const res = await sc.lookup(req);
+  return res.found ? res.value : undefined;
 }
 
 const temp = (detail: string, enhanced = '4.7.0'): DeliveryResult => ({ result: 'tempfail', enhanced, detail });
@@ -49,21 +59,17 @@ async function relayUrl(r: RelayOptions, domain: string, sc: SpecContext): Promi
   if (r.host) return r.host;
   if (r.hostTable) {
     // `relay host <table>`: a relayhost list, fetched in turn (OpenSMTPD's table_fetch)
-    const t = sc.tables?.get(r.hostTable);
-    if (!t) return temp(`no table ${r.hostTable}`, '4.3.5');
-    const url = await t.fetchSource().catch(() => undefined);
+    const url = await value(sc, { table: r.hostTable, service: 'source' }).catch(() => undefined);
     return url ?? temp(`table ${r.hostTable} has no relay host`, '4.3.5');
   }
   if (!r.domainTable) return undefined;
-  const t = sc.tables?.get(r.domainTable);
-  if (!t) return temp(`no table ${r.domainTable}`, '4.3.5');
-  return t.lookupString('relayhost', domain);
+  return value(sc, { table: r.domainTable, service: 'relayhost', key: domain });
 }
 
 /** `helo-src <table>`: the name for the source address in an addrname table, else the plain helo. */
 async function heloFor(r: RelayOptions, localAddress: string | undefined, sc: SpecContext): Promise<string> {
   if (r.heloSrc && localAddress) {
-    const name = await sc.tables?.get(r.heloSrc)?.lookupString('addrname', localAddress).catch(() => undefined);
+    const name = await value(sc, { table: r.heloSrc, service: 'addrname', key: localAddress }).catch(() => undefined);
     if (name) return name;
   }
   return r.helo ?? sc.serverName;
@@ -85,16 +91,17 @@ function tlsFor(url: RelayUrl | null, r: RelayOptions): { tls: TlsPolicy; verify
 async function credentials(url: RelayUrl | null, r: RelayOptions, sc: SpecContext): Promise<{ user: string; password: string } | undefined | DeliveryResult> {
   if (!url?.label) return undefined;
   if (!r.authTable) return temp('No auth table for relaying');
-  const c = await sc.tables?.get(r.authTable)?.lookupCredentials(url.label);
-  const colon = c?.hash.indexOf(':') ?? -1;
+  const c = await value(sc, { table: r.authTable, service: 'credentials', key: url.label });
+  const colon = c?.indexOf(':') ?? -1;
   if (!c || colon < 0) return temp(`no credentials for label ${url.label}`);
-  return { user: c.hash.slice(0, colon), password: c.hash.slice(colon + 1) };
+  return { user: c.slice(0, colon), password: c.slice(colon + 1) };
 }
 
 function caFor(r: RelayOptions, sc: SpecContext): string[] | undefined {
   const extra = sc.ca ?? [];
-  const decl = r.ca ? sc.config.cas.get(r.ca) : undefined;
-  const file = decl ? [readFileSync(decl.cert, 'utf8')] : [];
+  const held = r.ca ? sc.keys?.cas[r.ca] : undefined;
+  const decl = r.ca && !held ? sc.config.cas.get(r.ca) : undefined;
+  const file = held ? [held.toString('utf8')] : decl ? [readFileSync(decl.cert, 'utf8')] : [];
   return extra.length + file.length ? [...extra, ...file] : undefined;
 }
 
@@ -108,7 +115,7 @@ export async function relaySpec(e: Envelope, r: RelayOptions, sc: SpecContext): 
   if ('result' in tls) return tls;
   const auth = await credentials(url, r, sc);
   if (auth && 'result' in auth) return auth;
-  const localAddress = r.src ?? (r.srcTable ? await sc.tables?.get(r.srcTable)?.fetchSource() : undefined);
+  const localAddress = r.src ?? (r.srcTable ? await value(sc, { table: r.srcTable, service: 'source' }) : undefined);
   const spec: RelaySpec = {
     key: '',
     target: url ? { kind: 'host', host: url.host } : { kind: 'mx', domain },

@@ -5,7 +5,7 @@
  * report is stored, so a crash between the two loses nothing.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeliveryResult } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
@@ -107,9 +107,8 @@ export class Bouncer {
       if (temporary) throw new Error(decision.reply.text);
       return;
     }
-    const dir = join(this.ctx.spool, 'tmp');
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const out = join(dir, `dsn-${randomBytes(8).toString('hex')}`);
+    // the queue's own scratch directory: the spool's top is the parent's
+    const out = join(this.queue.backend.tempDir(), `dsn-${randomBytes(8).toString('hex')}`);
     const body = await this.queue.body(first.msgid);
     try {
       await writeDsnReport(out, {

@@ -18,7 +18,7 @@ export class RamQueueBackend implements QueueBackend {
 
   constructor(readonly spool: string) {
     this.incoming = join(spool, 'incoming');
-    this.bodies = join(spool, 'ram-bodies');
+    this.bodies = join(spool, 'queue', 'ram-bodies');
     this.temporary = join(spool, 'temporary');
   }
 

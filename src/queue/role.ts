@@ -5,12 +5,14 @@
  * their outcome — removal, a retry, or a bounce to the sender.
  */
 import type { Role } from '../bus/bus.js';
-import type { DeliveryResult, Req, Res } from '../bus/messages.js';
+import { PEERS, type DeliveryResult, type Origin, type Req, type Res } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
 import type { LogEvent } from '../log-events.js';
 import type { BodyHandle } from './backend.js';
+import { BodyReaders } from './body-readers.js';
 import { Bouncer } from './bouncer.js';
+import { IncomingBodies } from './incoming.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { readFile } from 'node:fs/promises';
 import { Queue, QueueError } from './queue.js';
@@ -21,7 +23,12 @@ const WALK_BATCH = 500;
 /** `show message` returns at most this much of a message. */
 const MAX_SHOWN = 4 * 1024 * 1024;
 
-export function createQueueRole(ctx: RoleContext): Role<'queue'> {
+export interface QueueRole extends Role<'queue'> {
+  /** A process went away: drop the bodies it was sending and the readers it held. */
+  peerDown(process: string): void;
+}
+
+export function createQueueRole(ctx: RoleContext): QueueRole {
   const { config } = ctx;
   const queue = new Queue(createQueueBackend(ctx.backends.queue, ctx.spool), {
     spool: ctx.spool,
@@ -30,20 +37,52 @@ export function createQueueRole(ctx: RoleContext): Role<'queue'> {
     ...(config.queue.encryption ? { encryptionKey: config.queue.encryption.key } : {}),
   });
   const bouncer = new Bouncer(ctx, queue);
+  const incoming = new IncomingBodies();
+  const readers = new BodyReaders();
   let stopping = false;
 
   const submit = (envelopes: Envelope[]) => {
     if (envelopes.length) ctx.bus.notify('queue.envelope.submit', { envelopes }, () => undefined);
   };
 
-  async function commit(req: Req<'smtp.message.commit'>): Promise<Res<'smtp.message.commit'>> {
+  async function create(origin: Origin): Promise<Res<'smtp.message.create'>> {
+    const { msgid, path } = await queue.create();
     try {
-      const stored = await queue.commit(req.msgid, req.envelopes);
+      await incoming.open(msgid, path, origin.process);
+    } catch (err) {
+      await queue.rollback(msgid).catch(() => undefined);
+      throw err;
+    }
+    return { msgid };
+  }
+
+  async function rollback(msgid: string, origin: Origin): Promise<void> {
+    if (await incoming.drop(msgid, origin.process)) await queue.rollback(msgid);
+  }
+
+  /**
+   * The body must be whole — every octet the session sent is in the file — and the envelopes come
+   * from the lka, never from the worker; only then is the message stored (fsync) and acknowledged.
+   */
+  async function commit(req: Req<'smtp.message.commit'>, _from: unknown, origin: Origin): Promise<Res<'smtp.message.commit'>> {
+    if (!incoming.owned(req.msgid, origin.process)) {
+      return { result: 'tempfail', reply: { code: 451, enhanced: '4.3.0', text: 'Temporary failure' } };
+    }
+    try {
+      const written = await incoming.finish(req.msgid, origin.process, req.data);
+      if (written !== req.size) throw new QueueError('io', `body of ${req.msgid}: ${written} octets stored of ${req.size}`);
+      const { envelopes } = await ctx.bus.request('queue.envelopes.claim', { worker: origin.process, sessionId: req.sessionId });
+      if (envelopes.length === 0) {
+        await queue.rollback(req.msgid);
+        return { result: 'reject', reply: { code: 503, enhanced: '5.5.1', text: 'Invalid command: No recipient specified' } };
+      }
+      const stored = await queue.commit(req.msgid, req.junk ? envelopes.map((e) => ({ ...e, junk: true })) : envelopes);
       submit(stored);
       ctx.bus.notify('stat.increment', { key: 'queue.message' }, () => undefined);
       return { result: 'ok', evpids: stored.map((e) => e.id) };
     } catch (err) {
-      const full = err instanceof QueueError && err.code === 'full';
+      await queue.rollback(req.msgid).catch(() => undefined);
+      const full = QueueError.from(err, 'commit').code === 'full';
       log('warn', req.msgid, 'queue', 'commit-failed', { msgid: req.msgid, error: (err as Error).message });
       return {
         result: 'tempfail',
@@ -65,11 +104,12 @@ export function createQueueRole(ctx: RoleContext): Role<'queue'> {
   /** One delivery attempt of a prepared envelope; any error here means "try again later". */
   async function deliver({ envelope, body }: { envelope: Envelope; body: BodyHandle }): Promise<void> {
     let result: DeliveryResult;
+    const ref = await readers.open(envelope.msgid, body);
     try {
       const type = envelope.kind === 'mda' ? 'queue.delivery.mda' : 'queue.delivery.mta';
-      result = await ctx.bus.request(type, { envelope, bodyPath: body.path });
+      result = await ctx.bus.request(type, { envelope, body: ref });
     } finally {
-      await body.release();
+      await readers.close(ref);
     }
     await record(envelope, result);
   }
@@ -153,11 +193,17 @@ export function createQueueRole(ctx: RoleContext): Role<'queue'> {
 
   return {
     name: 'queue',
-    peers: ['scheduler', 'mta', 'mda', 'lka', 'stat'],
+    peers: PEERS.queue,
+    peerDown(process) {
+      for (const msgid of incoming.ownedBy(process)) void rollback(msgid, { process });
+    },
     handlers: {
-      'smtp.message.create': () => queue.create(),
+      'smtp.message.create': (_req, _from, origin) => create(origin),
+      'smtp.message.write': ({ msgid, data }, _from, origin) => incoming.write(msgid, origin.process, data),
       'smtp.message.commit': commit,
-      'smtp.message.rollback': ({ msgid }) => queue.rollback(msgid),
+      'smtp.message.rollback': ({ msgid }, _from, origin) => rollback(msgid, origin),
+      'mta.body.read': ({ token, offset, length }) => readers.read(token, offset, length),
+      'mda.body.read': ({ token, offset, length }) => readers.read(token, offset, length),
       'scheduler.envelope.schedule': schedule,
       'scheduler.envelope.expire': onEnvelope('expire', (e) => bouncer.expired(e)),
       'scheduler.envelope.warn': onEnvelope('delay-notice', (e) => bouncer.delayed(e)),
@@ -185,6 +231,7 @@ export function createQueueRole(ctx: RoleContext): Role<'queue'> {
     },
     async stop() {
       stopping = true;
+      await readers.closeAll();
       await bouncer.flush();
       await queue.close();
     },

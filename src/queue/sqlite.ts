@@ -24,6 +24,8 @@ CREATE INDEX IF NOT EXISTS envelopes_msgid ON envelopes (msgid);
 CREATE TABLE IF NOT EXISTS corrupt (id TEXT NOT NULL, record TEXT, reason TEXT NOT NULL);
 `;
 
+export const SQLITE_FILE = 'queue/queue.sqlite';
+
 export class SqliteQueueBackend implements QueueBackend {
   readonly name = 'sqlite';
   private handle: Database.Database | undefined;
@@ -44,8 +46,9 @@ export class SqliteQueueBackend implements QueueBackend {
   }
 
   async open(): Promise<void> {
-    for (const d of [this.incoming, this.temporary]) await mkdir(d, { recursive: true, mode: 0o700 });
-    const db = new Database(join(this.spool, 'queue.sqlite'));
+    for (const d of [this.incoming, this.temporary, join(this.spool, 'queue')]) await mkdir(d, { recursive: true, mode: 0o700 });
+    // in queue/, which only the queue user may enter
+    const db = new Database(join(this.spool, SQLITE_FILE));
     db.pragma('journal_mode = WAL');
     // FULL: with WAL, every COMMIT is fsynced before it returns, so an ack is durable
     db.pragma('synchronous = FULL');

@@ -5,7 +5,7 @@
  * in flight is scheduled twice, and no more than `max-inflight` are out at once.
  */
 import type { Role } from '../bus/bus.js';
-import type { Res, SchedulerView } from '../bus/messages.js';
+import { PEERS, type Res, type SchedulerView } from '../bus/messages.js';
 import type { Timer } from '../clock.js';
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
@@ -122,7 +122,7 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
 
   return {
     name: 'scheduler',
-    peers: ['queue', 'stat'],
+    peers: PEERS.scheduler,
     handlers: {
       'queue.envelope.submit': ({ envelopes }) => {
         for (const e of envelopes) if (!backend.get(e.id)) backend.insert(entryOf(e));

@@ -32,10 +32,12 @@ export function bindAddresses(listener: Listener): string[] {
   return candidates.filter((a) => familyAllows(listener, a) && (isIP(a) === 4 || hasV6));
 }
 
+/** `pauseOnConnect`: the accepting process reads nothing; it hands the socket on (the parent). */
 export async function openListener(
   listener: Listener,
   spool: string,
   onConnection: (socket: Socket) => void,
+  options: { pauseOnConnect?: boolean } = {},
 ): Promise<Server[]> {
   if (listener.kind === 'socket') {
     const path = join(spool, ENQUEUE_SOCKET);
@@ -44,14 +46,14 @@ export async function openListener(
     } catch {
       // none
     }
-    const server = await listen(createServer(onConnection), { path });
+    const server = await listen(createServer(options, onConnection), { path });
     chmodSync(path, 0o666);
     return [server];
   }
   const servers: Server[] = [];
   for (const host of bindAddresses(listener)) {
     // `::` would also take IPv4 unless told not to, and `all` binds 0.0.0.0 itself
-    servers.push(await listen(createServer(onConnection), { host, port: listener.port, ipv6Only: isIP(host) === 6 }));
+    servers.push(await listen(createServer(options, onConnection), { host, port: listener.port, ipv6Only: isIP(host) === 6 }));
   }
   return servers;
 }

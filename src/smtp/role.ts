@@ -1,67 +1,68 @@
 /**
- * The smtp role: listeners and sessions. It takes untrusted input, so it holds no table, no
- * queue file and no secret: every decision is a message to the lka or the queue.
+ * The smtp role: sessions. It takes untrusted input, so it holds no table, no queue file and no
+ * envelope: every decision is a message to the lka or the queue. In the daemon it runs as N
+ * unprivileged worker processes, and the parent hands each accepted connection to one of them
+ * (`adopt`); when all roles share one process (tests), it opens the listeners itself.
  */
 import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import type { Role } from '../bus/bus.js';
+import { PEERS } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
+import { EMPTY_KEYRING, loadKeyring } from '../daemon/keyring.js';
 import { log } from '../log.js';
+import { Admission } from './admission.js';
 import { SESSION_LIMITS, type SessionLimits } from './limits.js';
 import { openListener } from './listener.js';
 import { formatReply, REPLIES } from './reply.js';
 import { Session } from './session.js';
 import { listenerTls, type ListenerTls } from './tls.js';
 
-export function isLoopback(address: string): boolean {
-  return address === 'local' || address === '::1' || /^(?:::ffff:)?127\./.test(address);
-}
+export { isLoopback } from './admission.js';
 
 export function newSessionId(): string {
   return randomBytes(8).toString('hex');
 }
 
-export function createSmtpRole(ctx: RoleContext, given?: SessionLimits): Role<'smtp'> {
-  // tests hand in their own limits; otherwise smtpd.conf's `smtp timeout` and `smtp limit` apply
+export interface SmtpRole extends Role<'smtp'> {
+  /** Serve a connection accepted elsewhere (the parent) on listener `index`; `onEnd` when its session ends. */
+  adopt(socket: Socket, index: number, onEnd: () => void): void;
+  /** In-process only: who may open a session on the listeners this role opened. */
+  readonly admission: Admission;
+}
+
+export interface SmtpRoleOptions {
+  /** Tests hand in their own limits; otherwise smtpd.conf's `smtp timeout` and `smtp limit` apply. */
+  limits?: SessionLimits;
+  /** The parent accepts connections and hands them over; the role opens no listener. */
+  adoptOnly?: boolean;
+}
+
+export function sessionLimits(ctx: RoleContext): SessionLimits {
   const s = ctx.config.smtp;
-  const limits: SessionLimits = given ?? {
-    ...SESSION_LIMITS,
-    idleTimeoutMs: s.timeout * 1000,
-    maxSessions: s.maxSessions,
-    maxSessionsPerAddress: s.maxSessionsPerAddress,
-  };
+  return { ...SESSION_LIMITS, idleTimeoutMs: s.timeout * 1000, maxSessions: s.maxSessions, maxSessionsPerAddress: s.maxSessionsPerAddress };
+}
+
+export function createSmtpRole(ctx: RoleContext, given?: SessionLimits | SmtpRoleOptions): SmtpRole {
+  const opts: SmtpRoleOptions = given && 'idleTimeoutMs' in given ? { limits: given } : (given ?? {});
+  const limits = opts.limits ?? sessionLimits(ctx);
+  const admission = new Admission(limits);
   const servers: Server[] = [];
   const sessions = new Set<Session>();
-  const perAddress = new Map<string, number>();
-  // `tsmtpctl pause smtp`: new sessions are turned away with 421 until resumed; open ones finish
-  let paused = false;
-  // built at start: a pki that cannot be read stops the daemon there, not at the first STARTTLS
+  // built at start: a pki that cannot be used stops the daemon there, not at the first STARTTLS
   const tls: (ListenerTls | null)[] = [];
 
+  // who counts the session out when it ends: the parent that admitted it, or our own admission
+  const ends = new Map<Session, () => void>();
   const onClose = (s: Session) => {
     sessions.delete(s);
-    const n = (perAddress.get(s.facts.clientAddress) ?? 1) - 1;
-    if (n > 0) perAddress.set(s.facts.clientAddress, n);
-    else perAddress.delete(s.facts.clientAddress);
-    ctx.bus.notify('stat.decrement', { key: 'smtp.session' }, () => {});
+    ends.get(s)?.();
+    ends.delete(s);
+    ctx.bus.notify('stat.decrement', { key: 'smtp.session' });
   };
 
-  const accept = (index: number) => (socket: Socket) => {
+  const serve = (socket: Socket, index: number, onEnd: () => void) => {
     const listener = ctx.config.listeners[index]!;
-    const address = listener.kind === 'socket' ? 'local' : (socket.remoteAddress ?? '');
-    const count = perAddress.get(address) ?? 0;
-    if (paused) {
-      socket.on('error', () => {});
-      return void socket.end(formatReply(REPLIES.paused));
-    }
-    // loopback clients are exempt from the per-address cap, as Postfix exempts $mynetworks:
-    // local submission and benchmarks come from there
-    if (sessions.size >= limits.maxSessions || (count >= limits.maxSessionsPerAddress && !(limits.exemptLoopback && isLoopback(address)))) {
-      log('warn', null, 'smtp', 'limit', { address, sessions: sessions.size });
-      socket.on('error', () => {});
-      return void socket.end(formatReply(REPLIES.tooManySessions));
-    }
-    perAddress.set(address, count + 1);
     // replies are small writes the client waits for: never hold them back for Nagle
     socket.setNoDelay(true);
     const hostname = listener.hostname ?? ctx.serverName;
@@ -70,25 +71,30 @@ export function createSmtpRole(ctx: RoleContext, given?: SessionLimits): Role<'s
       tls: tls[index] ?? null, onClose,
     });
     sessions.add(session);
-    ctx.bus.notify('stat.increment', { key: 'smtp.session' }, () => {});
-    ctx.bus.notify('stat.increment', { key: 'smtp.session.total', labels: { listener: String(index) } }, () => {});
+    ends.set(session, onEnd);
+    ctx.bus.notify('stat.increment', { key: 'smtp.session' });
+    ctx.bus.notify('stat.increment', { key: 'smtp.session.total', labels: { listener: String(index) } });
     session.start();
+  };
+
+  const accept = (index: number) => (socket: Socket) => {
+    const address = ctx.config.listeners[index]!.kind === 'socket' ? 'local' : (socket.remoteAddress ?? '');
+    const refused = admission.admit(address);
+    if (!refused) return serve(socket, index, () => admission.release(address));
+    socket.on('error', () => {});
+    socket.end(formatReply(refused));
   };
 
   return {
     name: 'smtp',
-    peers: ['lka', 'queue', 'stat'],
-    handlers: {
-      'control.smtp.pause': (req) => {
-        if (!('paused' in req)) return { paused, changed: false };
-        const changed = paused !== req.paused;
-        paused = req.paused;
-        if (changed) log('info', null, 'smtp', 'control', { smtp: paused ? 'paused' : 'resumed' });
-        return { paused, changed };
-      },
-    },
+    peers: PEERS.smtp,
+    handlers: {},
+    adopt: serve,
+    admission,
     async start() {
-      for (const listener of ctx.config.listeners) tls.push(listenerTls(ctx.config, listener, ctx.serverName));
+      const keys = ctx.keys ?? (ctx.config.listeners.some((l) => l.tls !== 'none') ? loadKeyring(ctx.config) : EMPTY_KEYRING);
+      for (const listener of ctx.config.listeners) tls.push(listenerTls(ctx.config, listener, ctx.serverName, keys));
+      if (opts.adoptOnly) return;
       for (const [index, listener] of ctx.config.listeners.entries()) {
         const opened = await openListener(listener, ctx.spool, accept(index));
         servers.push(...opened);

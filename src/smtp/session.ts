@@ -176,6 +176,7 @@ export class Session {
     this.tx = null;
     if (reason === 'timeout') this.filters.report('timeout');
     this.filters.report('link-disconnect');
+    this.deps.bus.notify('smtp.session.close', { sessionId: this.id });
     log('info', this.id, 'smtp', 'disconnected', { reason });
     this.deps.onClose(this);
   }
@@ -352,7 +353,7 @@ export class Session {
     this.sasl = null;
     if (step.kind === 'done') return step.reply;
     try {
-      const res = await this.deps.bus.request('smtp.auth.check', { listener: this.deps.listenerIndex, user: step.user, password: step.password });
+      const res = await this.deps.bus.request('smtp.auth.check', { sessionId: this.id, listener: this.deps.listenerIndex, user: step.user, password: step.password });
       log('info', this.id, 'smtp', 'auth', { user: step.user, result: res.result === 'pass' ? 'ok' : res.result === 'fail' ? 'permfail' : 'tempfail' });
       this.filters.report('link-auth', [res.result === 'pass' ? 'pass' : res.result === 'fail' ? 'fail' : 'error', step.user]);
       if (res.result === 'pass') {
@@ -411,7 +412,7 @@ export class Session {
     const v = this.refusal(await this.filters.phase('mail-from', addressKey(path.address)));
     if (v.reply) return v.reply;
     const sender = v.param;
-    const tx = new Transaction(sender, params.value, max);
+    const tx = new Transaction(this.id, sender, params.value, max);
     tx.junk = this.junk || v.junk;
     this.filters.report('tx-begin', [tx.txid]);
     try {
@@ -459,7 +460,7 @@ export class Session {
       }
       if (this.tx !== tx) return REPLIES.badSequence;
       this.filters.report('tx-rcpt', [tx.txid, 'ok', rcpt]);
-      tx.rcpts.push({ rcpt, dsn, envelopes: res.envelopes });
+      tx.rcpts.push({ rcpt, dsn });
       return { code: 250, enhanced: '2.1.5', text: 'Destination address valid: Recipient ok' };
     } catch (err) {
       return this.failed('RCPT', err);
@@ -510,7 +511,7 @@ export class Session {
       ...(this.tls ? { tls: this.tls } : {}),
     }) + (tx.junk ? 'X-Spam: yes\r\n' : '');
     const add = (missing: { messageId: boolean; date: boolean }) => submissionHeaders(missing, this.deps.hostname, new Date(this.deps.clock.now()));
-    await tx.open(this.deps.bus, this.id, trace, submission ? add : null);
+    await tx.open(this.deps.bus, trace, submission ? add : null);
   }
 
   private async endData(flags: { bareLf: boolean; bareCr: boolean; longLine: boolean }): Promise<Reply> {

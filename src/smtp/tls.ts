@@ -3,11 +3,11 @@
  * file is a startup error naming the pki), SNI choosing the pki whose certificate matches the
  * name the client asked for, and the server side of STARTTLS and SMTPS on an accepted socket.
  */
-import { readFileSync } from 'node:fs';
-import { X509Certificate, type KeyObject } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext, type SecureVersion } from 'node:tls';
 import type { Config, Listener } from '../config/types.js';
+import type { Keyring } from '../daemon/keyring.js';
 
 export interface ListenerTls {
   context: SecureContext;
@@ -43,17 +43,10 @@ interface LoadedPki {
   cert: X509Certificate;
 }
 
-function loadPki(config: Config, name: string, listener: Listener, ca: string | undefined): LoadedPki {
-  const pki = config.pkis.get(name);
-  if (!pki?.cert || !pki.key) throw new Error(`pki ${name}: certificate and key are both required`);
-  let cert: Buffer;
-  let key: Buffer | KeyObject;
-  try {
-    cert = readFileSync(pki.cert);
-    key = readFileSync(pki.key);
-  } catch (err) {
-    throw new Error(`pki ${name}: ${(err as Error).message}`);
-  }
+function loadPki(config: Config, keys: Keyring, name: string, listener: Listener, ca: Buffer | undefined): LoadedPki {
+  const pair = keys.pkis[name];
+  if (!pair) throw new Error(`pki ${name}: certificate and key are both required`);
+  const { cert, key } = pair;
   const context = createSecureContext({
     cert, key, ...(ca ? { ca } : {}),
     ...protocolBounds(listener.protocols),
@@ -63,13 +56,12 @@ function loadPki(config: Config, name: string, listener: Listener, ca: string | 
 }
 
 /** The TLS setup of one listener, or null when it offers no TLS. */
-export function listenerTls(config: Config, listener: Listener, serverName: string): ListenerTls | null {
+export function listenerTls(config: Config, listener: Listener, serverName: string, keys: Keyring): ListenerTls | null {
   if (listener.tls === 'none' || listener.kind === 'socket') return null;
   const names = listener.pki.length ? listener.pki : [...config.pkis.keys()];
   if (names.length === 0) throw new Error(`listener at ${listener.where.file}:${listener.where.line}: TLS needs a pki`);
-  const caFile = listener.ca ? config.cas.get(listener.ca)?.cert : undefined;
-  const ca = caFile ? readFileSync(caFile, 'utf8') : undefined;
-  const pkis = names.map((n) => loadPki(config, n, listener, ca));
+  const ca = listener.ca ? keys.cas[listener.ca] : undefined;
+  const pkis = names.map((n) => loadPki(config, keys, n, listener, ca));
   // the default is the pki named like the listener's host name, else the first one listed
   const host = (listener.hostname ?? serverName).toLowerCase();
   const fallback = pkis.find((p) => p.name.toLowerCase() === host) ?? pkis[0]!;

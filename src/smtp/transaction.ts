@@ -1,12 +1,13 @@
 /**
  * One mail transaction, MAIL FROM to the end of DATA or BDAT LAST: the sender and its
- * parameters, the accepted recipients with the envelopes the lka made of them, and the body on
- * its way into the queue file. It never replies by itself; the session turns its outcomes into
- * replies.
+ * parameters, the accepted recipients, and the body on its way to the queue. The envelopes made
+ * of the recipients stay in the lka, which hands them to the queue at commit: this process,
+ * which reads the internet, never holds one. It never replies by itself; the session turns its
+ * outcomes into replies.
  */
 import { randomBytes } from 'node:crypto';
 import type { Endpoint } from '../bus/bus.js';
-import type { Envelope, DsnParams } from '../queue/envelope.js';
+import type { DsnParams } from '../queue/envelope.js';
 import type { Reply } from './reply.js';
 import { MessageWriter } from './message-writer.js';
 import { HeaderScan } from './header-scan.js';
@@ -30,7 +31,7 @@ export interface BodyFlags {
 export const MAX_HOPS = 100;
 
 export class Transaction {
-  readonly rcpts: { rcpt: string; dsn: DsnParams; envelopes: Omit<Envelope, 'id' | 'msgid'>[] }[] = [];
+  readonly rcpts: { rcpt: string; dsn: DsnParams }[] = [];
   msgid: string | null = null;
   private writer: MessageWriter | null = null;
   private scan: HeaderScan | null = null;
@@ -49,16 +50,17 @@ export class Transaction {
   filterError: Error | null = null;
 
   constructor(
+    readonly sessionId: string,
     readonly sender: string,
     readonly params: MailParams,
     private readonly maxSize: number,
   ) {}
 
-  /** Ask the queue for a message file and write the trace header first. */
-  async open(bus: Endpoint, sessionId: string, trace: (msgid: string) => string, addHeaders: ((missing: { messageId: boolean; date: boolean }) => string) | null): Promise<void> {
-    const { msgid, path } = await bus.request('smtp.message.create', { sessionId });
+  /** Ask the queue for a message and write the trace header first. */
+  async open(bus: Endpoint, trace: (msgid: string) => string, addHeaders: ((missing: { messageId: boolean; date: boolean }) => string) | null): Promise<void> {
+    const { msgid } = await bus.request('smtp.message.create', { sessionId: this.sessionId });
     this.msgid = msgid;
-    this.writer = new MessageWriter(path);
+    this.writer = new MessageWriter(bus, msgid);
     this.writer.write(trace(msgid));
     this.scan = new HeaderScan(addHeaders);
   }
@@ -103,14 +105,14 @@ export class Transaction {
     return null;
   }
 
-  /** Flush the file (the queue's commit makes it durable) and commit the envelopes. */
+  /** Send the rest of the body with the commit: the queue stores it with the lka's envelopes, durably. */
   async commit(bus: Endpoint): Promise<Reply> {
     if (!this.writer || !this.msgid || !this.scan) throw new Error('transaction has no message');
     for (const part of this.scan.end()) this.writer.write(part);
-    await this.writer.finish();
+    const writer = this.writer;
+    const data = await writer.finish();
     this.writer = null;
-    const envelopes = this.rcpts.flatMap((r) => r.envelopes.map((e) => (this.junk ? { ...e, junk: true } : e)));
-    const res = await bus.request('smtp.message.commit', { msgid: this.msgid, envelopes });
+    const res = await bus.request('smtp.message.commit', { msgid: this.msgid, sessionId: this.sessionId, size: writer.bytes, junk: this.junk, data });
     if (res.result !== 'ok') {
       this.msgid = null;
       return { code: res.reply.code, enhanced: res.reply.enhanced ?? '4.3.0', text: res.reply.text };
@@ -118,12 +120,13 @@ export class Transaction {
     return { code: 250, enhanced: '2.0.0', text: `${this.msgid} Message accepted for delivery` };
   }
 
-  /** Drop the message file, if any; safe to call at any point and more than once. */
+  /** Drop the message, if any, and the recipients the lka staged; safe to call at any point and more than once. */
   async rollback(bus: Endpoint): Promise<void> {
     this.writer?.abort();
     this.writer = null;
     const msgid = this.msgid;
     this.msgid = null;
+    bus.notify('smtp.tx.reset', { sessionId: this.sessionId });
     if (msgid) await bus.request('smtp.message.rollback', { msgid }).catch(() => undefined);
   }
 }

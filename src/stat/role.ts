@@ -5,6 +5,7 @@
  */
 import type { Server } from 'node:http';
 import type { Role } from '../bus/bus.js';
+import { PEERS } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
 import { formatPrometheus, servePrometheus } from './prometheus.js';
@@ -16,7 +17,7 @@ export function createStatRole(ctx: RoleContext): Role<'stat'> {
   let http: Server | null = null;
   return {
     name: 'stat',
-    peers: [],
+    peers: PEERS.stat,
     handlers: {
       'stat.increment': (req) => backend.increment(req.key, req.labels ?? {}, req.by ?? 1),
       'stat.decrement': (req) => backend.decrement(req.key, req.labels ?? {}, req.by ?? 1),

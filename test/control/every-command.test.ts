@@ -99,7 +99,12 @@ test('show hosts, relays, hoststats and routes; resume route', async () => {
 });
 
 test('show status, and the mailq and newaliases personalities', async () => {
-  assert.equal(ok('show', 'status'), 'MDA running\nMTA running\nSMTP running\n');
+  const status = ok('show', 'status');
+  // smtpctl's three lines, then every process of the daemon: the parent, the roles, the smtp workers
+  assert.match(status, /^MDA running\nMTA running\nSMTP running\n/);
+  const procs = status.split('\n').slice(3).filter(Boolean).map((l) => /^process (\S+) pid=\d+ user=\S+ uptime=\d+s restarts=0$/.exec(l)?.[1]);
+  assert.deepEqual(procs.slice(0, 5), ['parent', 'control', 'lka', 'mta', 'queue']);
+  assert.ok(procs.slice(5).every((p) => /^smtp\.\d+$/.test(p ?? '')) && procs.length >= 6, status);
   const dir = await mkdtemp(join(tmpdir(), 'tsmtpd-argv0-'));
   try {
     await symlink(CTL, join(dir, 'mailq'));

@@ -43,7 +43,7 @@ after(async () => {
 
 test('pause mda keeps mail queued; show queue, envelope and message display it', async () => {
   assert.match(ok('pause', 'mda'), /command succeeded/);
-  assert.match(ok('show', 'status'), /^MDA paused\nMTA running\nSMTP running\n$/);
+  assert.match(ok('show', 'status'), /^MDA paused\nMTA running\nSMTP running\n(process .*\n)+$/);
   const msgid = await queued('held-1');
   const line = await eventually(async () => ok('show', 'queue').split('\n').find((l) => l.startsWith(msgid)), 'queued envelope');
   const f = line.split('|');

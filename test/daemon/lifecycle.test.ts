@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startDaemon, TSMTPD_BIN } from '../harness/daemon.js';
@@ -18,6 +18,7 @@ function run(args: string[]) {
 
 async function confFile(text: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tsmtpd-cli-'));
+  await chmod(dir, 0o755);
   const path = join(dir, 'smtpd.conf');
   await writeFile(path, text);
   return path;
@@ -94,6 +95,7 @@ test('a second daemon on the same spool refuses to start with exit 3', async () 
 test('without -d the daemon detaches, logs to SPOOL/tsmtpd.log and stops on SIGTERM', async () => {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'tsmtpd-detach-'));
+  await chmod(dir, 0o755);
   const path = join(dir, 'smtpd.conf');
   await writeFile(path, config(port).replace('%DIR%', dir));
   const spool = join(dir, 'spool');

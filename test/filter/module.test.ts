@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { startMailHost, type MailHost } from '../harness/mail.js';
@@ -37,6 +37,8 @@ describe('TypeScript filter modules', () => {
       'good.test': { MX: [{ preference: 10, exchange: 'mx.good.test' }] },
     });
     const dir = await mkdtemp(join(tmpdir(), 'tsmtpd-module-'));
+    // the lka, which loads the module, runs as the daemon's unprivileged user
+    await chmod(dir, 0o755);
     const module = join(dir, 'checks.js');
     // a module as an admin would write it: plain objects, no import needed
     await writeFile(module, `

@@ -39,12 +39,12 @@ describe('smtpd-filters protocol: a Python filter written from the manual page',
   before(async () => {
     host = await startMailHost({
       extra: [
-        `filter "conf" proc-exec "/usr/bin/python3 ${FIXTURES}/conformance.py %DIR%/filter.log"`,
+        `filter "conf" proc-exec "/usr/bin/python3 ${FIXTURES}/conformance.py %DIR%/scratch/filter.log"`,
         'listen on 127.0.0.1 port %PORT% hostname mx.example.test filter "conf"',
       ].join('\n'),
       listen: false,
     });
-    trace = join(host.dir, 'filter.log');
+    trace = join(host.dir, 'scratch', 'filter.log');
   });
   after(() => host?.stop());
 
@@ -122,6 +122,8 @@ describe('Debian opensmtpd-filter-dkimsign, unmodified, as a proc-exec filter', 
 
   before(async () => {
     const aux = await mkdtemp(join(tmpdir(), 'tsmtpd-dkim-'));
+    // the filter runs as the daemon's unprivileged user and reads its key from here
+    await chmod(aux, 0o755);
     const key = join(aux, 'dkim.key');
     await run('openssl', ['genrsa', '-out', key, '2048']);
     await chmod(key, 0o644);
@@ -176,6 +178,8 @@ describe('a filter that dies or stalls', () => {
 
   before(async () => {
     const aux = await mkdtemp(join(tmpdir(), 'tsmtpd-filters-'));
+    // the filters run as the daemon's unprivileged user and leave their marks here
+    await chmod(aux, 0o777);
     // dies at its first request, the first time only; the restarted one proceeds
     const dying = join(aux, 'dying.sh');
     await writeFile(dying, [

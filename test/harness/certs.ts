@@ -3,7 +3,7 @@
  * server certificates signed by it, each for the DNS names given.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,6 +24,8 @@ function openssl(args: string[], cwd: string): void {
 
 export async function makeTestPki(dir?: string): Promise<TestPki> {
   const base = dir ?? (await mkdtemp(join(tmpdir(), 'tsmtpd-pki-')));
+  // tables put here (credentials) are read by the daemon's unprivileged lka; keys stay 0600
+  await chmod(base, 0o755);
   openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
     '-subj', '/CN=tsmtpd test CA', '-keyout', 'ca.key', '-out', 'ca.crt'], base);
   let serial = 1;

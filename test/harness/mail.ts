@@ -47,6 +47,9 @@ export async function startMailHost(o: MailHostOptions = {}): Promise<MailHost> 
   await chmod(dir, 0o711);
   await mkdir(join(dir, 'maildir'), { mode: 0o777 });
   await chmod(join(dir, 'maildir'), 0o777);
+  // for files that filters and other unprivileged processes write
+  await mkdir(join(dir, 'scratch'), { mode: 0o777 });
+  await chmod(join(dir, 'scratch'), 0o777);
   const users = o.users ?? ['alice', 'bob'];
   await writeFile(join(dir, 'users'), users.map((u) => userLine(u, join(dir, 'home', u))).join('\n') + '\n');
   for (const u of users) await mkdir(join(dir, 'home', u), { recursive: true });

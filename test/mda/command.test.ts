@@ -1,5 +1,6 @@
 /** mda commands and alias targets: stdin, environment, exit codes, signals, timeout, wrapper, root. */
 import { test } from 'node:test';
+import { fileBody } from '../../src/queue/body-ref.js';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }, act: Actio
   });
   const d = new Deliverer({ config: cfg, clock: systemClock, serverName: 'mx.test' }, opts);
   const body = await writeBody(dir, MESSAGE);
-  const run = (over: Partial<Envelope> = {}) => d.deliver(envelope({ user, ...over }), body);
+  const run = async (over: Partial<Envelope> = {}) => d.deliver(envelope({ user, ...over }), await fileBody(body));
   return { dir, home, user, run };
 }
 
@@ -88,7 +89,7 @@ test('a command may exit 0 without reading a large message (it chose to discard 
   await ownedDir(home, user);
   const d = new Deliverer({ config: config([action({ kind: 'mda', command: 'exit 0' })]), clock: systemClock, serverName: 'x' });
   const big = await writeBody(dir, 'Subject: big\n\n' + 'x'.repeat(100) + '\n'.repeat(1) + ('y'.repeat(99) + '\n').repeat(20_000));
-  const r = await d.deliver(envelope({ user }), big);
+  const r = await d.deliver(envelope({ user }), await fileBody(big));
   assert.deepEqual(r, { result: 'ok', detail: 'Delivered' });
 });
 

@@ -1,8 +1,11 @@
 /** Shared fixtures for the mda tests: temp dirs, a delivery user the tests may become, envelopes. */
-import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { BodyRef } from '../../src/bus/messages.js';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { createReadStream } from 'node:fs';
 import type { Action, Config } from '../../src/config/types.js';
+import { splitLines } from '../../src/mda/message.js';
 import type { Envelope, UserInfo } from '../../src/queue/envelope.js';
 
 export const IS_ROOT = process.getuid?.() === 0;
@@ -78,7 +81,7 @@ export function config(actions: Action[], over: Partial<Config> = {}): Config {
     mdaWrappers: new Map(),
     mdaLimits: {},
     queue: { compression: false, ttl: 345600 },
-    smtp: { ciphers: '', maxMails: 100, maxRcpt: 1000, maxMessageSize: 35 * 1024 * 1024, subAddrDelim: '+', timeout: 300, maxSessions: 10_000, maxSessionsPerAddress: 100 },
+    smtp: { ciphers: '', maxMails: 100, maxRcpt: 1000, maxMessageSize: 35 * 1024 * 1024, subAddrDelim: '+', timeout: 300, workers: 1, maxSessions: 10_000, maxSessionsPerAddress: 100 },
     mta: { maxDeferred: 100, port: 25, limits: [] },
     schedulerLimits: {},
     bounce: { warnIntervals: [14400] },
@@ -98,3 +101,14 @@ export const MESSAGE = [
   'last line',
   '',
 ].join('\r\n');
+
+/** A body file as the line stream the delivery functions take. */
+export function fileLines(path: string): AsyncGenerator<Buffer> {
+  return splitLines(createReadStream(path, { highWaterMark: 64 * 1024 }));
+}
+
+/** A body file as a delivery request carries it: inline, as the queue sends small bodies. */
+export async function inlineRef(path: string): Promise<BodyRef> {
+  const inline = await readFile(path);
+  return { msgid: '01234567', size: inline.length, inline };
+}

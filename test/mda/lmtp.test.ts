@@ -1,11 +1,12 @@
 /** LMTP delivery against a scripted server (TCP and UNIX socket) and Dovecot's real lmtp when installed. */
 import { test } from 'node:test';
+import { fileBody } from '../../src/queue/body-ref.js';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { systemClock } from '../../src/clock.js';
 import { Deliverer } from '../../src/mda/deliver.js';
 import { deliverLmtp } from '../../src/mda/lmtp.js';
-import { fileLines } from '../../src/mda/message.js';
+import { fileLines } from './helpers.js';
 import { startLmtpServer } from './lmtp-server.js';
 import { action, config, envelope, MESSAGE, tempDir, testUser, writeBody } from './helpers.js';
 
@@ -81,9 +82,9 @@ test('through the deliverer over a UNIX socket: -u sends the user name, rcpt-to 
   const user = testUser(join(dir, 'home'));
   const body = await writeBody(dir, MESSAGE);
   const byUser = new Deliverer({ config: config([action({ kind: 'lmtp', destination: sock, rcptTo: false })]), clock: systemClock, serverName: 'mx.test' });
-  assert.equal((await byUser.deliver(envelope({ user }), body)).result, 'ok');
+  assert.equal((await byUser.deliver(envelope({ user }), await fileBody(body))).result, 'ok');
   const byRcpt = new Deliverer({ config: config([action({ kind: 'lmtp', destination: sock, rcptTo: true })]), clock: systemClock, serverName: 'mx.test' });
-  assert.equal((await byRcpt.deliver(envelope({ user }), body)).result, 'ok');
+  assert.equal((await byRcpt.deliver(envelope({ user }), await fileBody(body))).result, 'ok');
   const rcpts = srv.recorded.commands.filter((c) => c.startsWith('RCPT'));
   assert.deepEqual(rcpts, [`RCPT TO:<${user.username}>`, 'RCPT TO:<bob@example.org>']);
   assert.match(srv.recorded.data[0]!, /^Return-Path: <alice@example\.net>\nDelivered-To: Bob@Example\.org\nFrom: Alice/);
@@ -143,7 +144,7 @@ test('Dovecot\'s lmtp accepts our delivery and the message lands in its maildir'
   t.after(dovecot.stop);
   const body = await writeBody(dir, MESSAGE);
   const d = new Deliverer({ config: config([action({ kind: 'lmtp', destination: dovecot.sock, rcptTo: false })]), clock: systemClock, serverName: 'mx.test' }, { timeoutMs: 20_000 });
-  const r = await d.deliver(envelope({ user }), body);
+  const r = await d.deliver(envelope({ user }), await fileBody(body));
   assert.equal(r.result, 'ok', `${JSON.stringify(r)}\n${await dovecot.logs()}`);
   assert.match(r.detail, /^250 2\.0\.0 .*Saved/);
   const newDir = join(dir, 'mail', user.username, 'Maildir', 'new');

@@ -1,12 +1,13 @@
 /** Maildir delivery: tmp/ → new/, headers, junk into .Junk, extension folders, unique names. */
 import { test } from 'node:test';
+import { fileBody } from '../../src/queue/body-ref.js';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemClock } from '../../src/clock.js';
 import { deliverMaildir, uniqueName } from '../../src/mda/maildir.js';
 import { Deliverer } from '../../src/mda/deliver.js';
-import { fileLines } from '../../src/mda/message.js';
+import { fileLines } from './helpers.js';
 import { action, config, envelope, IS_ROOT, MESSAGE, ownedDir, tempDir, testUser, writeBody } from './helpers.js';
 
 async function files(dir: string): Promise<string[]> {
@@ -95,7 +96,7 @@ test('through the deliverer: default ~/Maildir, Return-Path and Delivered-To, ow
   await ownedDir(home, user);
   const body = await writeBody(dir, MESSAGE);
   const d = new Deliverer({ config: config([action({ kind: 'maildir', junk: false })]), clock: systemClock, serverName: 'mx.test' });
-  const r = await d.deliver(envelope({ user }), body);
+  const r = await d.deliver(envelope({ user }), await fileBody(body));
   assert.deepEqual(r, { result: 'ok', detail: 'Delivered' });
   const newDir = join(home, 'Maildir', 'new');
   const [name] = await files(newDir);
@@ -114,9 +115,9 @@ test('through the deliverer: a maildir path with formats, and a loop is refused'
   const act = action({ kind: 'maildir', path: '~/mail/%{rcpt.domain:lowercase}', junk: false });
   const d = new Deliverer({ config: config([act]), clock: systemClock, serverName: 'mx.test' });
   const body = await writeBody(dir, MESSAGE);
-  assert.equal((await d.deliver(envelope({ user }), body)).result, 'ok');
+  assert.equal((await d.deliver(envelope({ user }), await fileBody(body))).result, 'ok');
   assert.equal((await files(join(home, 'mail', 'example.org', 'new'))).length, 1);
   const looped = await writeBody(dir, 'Delivered-To: BOB@example.org\nSubject: x\n\nbody\n', 'loop');
-  const r = await d.deliver(envelope({ user }), looped);
+  const r = await d.deliver(envelope({ user }), await fileBody(looped));
   assert.deepEqual(r, { result: 'permfail', enhanced: '5.4.6', detail: 'Loop detected' });
 });

@@ -1,5 +1,6 @@
 /** mbox delivery: From line, >From quoting, dotlock waits/tempfails/stale, flock, no torn appends. */
 import { test } from 'node:test';
+import { fileBody } from '../../src/queue/body-ref.js';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmod, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
@@ -7,7 +8,7 @@ import { join } from 'node:path';
 import { systemClock } from '../../src/clock.js';
 import { ctime, deliverMbox, fromLine, type MboxJob } from '../../src/mda/mbox.js';
 import { Deliverer } from '../../src/mda/deliver.js';
-import { fileLines } from '../../src/mda/message.js';
+import { fileLines } from './helpers.js';
 import { action, config, envelope, IS_ROOT, MESSAGE, tempDir, testUser, writeBody } from './helpers.js';
 
 function job(dir: string, over: Partial<MboxJob> = {}): MboxJob {
@@ -135,7 +136,7 @@ test('through the deliverer: the mbox method writes <mboxDir>/<user>, owned by t
   const user = testUser(join(dir, 'home'));
   const body = await writeBody(dir, MESSAGE);
   const d = new Deliverer({ config: config([action({ kind: 'mbox' })]), clock: systemClock, serverName: 'mx.test' }, { mboxDir: dir });
-  assert.deepEqual(await d.deliver(envelope({ user, sender: '' }), body), { result: 'ok', detail: 'Delivered' });
+  assert.deepEqual(await d.deliver(envelope({ user, sender: '' }), await fileBody(body)), { result: 'ok', detail: 'Delivered' });
   const box = join(dir, user.username);
   const text = await readFile(box, 'utf8');
   assert.match(text, /^From MAILER-DAEMON .*\nDelivered-To: Bob@Example\.org\nFrom: Alice/);

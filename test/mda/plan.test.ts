@@ -1,5 +1,6 @@
 /** Planning a delivery: which method, which user, the account of `user NAME`, and refusals. */
 import { test } from 'node:test';
+import { fileBody } from '../../src/queue/body-ref.js';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
@@ -60,12 +61,12 @@ test('action user NAME: the delivery runs as that account, HOME is its home', as
     passwd: async (name) => { lookups.push(name); return name === 'vmail' ? vmail : null; },
   });
   const body = await writeBody(dir, MESSAGE);
-  const r = await d.deliver(envelope({ user: { ...bob, directory: '/nonexistent' } }), body);
+  const r = await d.deliver(envelope({ user: { ...bob, directory: '/nonexistent' } }), await fileBody(body));
   assert.deepEqual(r, { result: 'ok', detail: 'Delivered' });
   assert.deepEqual(lookups, ['vmail']);
   assert.match(await readFile(join(home, 'got'), 'utf8'), /\nbob\n$/, 'USER stays the recipient');
   const missing = new Deliverer({ config: config([action({ kind: 'mda', command: 'true' }, { user: 'ghost' })]), clock: systemClock, serverName: 'mx' }, { passwd: async () => null });
-  assert.deepEqual(await missing.deliver(envelope({ user: bob }), body), { result: 'permfail', enhanced: '5.3.0', detail: "delivery user 'ghost' does not exist" });
+  assert.deepEqual(await missing.deliver(envelope({ user: bob }), await fileBody(body)), { result: 'permfail', enhanced: '5.3.0', detail: "delivery user 'ghost' does not exist" });
   const failing = new Deliverer({ config: config([action({ kind: 'mda', command: 'true' }, { user: 'x' })]), clock: systemClock, serverName: 'mx' }, { passwd: async () => { throw new Error('nss down'); } });
-  assert.equal((await failing.deliver(envelope({ user: bob }), body)).result, 'tempfail');
+  assert.equal((await failing.deliver(envelope({ user: bob }), await fileBody(body))).result, 'tempfail');
 });

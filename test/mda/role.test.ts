@@ -1,5 +1,6 @@
 /** The mda role on a real bus: answers the queue, logs OpenSMTPD's delivery line, counts, limits. */
 import { test } from 'node:test';
+import { inlineRef } from './helpers.js';
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,24 +44,24 @@ test('queue.delivery.mda delivers, answers, logs the delivery line and counts', 
   }));
   await mda.start();
   const body = await writeBody(dir, MESSAGE);
-  const res = await bus.request('queue', 'queue.delivery.mda', { envelope: envelope({ user, createdAt: created }), bodyPath: body });
+  const res = await bus.request('queue', 'queue.delivery.mda', { envelope: envelope({ user, createdAt: created }), body: await inlineRef(body) });
   assert.deepEqual(res, { result: 'ok', detail: 'Delivered' });
   assert.equal((await readdir(join(home, 'Maildir', 'new'))).length, 1);
   const line = lines.find((l) => l.includes(' mda delivery '));
   assert.equal(line, `0123456789abcdef mda delivery evpid=0123456789abcdef from=<alice@example.net> to=<bob@example.org> ` +
     `rcpt=<Bob@Example.org> user=${user.username} delay=1m5s result=Ok stat=Delivered`);
-  const bad = await bus.request('queue', 'queue.delivery.mda', { envelope: envelope({ user, action: 'bad' }), bodyPath: body });
+  const bad = await bus.request('queue', 'queue.delivery.mda', { envelope: envelope({ user, action: 'bad' }), body: await inlineRef(body) });
   assert.deepEqual(bad, { result: 'permfail', enhanced: '5.3.0', detail: 'user unknown: exited abnormally' });
   assert.ok(lines.some((l) => l.includes('result=PermFail stat="Error (user unknown: exited abnormally)"')), lines.join('\n'));
   await new Promise((r) => setImmediate(r));
   assert.ok(counted.includes('+mda.delivery:ok') && counted.includes('+mda.delivery:permfail'), counted.join(' '));
   assert.ok(counted.includes('+mda.running') && counted.includes('-mda.running'));
-  const unknown = await bus.request('queue', 'queue.delivery.mda', { envelope: envelope({ user, action: 'nosuch' }), bodyPath: body });
+  const unknown = await bus.request('queue', 'queue.delivery.mda', { envelope: envelope({ user, action: 'nosuch' }), body: await inlineRef(body) });
   assert.equal(unknown.result, 'permfail');
-  const nouser = await bus.request('queue', 'queue.delivery.mda', { envelope: envelope(), bodyPath: body });
+  const nouser = await bus.request('queue', 'queue.delivery.mda', { envelope: envelope(), body: await inlineRef(body) });
   assert.deepEqual(nouser, { result: 'permfail', enhanced: '5.1.6', detail: 'Permanent failure in user lookup' });
   await mda.stop();
-  const after = await bus.request('queue', 'queue.delivery.mda', { envelope: envelope({ user }), bodyPath: body });
+  const after = await bus.request('queue', 'queue.delivery.mda', { envelope: envelope({ user }), body: await inlineRef(body) });
   assert.equal(after.result, 'tempfail', 'a stopped role starts nothing new');
 });
 

@@ -1,5 +1,5 @@
 /** Fixtures for the mta tests: a resolver answering from a map, and the mta role on a real bus. */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bus, type Role } from '../../src/bus/bus.js';
@@ -8,6 +8,7 @@ import { systemClock } from '../../src/clock.js';
 import type { Action, Config, RelayOptions } from '../../src/config/types.js';
 import type { RoleContext } from '../../src/daemon/context.js';
 import type { Answer, MxRecord, Resolver } from '../../src/dns/resolver.js';
+import { createLkaRole } from '../../src/lka/role.js';
 import { createMtaRole, type MtaOptions } from '../../src/mta/role.js';
 import type { Envelope } from '../../src/queue/envelope.js';
 import { config, envelope } from '../mda/helpers.js';
@@ -74,16 +75,24 @@ export async function startMta(actions: Action[], o: MtaOptions & { cfg?: Partia
   const mta = createMtaRole(ctx, { timeouts: { connect: 3000, command: 5000, dataEnd: 5000 }, batchWindowMs: 50, ...o });
   bus.register(mta);
   bus.register(stub('queue', ['mta'], {}));
+  // relay tables (credentials, relay hosts, sources) are the lka's to look up
+  const lka = createLkaRole({ ...ctx, bus: bus.endpoint('lka') });
+  bus.register(lka);
+  await lka.start();
   bus.register(stub('stat', [], {
     'stat.increment': (r) => { counted.push(`${r.key}${r.labels ? JSON.stringify(r.labels) : ''}`); },
   }));
   await mta.start();
   return {
-    deliver: (e, path = bodyPath) => bus.request('queue', 'queue.delivery.mta', { envelope: e, bodyPath: path }),
+    deliver: async (e, path = bodyPath) => {
+      const inline = await readFile(path);
+      return bus.request('queue', 'queue.delivery.mta', { envelope: e, body: { msgid: e.msgid, size: inline.length, inline } });
+    },
     counted,
     bodyPath,
     async stop() {
       await mta.stop();
+      await lka.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };

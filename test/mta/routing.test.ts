@@ -1,5 +1,6 @@
 /** Pure routing pieces: relay URL parsing, MX ordering (property), route backoff arithmetic, capabilities and xtext. */
 import { test } from 'node:test';
+import { bufferBody } from '../../src/queue/body-ref.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseCapabilities, xtext } from '../../src/mta/capabilities.js';
@@ -60,7 +61,7 @@ test('EHLO capabilities and xtext', () => {
 
 test('MAIL/RCPT lines: SMTPUTF8 only when needed and offered, forged addresses refused', () => {
   const caps = parseCapabilities({ code: 250, lines: ['mx', 'DSN'] });
-  const tx = { sender: 'a@x', rcpts: [{ rcpt: 'b@y', dsn: {} }], smtputf8: true, bodyPath: '/dev/null' };
+  const tx = { sender: 'a@x', rcpts: [{ rcpt: 'b@y', dsn: {} }], smtputf8: true, body: bufferBody(Buffer.alloc(0)) };
   assert.deepEqual(mailCommand(tx, caps, 10), { line: 'MAIL FROM:<a@x>' });
   const utf8 = { ...tx, rcpts: [{ rcpt: 'bj\u00f6rn@y', dsn: {} }] };
   assert.deepEqual(mailCommand(utf8, caps, 10), { result: 'permfail', enhanced: '5.6.7', detail: 'remote host does not support SMTPUTF8' });

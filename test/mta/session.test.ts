@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../../src/clock.js';
+import { fileBody } from '../../src/queue/body-ref.js';
 import { DEFAULT_TIMEOUTS, SmtpClientSession, type SessionParams, type Transaction } from '../../src/mta/session.js';
 import { MtaSessionError } from '../../src/mta/session-error.js';
 import { makeCert, Sink, type SinkOptions } from './sink.js';
@@ -29,15 +30,15 @@ async function withSink(o: Partial<SinkOptions>, fn: (sink: Sink, p: SessionPara
   }
 }
 
-function tx(rcpts: string[], over: Partial<Transaction> = {}): Transaction {
-  return { sender: 'alice@src.test', rcpts: rcpts.map((rcpt) => ({ rcpt, dsn: {} })), smtputf8: false, bodyPath, ...over };
+async function tx(rcpts: string[], over: Partial<Transaction> = {}): Promise<Transaction> {
+  return { sender: 'alice@src.test', rcpts: rcpts.map((rcpt) => ({ rcpt, dsn: {} })), smtputf8: false, body: await fileBody(bodyPath), ...over };
 }
 
 test('a pipelined transaction: per-recipient 2xx/4xx/5xx, ESMTP params only as offered, dot-stuffed body', async () => {
   const rcpt = (a: string) => (a.startsWith('bad') ? '550 5.1.1 no such user' : a.startsWith('later') ? '451 4.3.0 try later' : undefined);
   await withSink({ caps: ['PIPELINING', 'DSN', 'SIZE 100000'], rcpt }, async (sink, p) => {
     const s = await SmtpClientSession.open(p);
-    const t = tx(['ok@dst.test', 'bad@dst.test', 'later@dst.test'], { ret: 'HDRS', envid: 'id+1' });
+    const t = await tx(['ok@dst.test', 'bad@dst.test', 'later@dst.test'], { ret: 'HDRS', envid: 'id+1' });
     t.rcpts[0]!.dsn = { notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;Ok@dst.test' };
     const results = await s.send(t);
     await s.quit();
@@ -55,10 +56,10 @@ test('a pipelined transaction: per-recipient 2xx/4xx/5xx, ESMTP params only as o
 test('EHLO refused: HELO fallback and no ESMTP parameters; RSET between two messages', async () => {
   await withSink({ noEhlo: true }, async (sink, p) => {
     const s = await SmtpClientSession.open(p);
-    const t = tx(['a@dst.test'], { ret: 'FULL' });
+    const t = await tx(['a@dst.test'], { ret: 'FULL' });
     t.rcpts[0]!.dsn = { notify: ['NEVER'] };
     assert.equal((await s.send(t))[0]!.result, 'ok');
-    assert.equal((await s.send(tx(['b@dst.test'])))[0]!.result, 'ok');
+    assert.equal((await s.send(await tx(['b@dst.test'])))[0]!.result, 'ok');
     await s.quit();
     assert.equal(sink.connections, 1);
     const cmds = sink.commands[0]!;
@@ -72,7 +73,7 @@ test('opportunistic STARTTLS without verification; plaintext when not offered', 
   await withSink({ caps: ['STARTTLS'] }, async (sink, p) => {
     const s = await SmtpClientSession.open({ ...p, tls: 'opportunistic' });
     assert.equal(s.secure, true);
-    await s.send(tx(['a@dst.test']));
+    await s.send(await tx(['a@dst.test']));
     await s.quit();
     assert.equal(sink.transactions[0]!.tls, true);
     assert.equal(sink.commands[0]!.filter((c) => c.startsWith('EHLO')).length, 2, 'EHLO again after TLS');
@@ -105,7 +106,7 @@ test('required TLS: verified against the CA and the MX name; a wrong name or mis
 test('smtps: TLS from the first byte', async () => {
   await withSink({ smtps: true, caps: [] }, async (sink, p) => {
     const s = await SmtpClientSession.open({ ...p, tls: 'smtps', verify: true, ca: [cert.cert] });
-    await s.send(tx(['a@dst.test']));
+    await s.send(await tx(['a@dst.test']));
     await s.quit();
     assert.equal(sink.transactions[0]!.tls, true);
   });
@@ -116,7 +117,7 @@ test('AUTH PLAIN and LOGIN over TLS; refused over plaintext; bad credentials fai
   for (const mech of ['PLAIN', 'LOGIN']) {
     await withSink({ caps: ['STARTTLS', `AUTH ${mech}`], auth }, async (sink, p) => {
       const s = await SmtpClientSession.open({ ...p, tls: 'required', auth });
-      await s.send(tx(['a@dst.test']));
+      await s.send(await tx(['a@dst.test']));
       await s.quit();
       assert.equal(sink.transactions[0]!.authUser, 'relay');
     });
@@ -143,7 +144,7 @@ test('a malicious multi-line EHLO reply (CVE-2020-8794) ends the session as a pr
 test('a SIZE limit below the message is a permanent failure without sending it', async () => {
   await withSink({ caps: ['SIZE 10'] }, async (sink, p) => {
     const s = await SmtpClientSession.open(p);
-    const [r] = await s.send(tx(['a@dst.test']));
+    const [r] = await s.send(await tx(['a@dst.test']));
     await s.quit();
     assert.deepEqual(r, { result: 'permfail', enhanced: '5.3.4', detail: 'message too large for remote host' });
     assert.equal(sink.transactions.length, 0);
@@ -153,7 +154,7 @@ test('a SIZE limit below the message is a permanent failure without sending it',
 test('a 5xx at DATA end fails every accepted recipient; banner 554 is a permanent greeting error', async () => {
   await withSink({ dataEnd: () => '554 5.7.1 spam' }, async (_sink, p) => {
     const s = await SmtpClientSession.open(p);
-    const rs = await s.send(tx(['a@dst.test', 'b@dst.test']));
+    const rs = await s.send(await tx(['a@dst.test', 'b@dst.test']));
     await s.quit();
     assert.deepEqual(rs.map((r) => r.result), ['permfail', 'permfail']);
   });

@@ -1,0 +1,322 @@
+/**
+ * The parent process of the daemon. As root it keeps root for what needs it and nothing else:
+ * it reads the config and the keys, creates the system users, prepares the spool, binds every
+ * listening socket, starts the role processes as their users (topology.ts), links them to each
+ * other, restarts any that dies, and does local delivery as the recipient (the mda role runs
+ * here). It accepts connections without reading them and hands each to the smtp worker with the
+ * fewest sessions, or to the control process.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { chmodSync, unlinkSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Bus, type Role } from '../bus/bus.js';
+import { IpcLink } from '../bus/link.js';
+import type { ProcessStatus, RoleName } from '../bus/messages.js';
+import { systemClock } from '../clock.js';
+import type { Config } from '../config/types.js';
+import { CONTROL_SOCKET } from '../control/role.js';
+import { configureLog, log, logLevel, type Level } from '../log.js';
+import { Admission } from '../smtp/admission.js';
+import { openListener } from '../smtp/listener.js';
+import { formatReply, REPLIES } from '../smtp/reply.js';
+import { sessionLimits } from '../smtp/role.js';
+import type { ChildInit, ChildMessage, ParentMessage } from './child.js';
+import type { BackendChoice, RoleContext } from './context.js';
+import { FilterHost, type FilterRequest } from './filter-host.js';
+import { EMPTY_KEYRING, loadKeyring, type Keyring } from './keyring.js';
+import { LinkBroker } from './link-broker.js';
+import { createParentRole } from './parent-role.js';
+import { accounts, prepareQueueDirs, type Account, type Accounts } from './privileges.js';
+import { buildRole } from './roles.js';
+import { CHILD_KINDS, needsLink, PROCESS_ROLES, processUser, type ProcessKind } from './topology.js';
+
+const CHILD_SCRIPT = fileURLToPath(new URL('./child.js', import.meta.url));
+/** A process that dies this soon after starting is started again more slowly, up to the cap. */
+const QUICK_DEATH_MS = 10_000;
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 10_000;
+const START_TIMEOUT_MS = 60_000;
+
+export interface SupervisorOptions {
+  config: Config;
+  spool: string;
+  backends: BackendChoice;
+  verbose: boolean;
+  serverName: string;
+  users: { unprivileged: string; queue: string };
+  /** Copy payloads on the parent's own bus as a process boundary would (tests). */
+  checkBus: boolean;
+  timestamps: boolean;
+}
+
+interface Slot {
+  kind: ProcessKind;
+  name: string;
+  account: Account;
+  child: ChildProcess | null;
+  state: 'starting' | 'built' | 'started' | 'dead';
+  startedAt: number;
+  restarts: number;
+  backoffMs: number;
+  /** Connections handed to this smtp worker and not yet ended. */
+  conns: Set<number>;
+  /** Settles the first start: the daemon is ready only when every process is. */
+  firstStart?: { resolve(): void; reject(err: Error): void };
+}
+
+export class Supervisor {
+  private readonly slots: Slot[] = [];
+  private readonly bus: Bus;
+  private readonly servers: Server[] = [];
+  private readonly admission: Admission;
+  private readonly conns = new Map<number, { address: string; slot: Slot }>();
+  private connSeq = 0;
+  private rr = 0;
+  private broker: LinkBroker | null = null;
+  private users: Accounts | null = null;
+  private keys: Keyring = EMPTY_KEYRING;
+  private filterHost: FilterHost | null = null;
+  private parentRoles: Role<RoleName>[] = [];
+  private stopping = false;
+
+  constructor(private readonly o: SupervisorOptions) {
+    this.bus = new Bus({ process: 'parent', checkSerializable: o.checkBus });
+    this.admission = new Admission(sessionLimits({ config: o.config } as RoleContext));
+  }
+
+  async start(): Promise<void> {
+    const { config, spool } = this.o;
+    this.users = accounts(this.o.users);
+    prepareQueueDirs(spool, this.users.queue);
+    this.keys = loadKeyring(config);
+    this.broker = await LinkBroker.open();
+    this.filterHost = new FilterHost(this.users.unprivileged, this.broker, (m, handle) => this.sendTo('lka', m, handle));
+    await this.startParentRoles();
+    const workers = config.smtp.workers || availableParallelism();
+    for (const kind of CHILD_KINDS) {
+      const n = kind === 'smtp' ? workers : 1;
+      for (let i = 1; i <= n; i++) {
+        this.slots.push({
+          kind, name: kind === 'smtp' ? `smtp.${i}` : kind, account: processUser(kind) === 'queue' ? this.users.queue : this.users.unprivileged,
+          child: null, state: 'dead', startedAt: 0, restarts: 0, backoffMs: RESTART_MIN_MS, conns: new Set(),
+        });
+      }
+    }
+    await Promise.all(this.slots.map((slot) => new Promise<void>((resolve, reject) => {
+      slot.firstStart = { resolve, reject };
+      this.spawn(slot);
+    })));
+    await this.openSockets();
+    log('info', null, 'daemon', 'ready', { spool, processes: this.slots.length + 1, workers });
+  }
+
+  /** The mda and the parent's own role live here, on a bus linked to every child by its IPC channel. */
+  private async startParentRoles(): Promise<void> {
+    const ctx = {
+      config: this.o.config, clock: systemClock, spool: this.o.spool, backends: this.o.backends,
+      serverName: this.o.serverName, verbose: this.o.verbose,
+    };
+    const parent = createParentRole({
+      pause: (req) => this.admission.control(req),
+      status: () => this.status(),
+      logLevel: (verbose) => this.setLogLevel(verbose ? 'debug' : 'info'),
+    }) as Role<RoleName>;
+    const mda = buildRole('mda', { ...ctx, bus: this.bus.endpoint('mda') }, { adopt: true });
+    this.parentRoles = [parent, mda];
+    for (const role of this.parentRoles) {
+      this.bus.register(role);
+      await role.start();
+    }
+  }
+
+  private spawn(slot: Slot): void {
+    const child = fork(CHILD_SCRIPT, [], {
+      env: { ...process.env, TSMTPD_PROCESS_KIND: slot.kind, TSMTPD_PROCESS_NAME: slot.name },
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      ...(process.getuid?.() === 0 ? { uid: slot.account.uid, gid: slot.account.gid } : {}),
+    });
+    slot.child = child;
+    slot.state = 'starting';
+    slot.startedAt = Date.now();
+    this.bus.attach(new IpcLink(slot.name, child), PROCESS_ROLES[slot.kind]);
+    child.on('message', (m: ChildMessage | FilterRequest | { bus: unknown }) => this.onChild(slot, m));
+    child.on('error', (err) => log('error', null, 'daemon', 'process-exit', { process: slot.name, error: err.message }));
+    child.on('exit', (code, signal) => this.exited(slot, child, code, signal));
+    const timer = setTimeout(() => {
+      if (slot.state !== 'started' && slot.child === child) child.kill('SIGKILL');
+    }, START_TIMEOUT_MS);
+    timer.unref();
+    child.send({ t: 'init', init: this.initFor(slot) } satisfies ParentMessage);
+    log('info', null, 'daemon', 'process-start', { process: slot.name, pid: child.pid, user: slot.account.name });
+  }
+
+  private initFor(slot: Slot): ChildInit {
+    // only the processes that terminate or originate TLS hold certificates and keys
+    const keys = slot.kind === 'smtp' || slot.kind === 'mta' ? this.keys : undefined;
+    return {
+      config: this.o.config, spool: this.o.spool, backends: this.o.backends, serverName: this.o.serverName,
+      verbose: this.o.verbose, checkBus: this.o.checkBus, ...(keys ? { keys } : {}),
+      log: { level: logLevel(), timestamps: this.o.timestamps },
+    };
+  }
+
+  private onChild(slot: Slot, m: ChildMessage | FilterRequest | { bus: unknown }): void {
+    if ('bus' in m) return;
+    switch (m.t) {
+      case 'built': {
+        // the peers running now; one that builds later links itself with this one
+        const peers = this.slots.filter((p) => p !== slot && (p.state === 'built' || p.state === 'started') && needsLink(slot.kind, p.kind));
+        slot.state = 'built';
+        return void this.link(slot, peers);
+      }
+      case 'started':
+        slot.state = 'started';
+        slot.firstStart?.resolve();
+        delete slot.firstStart;
+        return;
+      case 'fatal':
+        return void slot.firstStart?.reject(new Error(`${slot.name}: ${m.error}`));
+      case 'closed':
+        return this.release(m.id);
+      case 'filter-spawn':
+      case 'filter-kill':
+        if (slot.kind === 'lka') this.filterHost?.handle(m);
+        return;
+    }
+  }
+
+  /** Link a process that has built its roles with the running processes it talks to. */
+  private async link(slot: Slot, peers: Slot[]): Promise<void> {
+    const child = slot.child;
+    for (const peer of peers) {
+      const [a, b] = await this.broker!.pair();
+      if (slot.child !== child) return void (a.destroy(), b.destroy());
+      this.send(slot, { t: 'link', remote: peer.name, roles: [...PROCESS_ROLES[peer.kind]] }, a);
+      this.send(peer, { t: 'link', remote: slot.name, roles: [...PROCESS_ROLES[slot.kind]] }, b);
+    }
+  }
+
+  private send(slot: Slot, m: ParentMessage, handle?: Socket): void {
+    const child = slot.child;
+    if (!child?.connected) return void handle?.destroy();
+    child.send(m, handle, {}, (err) => {
+      if (err) handle?.destroy();
+    });
+  }
+
+  private sendTo(kind: ProcessKind, m: ParentMessage, handle?: unknown): void {
+    const slot = this.slots.find((s) => s.kind === kind && s.state !== 'dead');
+    if (slot) this.send(slot, m, handle as Socket | undefined);
+  }
+
+  private exited(slot: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (slot.child !== child) return;
+    slot.child = null;
+    slot.state = 'dead';
+    for (const id of slot.conns) this.release(id);
+    if (slot.kind === 'lka') this.filterHost?.killAll();
+    if (this.stopping) return;
+    log('warn', null, 'daemon', 'process-exit', { process: slot.name, pid: child.pid, code: code ?? undefined, signal: signal ?? undefined });
+    if (slot.firstStart) {
+      slot.firstStart.reject(new Error(`${slot.name} exited during start (${signal ?? `code ${code}`})`));
+      delete slot.firstStart;
+      return;
+    }
+    // a process that keeps dying at once is restarted ever more slowly, not in a tight loop
+    slot.backoffMs = Date.now() - slot.startedAt < QUICK_DEATH_MS ? Math.min(slot.backoffMs * 2, RESTART_MAX_MS) : RESTART_MIN_MS;
+    setTimeout(() => {
+      if (this.stopping) return;
+      slot.restarts++;
+      this.spawn(slot);
+    }, slot.backoffMs);
+  }
+
+  /** Every listener and the control socket, bound here (ports below 1024, the root-owned spool). */
+  private async openSockets(): Promise<void> {
+    const { config, spool } = this.o;
+    for (const [index, listener] of config.listeners.entries()) {
+      const opened = await openListener(listener, spool, (s) => this.accept(s, index), { pauseOnConnect: true });
+      this.servers.push(...opened);
+      for (const s of opened) {
+        const a = s.address();
+        log('info', null, 'smtp', 'listen', typeof a === 'string' || a === null ? { path: a } : { address: a.address, port: a.port });
+      }
+    }
+    const path = join(spool, CONTROL_SOCKET);
+    try {
+      unlinkSync(path); // left by a daemon that died; the spool's pid lock says none runs now
+    } catch {
+      // none
+    }
+    const control = createServer({ pauseOnConnect: true }, (s) => this.sendTo('control', { t: 'control-conn' }, s));
+    await new Promise<void>((resolve, reject) => {
+      control.once('error', reject);
+      control.listen(path, () => resolve());
+    });
+    chmodSync(path, 0o600);
+    this.servers.push(control);
+  }
+
+  /** A new connection: admitted (or refused with its 421), then handed to the least busy smtp worker. */
+  private accept(socket: Socket, index: number): void {
+    socket.on('error', () => undefined);
+    const address = this.o.config.listeners[index]!.kind === 'socket' ? 'local' : (socket.remoteAddress ?? '');
+    const refused = this.admission.admit(address);
+    if (refused) return void socket.end(formatReply(refused));
+    const workers = this.slots.filter((s) => s.kind === 'smtp' && s.state === 'started');
+    if (workers.length === 0) {
+      this.admission.release(address);
+      return void socket.end(formatReply(REPLIES.paused));
+    }
+    // fewest sessions first; ties taken in turn, so a burst spreads over every worker
+    const least = Math.min(...workers.map((w) => w.conns.size));
+    const tied = workers.filter((w) => w.conns.size === least);
+    const slot = tied[this.rr++ % tied.length]!;
+    const id = ++this.connSeq;
+    this.conns.set(id, { address, slot });
+    slot.conns.add(id);
+    this.send(slot, { t: 'conn', listener: index, id }, socket);
+  }
+
+  private release(id: number): void {
+    const c = this.conns.get(id);
+    if (!c) return;
+    this.conns.delete(id);
+    c.slot.conns.delete(id);
+    this.admission.release(c.address);
+  }
+
+  private setLogLevel(level: Level): void {
+    configureLog({ level });
+    for (const slot of this.slots) this.send(slot, { t: 'log', level });
+  }
+
+  private status(): ProcessStatus[] {
+    const now = Date.now();
+    const me: ProcessStatus = { name: 'parent', pid: process.pid, user: process.getuid?.() === 0 ? 'root' : String(process.getuid?.()), uptime: Math.floor(process.uptime()), restarts: 0 };
+    return [me, ...this.slots.filter((s) => s.child).map((s) => ({
+      name: s.name, pid: s.child!.pid ?? 0, user: s.account.name, uptime: Math.floor((now - s.startedAt) / 1000), restarts: s.restarts,
+    }))];
+  }
+
+  /** Listeners first, then every child asked to stop and given until the deadline, then the parent's roles. */
+  async stop(deadlineMs: number): Promise<void> {
+    this.stopping = true;
+    for (const s of this.servers.splice(0)) s.close();
+    const exits = this.slots.filter((s) => s.child).map((s) => new Promise<void>((resolve) => {
+      s.child!.once('exit', () => resolve());
+      this.send(s, { t: 'stop' });
+    }));
+    const timer = setTimeout(() => {
+      for (const s of this.slots) s.child?.kill('SIGKILL');
+    }, deadlineMs);
+    await Promise.all(exits);
+    clearTimeout(timer);
+    for (const role of [...this.parentRoles].reverse()) await role.stop().catch(() => undefined);
+    this.broker?.close();
+  }
+}

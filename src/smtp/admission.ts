@@ -1,0 +1,59 @@
+/**
+ * Whether a new connection is served: not while smtp is paused, not beyond the session caps
+ * overall and per client address. It lives where connections are accepted — the parent, which
+ * sees every worker's sessions, or the smtp role itself when all roles share one process.
+ */
+import type { Req, Res } from '../bus/messages.js';
+import { log } from '../log.js';
+import type { SessionLimits } from './limits.js';
+import { REPLIES, type Reply } from './reply.js';
+
+export function isLoopback(address: string): boolean {
+  return address === 'local' || address === '::1' || /^(?:::ffff:)?127\./.test(address);
+}
+
+export class Admission {
+  private open = 0;
+  private readonly perAddress = new Map<string, number>();
+  paused = false;
+
+  constructor(private readonly limits: Pick<SessionLimits, 'maxSessions' | 'maxSessionsPerAddress' | 'exemptLoopback'>) {}
+
+  get sessions(): number {
+    return this.open;
+  }
+
+  /** Count the connection in and return null, or return the 421 it gets instead of a session. */
+  admit(address: string): Reply | null {
+    if (this.paused) return REPLIES.paused;
+    const count = this.perAddress.get(address) ?? 0;
+    // loopback clients are exempt from the per-address cap, as Postfix exempts $mynetworks:
+    // local submission and benchmarks come from there
+    const capped = count >= this.limits.maxSessionsPerAddress && !(this.limits.exemptLoopback && isLoopback(address));
+    if (this.open >= this.limits.maxSessions || capped) {
+      log('warn', null, 'smtp', 'limit', { address, sessions: this.open });
+      return REPLIES.tooManySessions;
+    }
+    this.perAddress.set(address, count + 1);
+    this.open++;
+    return null;
+  }
+
+  /** A session admitted earlier has ended. */
+  release(address: string): void {
+    const n = (this.perAddress.get(address) ?? 1) - 1;
+    if (n > 0) this.perAddress.set(address, n);
+    else this.perAddress.delete(address);
+    this.open = Math.max(0, this.open - 1);
+  }
+
+  /** `tsmtpctl pause smtp` / `resume smtp` (`show status` only asks); `changed` says whether the state moved. */
+  control(req: Req<'control.smtp.pause'>): Res<'control.smtp.pause'> {
+    if (!('paused' in req)) return { paused: this.paused, changed: false };
+    const paused = req.paused;
+    const changed = this.paused !== paused;
+    this.paused = paused;
+    if (changed) log('info', null, 'smtp', 'control', { smtp: paused ? 'paused' : 'resumed' });
+    return { paused, changed };
+  }
+}
