@@ -68,7 +68,12 @@ async function main(): Promise<void> {
     process.stderr.write('configuration OK\n');
     return;
   }
-  const spool = prepareSpool(opts.spool ?? defaultSpool());
+  let spool: string;
+  try {
+    spool = prepareSpool(opts.spool ?? defaultSpool());
+  } catch (err) {
+    fail(EXIT.STARTUP, `cannot prepare the spool: ${(err as Error).message}`);
+  }
   if (!opts.foreground) return detach(spool, opts.logFile);
 
   const timestamps = process.env[CHILD_MARK] === '1';

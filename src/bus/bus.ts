@@ -48,6 +48,8 @@ export interface BusOptions {
   checkSerializable?: boolean;
   /** This process's name in origins (`lka`, `smtp.1`...). */
   process?: string;
+  /** Shorter request timeouts than the catalog's, per type (tests). */
+  timeouts?: Partial<Record<MessageType, number>>;
 }
 
 export class Bus {
@@ -166,7 +168,7 @@ export class Bus {
 
   /** Over the link to the role's process; waits (within the timeout) for a link that is not there yet. */
   private async callRemote(to: RoleName, from: RoleName, type: MessageType, req: unknown, oneWay = false): Promise<unknown> {
-    const timeoutMs = TIMEOUTS[type] ?? DEFAULT_TIMEOUT_MS;
+    const timeoutMs = this.options.timeouts?.[type] ?? TIMEOUTS[type] ?? DEFAULT_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     let remote = this.remoteFor(to);
     while (!remote) {

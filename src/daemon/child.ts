@@ -6,7 +6,6 @@
  * parent is gone; an uncaught error ends this process only, and the parent starts a new one.
  */
 import type { Socket } from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Bus, type Role } from '../bus/bus.js';
 import { IpcLink, SocketLink } from '../bus/link.js';
 import { PEERS, type RoleName } from '../bus/messages.js';
@@ -19,6 +18,7 @@ import { EXIT } from './cli.js';
 import { FilterProxy } from './filter-proxy.js';
 import type { FilterReply } from './filter-host.js';
 import type { Keyring } from './keyring.js';
+import { reportLoopDelay } from './loop-delay.js';
 import { buildRole, type ChildRoleName } from './roles.js';
 import { PROCESS_ROLES, type ProcessKind } from './topology.js';
 import type { Config } from '../config/types.js';
@@ -53,8 +53,6 @@ export type ChildMessage =
 
 const kind = process.env['TSMTPD_PROCESS_KIND'] as ProcessKind;
 const name = process.env['TSMTPD_PROCESS_NAME'] ?? kind;
-/** How often each process reports its event-loop delay to the stat role. */
-const LOOP_REPORT_MS = 10_000;
 
 const roles: Role<RoleName>[] = [];
 let bus: Bus | null = null;
@@ -92,18 +90,8 @@ async function init(i: ChildInit): Promise<void> {
   });
   tell({ t: 'built' });
   for (const role of roles) await role.start();
-  reportLoopDelay(bus, roles.find((r) => PEERS[r.name].includes('stat'))!.name);
+  reportLoopDelay(bus, roles.find((r) => PEERS[r.name].includes('stat'))!.name, name);
   tell({ t: 'started' });
-}
-
-function reportLoopDelay(b: Bus, from: RoleName): void {
-  const h = monitorEventLoopDelay({ resolution: 10 });
-  h.enable();
-  setInterval(() => {
-    b.notify(from, 'stat.set', { key: 'process.loop.delay.max', labels: { process: name }, value: Math.round(h.max / 1e6) });
-    b.notify(from, 'stat.set', { key: 'process.loop.delay.p99', labels: { process: name }, value: Math.round(h.percentile(99) / 1e6) });
-    h.reset();
-  }, LOOP_REPORT_MS).unref();
 }
 
 async function stop(): Promise<void> {

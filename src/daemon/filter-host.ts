@@ -21,8 +21,7 @@ export type FilterRequest =
   | { t: 'filter-kill'; id: number; signal: NodeJS.Signals };
 
 export type FilterReply =
-  | { t: 'filter-io'; id: number }
-  | { t: 'filter-started'; id: number; pid: number }
+  | { t: 'filter-io'; id: number; pid: number }
   | { t: 'filter-exit'; id: number; code: number | null; signal: NodeJS.Signals | null }
   | { t: 'filter-error'; id: number; error: string };
 
@@ -89,8 +88,7 @@ export class FilterHost {
       });
     }
     if (child.pid === undefined) return void lkas.destroy();
-    this.send({ t: 'filter-io', id: req.id }, lkas);
-    this.send({ t: 'filter-started', id: req.id, pid: child.pid });
+    this.send({ t: 'filter-io', id: req.id, pid: child.pid }, lkas);
   }
 
   /** The lka went away: its filters go too (a new lka starts its own). */

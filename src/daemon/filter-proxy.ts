@@ -61,10 +61,8 @@ export class FilterProxy {
     if (!f) return;
     switch (m.t) {
       case 'filter-io':
-        return f.attach(handle as Socket);
-      case 'filter-started':
         f.pid = m.pid;
-        return void f.emit('spawn');
+        return f.attach(handle as Socket);
       case 'filter-error':
         return void f.emit('error', new Error(m.error));
       case 'filter-exit':

@@ -24,6 +24,7 @@ import { openListener } from '../smtp/listener.js';
 import { formatReply, REPLIES } from '../smtp/reply.js';
 import { sessionLimits } from '../smtp/role.js';
 import type { ChildInit, ChildMessage, ParentMessage } from './child.js';
+import { reportLoopDelay } from './loop-delay.js';
 import type { BackendChoice, RoleContext } from './context.js';
 import { FilterHost, type FilterRequest } from './filter-host.js';
 import { EMPTY_KEYRING, loadKeyring, type Keyring } from './keyring.js';
@@ -110,6 +111,7 @@ export class Supervisor {
       this.spawn(slot);
     })));
     await this.openSockets();
+    reportLoopDelay(this.bus, 'parent', 'parent');
     log('info', null, 'daemon', 'ready', { spool, processes: this.slots.length + 1, workers });
   }
 

@@ -8,7 +8,7 @@
  * `%DIR%` in the config text is replaced by the test's temp directory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,18 +43,22 @@ export interface DaemonOptions {
   readyPattern?: RegExp;
   dir?: string;
   readyTimeoutMs?: number;
+  /** Run the daemon as this user instead of the test's (root tests of the unprivileged mode). */
+  uid?: number;
+  gid?: number;
 }
 
 export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle> {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'tsmtpd-test-')));
   // the daemon's unprivileged processes (when the tests run as root) read tables and reach the
   // spool's queue directories through here
-  await chmod(dir, 0o755);
+  await chmod(dir, (await stat(dir)).mode | 0o755);
   const spool = join(dir, 'spool');
   const configPath = join(dir, 'smtpd.conf');
   await writeFile(configPath, options.config.replaceAll('%DIR%', dir));
   const child = spawn(process.execPath, [TSMTPD_BIN, '-d', '-f', configPath, '--spool', spool, ...(options.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),
     // every payload between the parent's own roles is copied as across processes
     env: { ...process.env, TSMTPD_CHECK_BUS: '1', ...options.env },
   });

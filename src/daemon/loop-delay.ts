@@ -1,0 +1,25 @@
+/**
+ * Each process watches its own event loop and reports its stalls to the stat role, so that
+ * `tsmtpctl show stats` shows every process's event-loop delay (a long synchronous step anywhere
+ * delays every session or delivery that process serves).
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { Bus } from '../bus/bus.js';
+import type { RoleName } from '../bus/messages.js';
+
+/** How often a process reports (the first time sooner, so a fresh daemon has figures). */
+const LOOP_REPORT_MS = 10_000;
+const LOOP_FIRST_REPORT_MS = 1000;
+
+/** The longest and the 99th-percentile stall of this process's event loop, in ms, as gauges. */
+export function reportLoopDelay(b: Bus, from: RoleName, processName: string): void {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  const report = () => {
+    b.notify(from, 'stat.set', { key: 'process.loop.delay.max', labels: { process: processName }, value: Math.round(h.max / 1e6) });
+    b.notify(from, 'stat.set', { key: 'process.loop.delay.p99', labels: { process: processName }, value: Math.round(h.percentile(99) / 1e6) });
+    h.reset();
+  };
+  setTimeout(report, LOOP_FIRST_REPORT_MS).unref();
+  setInterval(report, LOOP_REPORT_MS).unref();
+}

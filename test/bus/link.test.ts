@@ -1,0 +1,121 @@
+/**
+ * The bus between processes: frames survive any cut of the byte stream, and two buses joined
+ * by a real socket pair carry requests, answers and notifications — with timeouts, waiting for
+ * a peer that is not linked yet, failing what was pending when a peer goes, and cutting off a
+ * peer that sends what its roles may not.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { mkdtempSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Bus, type Role } from '../../src/bus/bus.js';
+import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME } from '../../src/bus/frame.js';
+import { SocketLink } from '../../src/bus/link.js';
+import { PEERS, type Handlers, type RoleName } from '../../src/bus/messages.js';
+
+function role<R extends RoleName>(name: R, handlers: Partial<Handlers<R>>): Role<R> {
+  return { name, peers: PEERS[name], handlers: handlers as Handlers<R>, start: async () => {}, stop: async () => {} };
+}
+
+async function socketPair(): Promise<[Socket, Socket]> {
+  const path = join(mkdtempSync(join(tmpdir(), 'tsmtpd-bus-')), 's');
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(path, r));
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const a = connect(path);
+  await new Promise((r) => a.once('connect', r));
+  const b = await accepted;
+  server.close();
+  return [a, b];
+}
+
+test('property: any sequence of messages survives any cut of the byte stream', () => {
+  const value = fc.oneof(fc.jsonValue(), fc.uint8Array({ maxLength: 200 }).map((u) => Buffer.from(u)));
+  fc.assert(fc.property(fc.array(value, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (messages, cuts) => {
+    const bytes = Buffer.concat(messages.map((m) => encodeFrame({ m })));
+    const points = [...new Set(cuts.map((c) => (bytes.length ? c % bytes.length : 0)))].sort((x, y) => x - y);
+    const decoder = new FrameDecoder();
+    const out: unknown[] = [];
+    let from = 0;
+    for (const at of [...points, bytes.length]) {
+      out.push(...decoder.push(bytes.subarray(from, at)));
+      from = at;
+    }
+    assert.deepEqual(out, messages.map((m) => ({ m })));
+  }));
+});
+
+test('a frame announced over the limit is refused before it is buffered', () => {
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(MAX_FRAME + 1, 0);
+  assert.throws(() => new FrameDecoder().push(head), FrameError);
+});
+
+test('requests, answers and notifications cross a socket pair, with the sender\'s process as origin', async () => {
+  const [a, b] = await socketPair();
+  const smtp = new Bus({ process: 'smtp.1' });
+  const lka = new Bus({ process: 'lka' });
+  smtp.register(role('smtp', {}));
+  const seen: string[] = [];
+  lka.register(role('lka', {
+    'smtp.tx.reset': (req, from, origin) => void seen.push(`${from}@${origin.process}:${req.sessionId}`),
+    'smtp.session.connect': () => ({ fcrdns: 'pass', rdns: 'client.test' }),
+  }));
+  smtp.attach(new SocketLink('lka', a), ['lka']);
+  lka.attach(new SocketLink('smtp.1', b), ['smtp']);
+  const facts = { sessionId: 's1', listener: 0, clientAddress: '192.0.2.1', clientPort: 1, localAddress: '', localPort: 25, tls: false, socket: false };
+  assert.deepEqual(await smtp.request('smtp', 'smtp.session.connect', { facts }), { fcrdns: 'pass', rdns: 'client.test' });
+  smtp.notify('smtp', 'smtp.tx.reset', { sessionId: 's1' });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(seen, ['smtp@smtp.1:s1']);
+  a.destroy();
+});
+
+test('a request waits for its peer to be linked, times out when none comes, and fails when the peer goes', async () => {
+  const smtp = new Bus({ process: 'smtp.1', timeouts: { 'smtp.session.connect': 300 } });
+  smtp.register(role('smtp', {}));
+  const facts = { sessionId: 's1', listener: 0, clientAddress: '192.0.2.1', clientPort: 1, localAddress: '', localPort: 25, tls: false, socket: false };
+  await assert.rejects(smtp.request('smtp', 'smtp.session.connect', { facts }), /role lka is not running/);
+
+  const [a, b] = await socketPair();
+  const lka = new Bus({ process: 'lka' });
+  let answer: (() => void) | null = null;
+  lka.register(role('lka', { 'smtp.session.connect': () => new Promise((r) => (answer = () => r({ fcrdns: 'fail' }))) }));
+  const waiting = smtp.request('smtp', 'smtp.session.connect', { facts });
+  smtp.attach(new SocketLink('lka', a), ['lka']);
+  lka.attach(new SocketLink('smtp.1', b), ['smtp']);
+  await new Promise((r) => setTimeout(r, 50));
+  answer!();
+  assert.deepEqual(await waiting, { fcrdns: 'fail' });
+
+  // an answer that never comes: the request gives up at its timeout
+  await assert.rejects(smtp.request('smtp', 'smtp.session.connect', { facts }), /no answer within/);
+
+  const downs: string[] = [];
+  smtp.onPeerDown((p) => downs.push(p));
+  const pending = smtp.request('smtp', 'smtp.session.connect', { facts });
+  b.destroy();
+  await assert.rejects(pending, /process lka went away/);
+  assert.deepEqual(downs, ['lka']);
+});
+
+test('a peer that sends what its roles may not is cut off, and nothing of it is handled', async () => {
+  const [a, b] = await socketPair();
+  const queue = new Bus({ process: 'queue' });
+  let listed = 0;
+  queue.register(role('queue', { 'control.queue.list': () => { listed++; return { envelopes: [], truncated: false }; } }));
+  queue.register(role('scheduler', {}));
+  const downs: string[] = [];
+  queue.onPeerDown((p) => downs.push(p));
+  queue.attach(new SocketLink('smtp.1', b), ['smtp']);
+  // a compromised worker forges a control request: smtp may not message it, control does not live there
+  const forged = new SocketLink('queue', a);
+  forged.send({ k: 'q', id: 1, type: 'control.queue.list', from: 'control', p: { limit: 10 } });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(listed, 0);
+  assert.deepEqual(downs, ['smtp.1']);
+  assert.equal(forged.closed, true);
+});
