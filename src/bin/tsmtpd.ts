@@ -4,6 +4,7 @@
  * otherwise it detaches and logs to a file. Exit codes: see EXIT in daemon/cli.ts.
  */
 import { spawn } from 'node:child_process';
+import { setFlagsFromString } from 'node:v8';
 import { openSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
@@ -12,7 +13,7 @@ import { configureLog, log } from '../log.js';
 import { EXIT, parseCli, USAGE, UsageError, type CliOptions } from '../daemon/cli.js';
 import { findServerName } from '../daemon/server-name.js';
 import { defaultSpool, lockSpool, prepareSpool } from '../daemon/spool.js';
-import { Supervisor } from '../daemon/supervisor.js';
+import { Supervisor, V8_FLAGS } from '../daemon/supervisor.js';
 
 /** A stop that takes longer than this is cut short: the queue is consistent at every instant. */
 const STOP_DEADLINE_MS = 1500;
@@ -52,6 +53,7 @@ function detach(spool: string, logFile: string | undefined): void {
 }
 
 async function main(): Promise<void> {
+  for (const flag of V8_FLAGS) setFlagsFromString(flag);
   const opts = parseOrExit();
   if (opts.help) {
     process.stdout.write(USAGE + '\n');

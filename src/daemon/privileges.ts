@@ -6,8 +6,8 @@
  * process runs as the invoking user and nothing is created.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { log } from '../log.js';
 import { parsePasswdLine } from '../mda/passwd.js';
 
@@ -78,6 +78,7 @@ export function accounts(names: { unprivileged: string; queue: string }): Accoun
  * found with another owner or mode is corrected, as OpenSMTPD's setup_spool does.
  */
 export function prepareQueueDirs(spool: string, owner: Account): void {
+  if (isRoot()) mustReach(spool, owner);
   for (const name of QUEUE_DIRS) {
     const dir = join(spool, name);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -94,6 +95,18 @@ export function prepareQueueDirs(spool: string, owner: Account): void {
       renameSync(old, join(spool, 'queue', `queue.sqlite${suffix}`));
       if (isRoot()) chownSync(join(spool, 'queue', `queue.sqlite${suffix}`), owner.uid, owner.gid);
     }
+  }
+}
+
+/** Every directory above `path` must let `who` through, or its process fails to start far from the cause. */
+export function mustReach(path: string, who: Account): void {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const st = statSync(dir);
+    const bit = st.uid === who.uid ? 0o100 : st.gid === who.gid ? 0o010 : 0o001;
+    if (!(st.mode & bit)) {
+      throw new Error(`user ${who.name} cannot reach ${path}: ${dir} is mode ${(st.mode & 0o777).toString(8)}, not searchable by ${who.name}`);
+    }
+    if (dir === '/') return;
   }
 }
 

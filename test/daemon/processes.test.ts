@@ -211,6 +211,7 @@ describe('private keys', () => {
     const { cert, key } = await pki.issue('mx.example.test');
     await chmod(key, 0o644);
     const dir = await mkdtemp(join(tmpdir(), 'tsmtpd-keys-'));
+    await chmod(dir, 0o755);
     await writeFile(join(dir, 'smtpd.conf'), [
       `pki mx cert "${cert}"`, `pki mx key "${key}"`,
       `listen on 127.0.0.1 port ${await freePort()} tls pki mx`,

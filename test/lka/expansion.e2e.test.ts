@@ -65,7 +65,8 @@ test('a user with a .forward: forwarded, and kept when the file names the user',
 
 test('an |command alias gets the message on stdin', async () => {
   assert.equal((await sendMessage(host.port, 's@client.test', ['pipe@example.test'], 'Subject: piped\r\n\r\nhello pipe')).at(-1)!.code, 250);
-  const out = await eventually(async () => readFile(join(host.dir, 'maildir', 'pipe-out'), 'utf8').catch(() => undefined), 'command output');
+  // the file exists from the moment the command starts: wait for the end of the message in it
+  const out = await eventually(async () => (await readFile(join(host.dir, 'maildir', 'pipe-out'), 'utf8').catch(() => '')).includes('hello pipe') ? readFile(join(host.dir, 'maildir', 'pipe-out'), 'utf8') : undefined, 'command output');
   assert.match(out, /Subject: piped/);
   assert.match(out, /hello pipe/);
 });
