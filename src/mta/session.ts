@@ -64,6 +64,11 @@ export class SmtpClientSession {
   /** Messages sent (or tried) on this session, for `session-mail-max` and RSET. */
   messages = 0;
   verified = false;
+  /**
+   * Why this session runs in plaintext although TLS was to be tried (opportunistic): STARTTLS
+   * was offered but refused, or the handshake broke and the connector reconnected in clear.
+   */
+  downgraded: string | null = null;
 
   private constructor(private readonly wire: Wire, readonly params: SessionParams) {}
 
@@ -131,6 +136,7 @@ export class SmtpClientSession {
     const r = await this.command('STARTTLS');
     if (checkReply('starttls', r) === 'negative') {
       if (required) throw new MtaSessionError('tls', `STARTTLS rejected: ${replyText(r)}`);
+      this.downgraded = `STARTTLS rejected: ${replyText(r)}`;
       return; // opportunistic: carry on in plaintext
     }
     await this.wire.startTls(tlsOptions(this.params), this.params.timeouts.command);
