@@ -12,7 +12,7 @@ export const LOG_EVENTS = [
   'queue-load', 'queue-damaged', 'commit', 'commit-failed', 'remove', 'expire', 'delay-notice', 'schedule',
   'bounce', 'bounce-failed', 'bounce-dropped', 'bounce-undeliverable', 'dsn-failed',
   // delivery
-  'delivery', 'delivery-error', 'mta-connect', 'mta-error', 'mda-error', 'resolver',
+  'delivery', 'delivery-error', 'mta-connect', 'mta-error', 'tls-downgrade', 'mda-error', 'resolver',
   // lka, tables, filters
   'ruleset', 'table-update', 'table-error', 'filter-error', 'filter-report', 'filter-response', 'filter-start',
   'filter-exit', 'filter-stderr',

@@ -47,9 +47,23 @@ export interface EngineDeps {
   spawn?: FilterSpawner;
 }
 
-/** A filter process died or a module failed: the command gets a temporary error, the session goes on or ends. */
-const FILTER_FAILURE: WireReply = { code: 421, enhanced: '4.3.0', text: 'Temporary filter failure' };
-const MODULE_FAILURE: WireReply = { code: 451, enhanced: '4.3.0', text: 'Temporary filter failure' };
+/** Phases inside a mail transaction, where RFC 5321 allows 451 and the session can go on. */
+const TRANSACTION_PHASES = new Set<FilterPhase>(['mail-from', 'rcpt-to', 'data', 'commit']);
+
+/**
+ * A filter that failed, or is not running (dead, restarting, not started, not loaded), where it
+ * has a say: the command gets a temporary error, never a pass. Inside a transaction that is 451
+ * and the session goes on; elsewhere (connect, HELO/EHLO, STARTTLS, AUTH, RSET, NOOP...) RFC
+ * 5321 allows no 4xx but 421, which ends the session. OpenSMTPD cannot meet this case: it
+ * serves no session before every filter has registered (lka.c proc_timeout) and exits when
+ * one dies (smtpd.c parent_sig_handler, "lost processor").
+ */
+export function unavailable(phase: FilterPhase): PhaseVerdict {
+  const text = 'Temporary filter failure';
+  return TRANSACTION_PHASES.has(phase)
+    ? { kind: 'reject', reply: { code: 451, enhanced: '4.3.0', text } }
+    : { kind: 'disconnect', reply: { code: 421, enhanced: '4.3.0', text } };
+}
 
 export class FilterEngine {
   private readonly chains = new Map<number, Stage[]>();
@@ -57,49 +71,53 @@ export class FilterEngine {
   private readonly modules = new Map<string, ModuleFilter>();
   private readonly streams = new Map<string, DataStream>();
 
-  constructor(private readonly deps: EngineDeps) {}
-
-  /** Build every listener's chain and start its processes and modules; throws with file:line. */
-  async start(): Promise<void> {
-    const { config } = this.deps;
-    const sessionTimeoutSec = config.smtp.timeout;
-    const spawn = this.deps.spawn ?? localSpawner;
-    const procOptions = (version = DEFAULT_VERSION) => ({ version, sessionTimeoutSec, spawn, ...(config.admd ? { admd: config.admd } : {}) });
-    config.listeners.forEach((l, i) => {
-      const stages = listenerFilters(config, l.filter).map((decl): Stage => {
-        const at = `${decl.where.file}:${decl.where.line}`;
-        switch (decl.kind) {
-          case 'builtin':
-            return { kind: 'builtin', decl };
-          case 'proc': {
-            const spec = config.procs.get(decl.proc);
-            if (!spec) throw new Error(`${at}: filter ${decl.name}: no proc named ${decl.proc}`);
-            const proc = this.procs.get(`proc:${spec.name}`) ?? new ProcFilter(spec.name, spec, procOptions());
-            this.procs.set(`proc:${spec.name}`, proc);
-            return { kind: 'proc', name: decl.name, proc };
-          }
-          case 'proc-exec': {
-            const proc = this.procs.get(`exec:${decl.name}`) ?? new ProcFilter(decl.name, decl.process, procOptions(decl.protocol));
-            this.procs.set(`exec:${decl.name}`, proc);
-            return { kind: 'proc', name: decl.name, proc };
-          }
-          case 'module': {
-            const module = this.modules.get(decl.name) ?? new ModuleFilter(decl.name, modulePath(decl.path, decl.where.file), decl.options, {
-              resolver: this.deps.resolver, tables: this.deps.tables, increment: this.deps.increment, deadlineMs: moduleDeadline(sessionTimeoutSec),
-            });
-            this.modules.set(decl.name, module);
-            return { kind: 'module', name: decl.name, module };
-          }
-          case 'chain':
-            throw new Error(`${at}: chains are flattened before this point`);
-        }
-      });
+  /** Every listener's chain is built at once, so a session asking before start() meets filters that are not running yet. */
+  constructor(private readonly deps: EngineDeps) {
+    deps.config.listeners.forEach((l, i) => {
+      const stages = listenerFilters(deps.config, l.filter).map((decl) => this.stage(decl));
       if (stages.length) this.chains.set(i, stages);
     });
+  }
+
+  /** Start every process and module; rejects (with the filter's name) when one cannot start. */
+  async start(): Promise<void> {
     await Promise.all([
       ...[...this.procs.values()].map((p) => p.start()),
       ...[...this.modules.values()].map((m) => m.start().catch((e: Error) => { throw new Error(`filter ${m.name}: ${e.message}`); })),
     ]);
+  }
+
+  /** One filter of a chain; a process or module named by several chains is shared. Throws with file:line. */
+  private stage(decl: FilterDecl): Stage {
+    const { config } = this.deps;
+    const at = `${decl.where.file}:${decl.where.line}`;
+    const spawn = this.deps.spawn ?? localSpawner;
+    const procOptions = (version = DEFAULT_VERSION) => ({ version, sessionTimeoutSec: config.smtp.timeout, spawn, ...(config.admd ? { admd: config.admd } : {}) });
+    switch (decl.kind) {
+      case 'builtin':
+        return { kind: 'builtin', decl };
+      case 'proc': {
+        const spec = config.procs.get(decl.proc);
+        if (!spec) throw new Error(`${at}: filter ${decl.name}: no proc named ${decl.proc}`);
+        const proc = this.procs.get(`proc:${spec.name}`) ?? new ProcFilter(spec.name, spec, procOptions());
+        this.procs.set(`proc:${spec.name}`, proc);
+        return { kind: 'proc', name: decl.name, proc };
+      }
+      case 'proc-exec': {
+        const proc = this.procs.get(`exec:${decl.name}`) ?? new ProcFilter(decl.name, decl.process, procOptions(decl.protocol));
+        this.procs.set(`exec:${decl.name}`, proc);
+        return { kind: 'proc', name: decl.name, proc };
+      }
+      case 'module': {
+        const module = this.modules.get(decl.name) ?? new ModuleFilter(decl.name, modulePath(decl.path, decl.where.file), decl.options, {
+          resolver: this.deps.resolver, tables: this.deps.tables, increment: this.deps.increment, deadlineMs: moduleDeadline(config.smtp.timeout),
+        });
+        this.modules.set(decl.name, module);
+        return { kind: 'module', name: decl.name, module };
+      }
+      case 'chain':
+        throw new Error(`${at}: chains are flattened before this point`);
+    }
   }
 
   async stop(): Promise<void> {
@@ -118,9 +136,8 @@ export class FilterEngine {
         d = await this.decide(stage, { ...req, param });
       } catch (err) {
         log('warn', req.facts.sessionId, 'lka', 'filter-error', { filter: name, phase: req.phase, error: (err as Error).message });
-        // a module failed this one command; a dead process leaves the session nothing to rely on
-        if (stage.kind === 'module' && req.phase !== 'connect') return { kind: 'reject', reply: MODULE_FAILURE };
-        return { kind: 'disconnect', reply: FILTER_FAILURE };
+        this.deps.increment('filter.failure', { filter: name, phase: req.phase });
+        return unavailable(req.phase);
       }
       if (!d || d.decision === 'proceed') continue;
       if (d.decision === 'bypass') break;
@@ -169,7 +186,10 @@ export class FilterEngine {
   async data(facts: SessionFacts, lines: string[], end: boolean): Promise<string[]> {
     let stream = this.streams.get(facts.sessionId);
     if (!stream) {
-      const procs = (this.chains.get(facts.listener) ?? []).flatMap((s) => (s.kind === 'proc' && s.proc.wants('filter', 'data-line') ? [s.proc] : []));
+      const procs = (this.chains.get(facts.listener) ?? []).flatMap((s) => (s.kind === 'proc' && s.proc.claims('data-line') ? [s.proc] : []));
+      // one that died since the data phase would let the body pass unfiltered (unsigned, unscanned)
+      const down = procs.find((p) => !p.running);
+      if (down) throw new Error(`filter ${down.name} is not running`);
       stream = new DataStream(facts.sessionId, procs, this.deps.now, this.deps.config.smtp.maxMessageSize * 2);
       this.streams.set(facts.sessionId, stream);
     }
@@ -208,6 +228,8 @@ export class FilterEngine {
         if (!stage.module.handles(req.phase)) return null;
         return stage.module.run({ phase: req.phase, session: sessionInfo(req.facts), param: req.param, ...(req.sender !== undefined ? { sender: req.sender } : {}) });
       case 'proc': {
+        // a filter that is down where it has a say fails the phase: skipping it would open the gate
+        if (!stage.proc.running && stage.proc.claims(req.phase)) throw new Error(`filter ${stage.proc.name} is not running`);
         if (!stage.proc.wants('filter', req.phase)) return null;
         const r = await stage.proc.request(req.facts.sessionId, req.phase, phaseParams(req), this.deps.now());
         switch (r.decision) {

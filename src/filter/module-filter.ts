@@ -1,10 +1,13 @@
 /**
  * An in-process TypeScript/JavaScript filter (`filter NAME module "path.js" [options]`): the
  * module is imported once at start, its factory gets the daemon's services, and every handler
- * call is bounded by a deadline and guarded against throwing.
+ * call is bounded by a deadline and guarded against throwing. Until the module has loaded, and
+ * for ever if it failed to, it has a say in every phase and answers none (the engine fails
+ * them closed): a filter that is not there cannot be told from one that has no opinion.
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { FilterPhase } from '../config/types.js';
 import type { Resolver } from '../dns/resolver.js';
 import type { TableSet } from '../table/types.js';
 import { log } from '../log.js';
@@ -13,6 +16,11 @@ import type { Decision, FilterFactory, FilterServices, PhaseEvent, ReportEvent, 
 /** Modules shipped with tsmtpd, named without a path: `filter bl module "dnsbl" ...`. */
 const BUNDLED = new Set(['dnsbl']);
 const DNS_DEADLINE_MS = 10_000;
+/** The phases a module may handle; a handler under any other name would never run, so it is refused. */
+const PHASES: Record<Exclude<FilterPhase, 'data-line'>, true> = {
+  connect: true, helo: true, ehlo: true, starttls: true, auth: true, 'mail-from': true, 'rcpt-to': true,
+  data: true, rset: true, quit: true, noop: true, help: true, wiz: true, commit: true,
+};
 
 export interface ModuleContext {
   resolver: Resolver;
@@ -39,7 +47,8 @@ export function modulePath(path: string, configFile: string): string {
 }
 
 export class ModuleFilter {
-  private filter: TsFilter = {};
+  /** Null until the module has loaded and its factory returned a well-formed filter. */
+  private filter: TsFilter | null = null;
 
   constructor(
     readonly name: string,
@@ -50,16 +59,20 @@ export class ModuleFilter {
 
   async start(): Promise<void> {
     const mod = (await import(pathToFileURL(this.path).href)) as { default?: unknown };
-    if (typeof mod.default !== 'function') throw new Error(`filter ${this.name}: ${this.path} has no default export factory`);
-    this.filter = await (mod.default as FilterFactory)(this.options, this.services());
+    if (typeof mod.default !== 'function') throw new Error(`${this.path} has no default export factory`);
+    const filter: unknown = await (mod.default as FilterFactory)(this.options, this.services());
+    this.filter = wellFormed(filter, this.path);
   }
 
+  /** Whether the module handles this phase; before it has loaded, what it handles is unknown, so every phase. */
   handles(phase: string): boolean {
+    if (!this.filter) return true;
     return typeof (this.filter.phases as Record<string, unknown> | undefined)?.[phase] === 'function';
   }
 
   /** Run the phase's handler; a throw or a missed deadline comes back as an Error to fail the command. */
   async run(ev: PhaseEvent): Promise<Decision> {
+    if (!this.filter) throw new Error(`filter ${this.name} is not loaded`);
     const handler = (this.filter.phases as Record<string, (e: PhaseEvent) => Decision | Promise<Decision>>)[ev.phase]!;
     const out = await withDeadline<Decision | Error>(
       Promise.resolve().then(() => handler(ev)),
@@ -72,7 +85,7 @@ export class ModuleFilter {
   }
 
   report(ev: ReportEvent): void {
-    const r = this.filter.reports;
+    const r = this.filter?.reports;
     const fn = r?.[ev.event] ?? r?.['*'];
     if (!fn) return;
     try {
@@ -83,7 +96,7 @@ export class ModuleFilter {
   }
 
   async stop(): Promise<void> {
-    await Promise.resolve(this.filter.close?.()).catch(() => undefined);
+    await Promise.resolve(this.filter?.close?.()).catch(() => undefined);
   }
 
   private services(): FilterServices {
@@ -106,4 +119,21 @@ export class ModuleFilter {
       log: (session, fields) => log('info', session, 'lka', 'filter-report', { filter: this.name, ...fields }),
     };
   }
+}
+
+/** What a factory returned, checked: a typo in a phase name must not silently skip the filter. */
+function wellFormed(filter: unknown, what: string): TsFilter {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+  if (!isObject(filter)) throw new Error(`${what}: the factory returned no filter object`);
+  const { phases, reports, close } = filter;
+  if (phases !== undefined && !isObject(phases)) throw new Error(`${what}: phases is not an object`);
+  for (const [name, fn] of Object.entries(phases ?? {})) {
+    if (!Object.hasOwn(PHASES, name)) throw new Error(`${what}: unknown phase ${name}`);
+    if (typeof fn !== 'function') throw new Error(`${what}: the ${name} handler is not a function`);
+  }
+  if (reports !== undefined && (!isObject(reports) || Object.values(reports).some((fn) => typeof fn !== 'function'))) {
+    throw new Error(`${what}: reports must map event names to functions`);
+  }
+  if (close !== undefined && typeof close !== 'function') throw new Error(`${what}: close is not a function`);
+  return filter as TsFilter;
 }

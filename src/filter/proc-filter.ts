@@ -2,8 +2,9 @@
  * One filter process speaking smtpd-filters(7) on its stdio: `proc` (shared by every filter that
  * names it) or `proc-exec`. It is started with `/bin/sh -c` as OpenSMTPD does, gets the
  * handshake, and registers what it wants before any session uses it. Requests are matched to
- * answers by an opaque token. A filter that dies fails what it owed at once (the sessions answer
- * 421, none hangs) and is started again after a pause; stderr lines are logged.
+ * answers by an opaque token. A filter that dies fails what it owed at once (none hangs) and is
+ * started again after a pause, longer after each failed try; until it is back, the engine answers
+ * what it registered with a temporary error (`claims`). stderr lines are logged.
  */
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
@@ -16,6 +17,7 @@ import type { FilterProcess, FilterSpawner } from './spawn.js';
 const SMTPD_VERSION = '7.8.0';
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const RESTART_DELAY_MS = 1000;
+const RESTART_MAX_DELAY_MS = 60_000;
 /** A line a filter writes longer than this is a broken filter, not a message line. */
 const MAX_LINE = 64 * 1024;
 
@@ -36,7 +38,11 @@ type Pending = { session: string; resolve(r: ProcResult): void; reject(err: Erro
 
 export class ProcFilter {
   private child: FilterProcess | null = null;
+  /** What the last completed handshake registered; kept while the filter is down or restarting. */
   private registered = new Set<string>();
+  /** Whether a handshake ever completed, i.e. whether `registered` is known. */
+  private known = false;
+  private failedRestarts = 0;
   private readonly pending = new Map<string, Pending>();
   /** data-line output, per token, for the stream that opened it. */
   private readonly datalines = new Map<string, { session: string; onLine(line: string): void; onError(err: Error): void }>();
@@ -55,7 +61,7 @@ export class ProcFilter {
 
   /** Start the process and wait for `register|ready`; rejects if it never comes. */
   start(): Promise<void> {
-    this.registered = new Set();
+    const registering = new Set<string>();
     const child = this.opts.spawn(this.name, this.spec);
     this.child = child;
     child.stdin.on('error', () => undefined);
@@ -87,8 +93,10 @@ export class ProcFilter {
         const out = parseOutput(line, this.opts.version);
         if (!this.ready && out.kind === 'register') {
           if (out.subsystem !== 'smtp-in') return fail(new Error(`filter ${this.name} registered for unknown subsystem ${out.subsystem}`));
-          this.registered.add(`${out.stream}|${out.event}`);
+          registering.add(`${out.stream}|${out.event}`);
         } else if (!this.ready && out.kind === 'register-ready') {
+          this.registered = registering;
+          this.known = true;
           this.ready = true;
           settled = true;
           clearTimeout(timer);
@@ -102,9 +110,23 @@ export class ProcFilter {
     });
   }
 
-  /** Whether the filter asked for this report event or filter phase (`*` asks for all events). */
+  get running(): boolean {
+    return this.ready;
+  }
+
+  /** Whether the running filter asked for this report event or filter phase (`*` asks for all events). */
   wants(stream: 'report' | 'filter', event: string): boolean {
     return this.ready && (this.registered.has(`${stream}|${event}`) || (stream === 'report' && this.registered.has('report|*')));
+  }
+
+  /**
+   * Whether the filter has a say in this phase, running or not: it registered the phase (or
+   * data-line, for the data phase that opens the body stream), or it never finished a handshake,
+   * so that what it will register is unknown. A filter not running must be waited for there.
+   */
+  claims(phase: string): boolean {
+    if (!this.known) return true;
+    return this.registered.has(`filter|${phase}`) || (phase === 'data' && this.registered.has('filter|data-line'));
   }
 
   report(session: string, event: string, params: readonly string[], nowMs: number): void {
@@ -193,11 +215,23 @@ export class ProcFilter {
     this.datalines.clear();
     if (this.stopping) return;
     log('warn', null, 'lka', 'filter-exit', { filter: this.name, code: code ?? undefined, signal: signal ?? undefined });
-    // a filter that ran is started again; one that never completed its handshake is left down
-    if (wasReady) {
-      setTimeout(() => {
-        if (!this.stopping) this.start().catch((e: Error) => log('warn', null, 'lka', 'filter-error', { filter: this.name, error: e.message }));
-      }, RESTART_DELAY_MS).unref();
-    }
+    // a filter that ran is started again (a failed restart schedules the next); one that never
+    // completed its first handshake is left down: its start() rejected, which is its caller's to report
+    if (wasReady) this.restartLater();
+  }
+
+  private restartLater(): void {
+    const delay = Math.min(RESTART_MAX_DELAY_MS, RESTART_DELAY_MS * 2 ** this.failedRestarts);
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.start().then(
+        () => { this.failedRestarts = 0; },
+        (e: Error) => {
+          this.failedRestarts++;
+          log('warn', null, 'lka', 'filter-error', { filter: this.name, error: e.message });
+          if (!this.stopping) this.restartLater();
+        },
+      );
+    }, delay).unref();
   }
 }

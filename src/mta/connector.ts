@@ -130,6 +130,11 @@ export class Connector {
       this.deps.count?.('mta.session');
       const tls = session.tlsInfo;
       if (tls) log('info', this.deps.id, 'mta', 'tls', { address, ...tls, verified: tls.verified ? 'valid' : 'unverified' });
+      if (session.downgraded) {
+        // mail that could have gone encrypted goes in clear: never silently (a stripping attacker looks the same)
+        log('warn', this.deps.id, 'mta', 'tls-downgrade', { address: `${address}:${params.port}`, host, reason: session.downgraded });
+        this.deps.count?.('mta.tls.downgrade');
+      }
       return { session, via: { host, address } };
     } catch (err) {
       const e = err instanceof MtaSessionError ? err : new MtaSessionError('io', (err as Error).message);
@@ -148,7 +153,9 @@ export class Connector {
       return await SmtpClientSession.open(params);
     } catch (err) {
       if (!(err instanceof MtaSessionError && err.downgrade && params.tls === 'opportunistic')) throw err;
-      return SmtpClientSession.open({ ...params, tls: 'none' });
+      const plain = await SmtpClientSession.open({ ...params, tls: 'none' });
+      plain.downgraded = `TLS handshake failed: ${err.detail}`;
+      return plain;
     }
   }
 

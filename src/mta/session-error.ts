@@ -4,7 +4,8 @@
  */
 import { TsmtpdError } from '../errors.js';
 
-export type SessionStage = 'connect' | 'greeting' | 'tls' | 'auth' | 'transaction' | 'io';
+/** `protocol`: the server answered a step with a reply the step does not allow (reply-steps.ts). */
+export type SessionStage = 'connect' | 'greeting' | 'tls' | 'auth' | 'transaction' | 'protocol' | 'io';
 
 export class MtaSessionError extends TsmtpdError {
   override name = 'MtaSessionError';

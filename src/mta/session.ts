@@ -10,6 +10,7 @@ import type { DsnParams } from '../queue/envelope.js';
 import { NO_CAPABILITIES, parseCapabilities, type Capabilities } from './capabilities.js';
 import { DotStuffer } from './dot-stuff.js';
 import { replyText, type Reply } from './reply-parser.js';
+import { checkReply } from './reply-steps.js';
 import { MtaSessionError } from './session-error.js';
 import { mailCommand, rcptCommand, replyResult } from './transaction.js';
 import { Wire } from './wire.js';
@@ -62,6 +63,11 @@ export class SmtpClientSession {
   /** Messages sent (or tried) on this session, for `session-mail-max` and RSET. */
   messages = 0;
   verified = false;
+  /**
+   * Why this session runs in plaintext although TLS was to be tried (opportunistic): STARTTLS
+   * was offered but refused, or the handshake broke and the connector reconnected in clear.
+   */
+  downgraded: string | null = null;
 
   private constructor(private readonly wire: Wire, readonly params: SessionParams) {}
 
@@ -95,7 +101,7 @@ export class SmtpClientSession {
 
   private async greet(): Promise<void> {
     const banner = await this.wire.read(this.params.timeouts.command);
-    if (banner.code !== 220) throw new MtaSessionError('greeting', `banner: ${replyText(banner)}`, fromReply(banner));
+    if (checkReply('greeting', banner) === 'negative') throw new MtaSessionError('greeting', `banner: ${replyText(banner)}`, fromReply(banner));
     await this.hello();
     if (this.params.tls === 'required' || this.params.tls === 'opportunistic') await this.maybeStartTls();
     if (this.params.auth) await this.authenticate(this.params.auth);
@@ -112,11 +118,11 @@ export class SmtpClientSession {
   private async hello(): Promise<void> {
     const verb = this.params.lmtp ? 'LHLO' : 'EHLO';
     const r = await this.command(`${verb} ${this.params.helo}`);
-    if (r.code === 250) { this.caps = parseCapabilities(r); return; }
+    if (checkReply('ehlo', r) === 'positive') { this.caps = parseCapabilities(r); return; }
     const needsEsmtp = this.params.auth !== undefined || this.params.tls === 'required' || this.params.lmtp;
     if (needsEsmtp || r.code === 421) throw new MtaSessionError('greeting', `${verb} rejected: ${replyText(r)}`, fromReply(r));
     const h = await this.command(`HELO ${this.params.helo}`);
-    if (h.code !== 250) throw new MtaSessionError('greeting', `HELO rejected: ${replyText(h)}`, fromReply(h));
+    if (checkReply('helo', h) === 'negative') throw new MtaSessionError('greeting', `HELO rejected: ${replyText(h)}`, fromReply(h));
     this.caps = NO_CAPABILITIES;
   }
 
@@ -127,8 +133,9 @@ export class SmtpClientSession {
       return;
     }
     const r = await this.command('STARTTLS');
-    if (r.code !== 220) {
+    if (checkReply('starttls', r) === 'negative') {
       if (required) throw new MtaSessionError('tls', `STARTTLS rejected: ${replyText(r)}`);
+      this.downgraded = `STARTTLS rejected: ${replyText(r)}`;
       return; // opportunistic: carry on in plaintext
     }
     await this.wire.startTls(tlsOptions(this.params), this.params.timeouts.command);
@@ -148,14 +155,15 @@ export class SmtpClientSession {
       return this.authDone(await this.command(`AUTH PLAIN ${token}`));
     }
     if (!this.caps.auth.has('LOGIN')) throw new MtaSessionError('auth', 'no supported AUTH mechanism offered');
-    let r = await this.command('AUTH LOGIN');
-    if (r.code === 334) r = await this.command(Buffer.from(a.user).toString('base64'));
-    if (r.code === 334) r = await this.command(Buffer.from(a.password).toString('base64'));
-    return this.authDone(r);
+    for (const prompt of ['AUTH LOGIN', Buffer.from(a.user).toString('base64')]) {
+      const r = await this.command(prompt);
+      if (checkReply('auth-challenge', r) === 'negative') return this.authDone(r);
+    }
+    return this.authDone(await this.command(Buffer.from(a.password).toString('base64')));
   }
 
   private authDone(r: Reply): void {
-    if (r.code !== 235) throw new MtaSessionError('auth', `authentication failed: ${replyText(r)}`, fromReply(r));
+    if (checkReply('auth', r) === 'negative') throw new MtaSessionError('auth', `authentication failed: ${replyText(r)}`, fromReply(r));
   }
 
   /** One message: a result per recipient, in the order given. Throws only on I/O or protocol errors. */
@@ -169,11 +177,11 @@ export class SmtpClientSession {
     if ('result' in mail) return tx.rcpts.map(() => mail);
     const rcpts = tx.rcpts.map((r) => rcptCommand(r, this.caps));
     const [mailReply, ...rcptReplies] = await this.envelopeCommands(mail.line, rcpts);
-    if (mailReply!.code !== 250) {
+    if (checkReply('mail', mailReply!) === 'negative') {
       await this.reset();
       return tx.rcpts.map(() => replyResult(mailReply!));
     }
-    const results = rcptReplies.map((r) => replyResult(r));
+    const results = rcptReplies.map((r) => stepResult('rcpt', r));
     const accepted = results.flatMap((r, i) => (r.result === 'ok' ? [i] : []));
     if (accepted.length === 0) { await this.reset(); return results; }
     const finals = await this.data(tx.body, accepted.length);
@@ -200,21 +208,22 @@ export class SmtpClientSession {
   /** DATA, the body streamed with dot-stuffing, then one reply (SMTP) or one per recipient (LMTP). */
   private async data(body: MessageBody, accepted: number): Promise<DeliveryResult[]> {
     const go = await this.command('DATA');
-    if (go.code !== 354) return Array.from({ length: accepted }, () => replyResult(go));
+    // no body without a 354 (RFC 5321 §3.3): a 250 here is no delivery
+    if (checkReply('data', go) === 'negative') return Array.from({ length: accepted }, () => replyResult(go));
     const stuffer = new DotStuffer();
     for await (const chunk of body.open()) {
       await this.wire.write(stuffer.push(chunk as Buffer), this.params.timeouts.command);
     }
     await this.wire.write(stuffer.end(), this.params.timeouts.command);
     const n = this.params.lmtp ? accepted : 1;
-    const replies: Reply[] = [];
-    for (let i = 0; i < n; i++) replies.push(await this.wire.read(this.params.timeouts.dataEnd));
-    return Array.from({ length: accepted }, (_, i) => replyResult(replies[this.params.lmtp ? i : 0]!));
+    const finals: DeliveryResult[] = [];
+    for (let i = 0; i < n; i++) finals.push(stepResult('data-end', await this.wire.read(this.params.timeouts.dataEnd)));
+    return Array.from({ length: accepted }, (_, i) => finals[this.params.lmtp ? i : 0]!);
   }
 
   private async reset(): Promise<void> {
     const r = await this.command('RSET');
-    if (r.code !== 250) throw new MtaSessionError('transaction', `RSET rejected: ${replyText(r)}`);
+    if (checkReply('rset', r) === 'negative') throw new MtaSessionError('transaction', `RSET rejected: ${replyText(r)}`);
   }
 
   /** QUIT and close; errors here do not matter any more. */
@@ -241,6 +250,12 @@ function tlsOptions(p: SessionParams): ConnectionOptions {
     rejectUnauthorized: p.verify,
     ...(p.ca ? { ca: p.ca } : {}),
   };
+}
+
+/** A recipient's result from a reply its step allows; a reply it does not allow throws. */
+function stepResult(step: 'rcpt' | 'data-end', r: Reply): DeliveryResult {
+  checkReply(step, r);
+  return replyResult(r);
 }
 
 function fromReply(r: Reply): { permanent: boolean; enhanced?: string } {

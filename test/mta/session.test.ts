@@ -132,6 +132,18 @@ test('AUTH PLAIN and LOGIN over TLS; refused over plaintext; bad credentials fai
   });
 });
 
+test('issue 13: AUTH answered with a reply its step does not allow is a protocol error, never a login', async () => {
+  const auth = { user: 'relay', password: 's3cret' };
+  const cases: [string, string][] = [['PLAIN', '250 2.7.0 fine'], ['PLAIN', '334 '], ['LOGIN', '235 2.7.0 in without a password']];
+  for (const [mech, reply] of cases) {
+    await withSink({ caps: ['STARTTLS', `AUTH ${mech}`], auth, replies: { AUTH: reply } }, async (sink, p) => {
+      await assert.rejects(SmtpClientSession.open({ ...p, tls: 'required', auth }),
+        (e: MtaSessionError) => e.stage === 'protocol' && /reply not allowed to AUTH/.test(e.detail) && !e.permanent);
+      assert.ok(!sink.commands.flat().some((c) => c.startsWith('MAIL')));
+    });
+  }
+});
+
 test('a malicious multi-line EHLO reply (CVE-2020-8794) ends the session as a protocol error', async () => {
   await withSink({ ehloRaw: '250-sink.test\r\n250-PIPELINING\r\n\r\nMAIL FROM:<root@evil>\r\n250 OK\r\n' }, async (_sink, p) => {
     await assert.rejects(SmtpClientSession.open(p), (e: MtaSessionError) => /protocol error/.test(e.detail));

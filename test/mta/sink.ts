@@ -57,6 +57,8 @@ export interface SinkOptions {
   closeAfterTx?: boolean;
   /** Answer STARTTLS with 220, then drop the connection (a broken handshake). */
   brokenTls?: boolean;
+  /** Raw replies by verb (`DATA: '250 ok'`), answered instead of acting on the command. */
+  replies?: Record<string, string>;
 }
 
 export interface SinkTransaction {
@@ -164,6 +166,8 @@ class SinkConnection {
     const o = this.sink.opts;
     if (o.silentOn === verb) return;
     if (o.dropOn === verb) { this.sock.destroy(); return; }
+    const raw = o.replies?.[verb];
+    if (raw !== undefined) return this.reply(raw);
     switch (verb) {
       case 'LHLO':
       case 'EHLO':

@@ -7,7 +7,9 @@ import { freePort } from '../harness/net.js';
 import { MapResolver, mtaEnvelope, relayAction, startMta } from './helpers.js';
 import { makeCert, Sink, type SinkOptions } from './sink.js';
 
-configureLog({ sink: { write: () => {} }, level: 'error', timestamps: false });
+/** Warnings are kept: a TLS downgrade must be logged at the default level, without -v. */
+const warnings: string[] = [];
+configureLog({ sink: { write: (line) => warnings.push(line) }, level: 'warn', timestamps: false });
 const cert = makeCert(['mx1.test']);
 const resolver = () => new MapResolver({ mx: { 'dst.test': [[10, 'mx1.test']] }, a: { 'mx1.test': ['127.0.0.5'] } });
 const where = { file: 't', line: 1 };
@@ -50,11 +52,30 @@ test('action tls with a server that offers no STARTTLS: tempfail, nothing sent i
   assert.ok(!sink.commands.flat().some((c) => c.startsWith('MAIL')));
 });
 
-test('opportunistic: a broken handshake is retried once in plaintext', async (t) => {
+test('opportunistic: a broken handshake is retried once in plaintext, with a warning and a count (issue 13)', async (t) => {
   const { sink, mta } = await setup(t, { caps: ['STARTTLS'], brokenTls: true }, {});
   assert.equal((await mta.deliver(mtaEnvelope(1))).result, 'ok');
   assert.equal(sink.connections, 2);
   assert.equal(sink.transactions[0]!.tls, false);
+  assert.ok(warnings.some((l) => /mta tls-downgrade address=127\.0\.0\.5:\d+ host=mx1\.test reason="TLS handshake failed: .+"/.test(l)), warnings.join('\n'));
+  assert.deepEqual(mta.counted.filter((c) => c.startsWith('mta.tls')), ['mta.tls.downgrade']);
+});
+
+test('opportunistic: STARTTLS offered then refused goes on in plaintext, with a warning and a count (issue 13)', async (t) => {
+  const { sink, mta } = await setup(t, { caps: ['STARTTLS'], replies: { STARTTLS: '454 4.7.0 TLS not available now' } }, {});
+  assert.equal((await mta.deliver(mtaEnvelope(1))).result, 'ok');
+  assert.equal(sink.transactions[0]!.tls, false);
+  assert.ok(warnings.some((l) => /mta tls-downgrade .*reason="STARTTLS rejected: 454 4\.7\.0 TLS not available now"/.test(l)), warnings.join('\n'));
+  assert.deepEqual(mta.counted.filter((c) => c.startsWith('mta.tls')), ['mta.tls.downgrade']);
+});
+
+test('opportunistic: a server without STARTTLS, or a handshake that works, is no downgrade', async (t) => {
+  const a = await setup(t, { caps: [] }, {});
+  const b = await setup(t, { caps: ['STARTTLS'] }, {});
+  assert.equal((await a.mta.deliver(mtaEnvelope(1))).result, 'ok');
+  assert.equal((await b.mta.deliver(mtaEnvelope(2))).result, 'ok');
+  assert.equal(b.sink.transactions[0]!.tls, true);
+  assert.deepEqual([...a.mta.counted, ...b.mta.counted].filter((c) => c.startsWith('mta.tls')), []);
 });
 
 test('relay URLs: smtps:// verifies from the first byte; smtp+notls:// never starts TLS', async (t) => {
