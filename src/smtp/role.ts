@@ -7,6 +7,8 @@ import type { Server, Socket } from 'node:net';
 import type { Role } from '../bus/bus.js';
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
+import { systemClock, type Clock } from '../clock.js';
+import { AuthFailures } from './auth-failures.js';
 import { SESSION_LIMITS, type SessionLimits } from './limits.js';
 import { openListener } from './listener.js';
 import { formatReply, REPLIES } from './reply.js';
@@ -21,15 +23,20 @@ export function newSessionId(): string {
   return randomBytes(8).toString('hex');
 }
 
-export function createSmtpRole(ctx: RoleContext, given?: SessionLimits): Role<'smtp'> {
-  // tests hand in their own limits; otherwise smtpd.conf's `smtp timeout` and `smtp limit` apply
+/** Tests hand in their own limits and a fake clock for the network timers. */
+export function createSmtpRole(ctx: RoleContext, given?: SessionLimits, timers: Clock = systemClock): Role<'smtp'> {
+  // otherwise smtpd.conf's `smtp timeout` and `smtp limit` apply
   const s = ctx.config.smtp;
   const limits: SessionLimits = given ?? {
     ...SESSION_LIMITS,
     idleTimeoutMs: s.timeout * 1000,
+    commandTimeMs: s.maxCommandTime * 1000,
+    minDataRate: s.minDataRate,
     maxSessions: s.maxSessions,
     maxSessionsPerAddress: s.maxSessionsPerAddress,
   };
+  const ban = s.authBan;
+  const authFailures = new AuthFailures(ban ? { failures: ban.failures, windowMs: ban.window * 1000, banMs: ban.duration * 1000 } : null, timers);
   const servers: Server[] = [];
   const sessions = new Set<Session>();
   const perAddress = new Map<string, number>();
@@ -48,11 +55,18 @@ export function createSmtpRole(ctx: RoleContext, given?: SessionLimits): Role<'s
 
   const accept = (index: number) => (socket: Socket) => {
     const listener = ctx.config.listeners[index]!;
-    const address = listener.kind === 'socket' ? 'local' : (socket.remoteAddress ?? '');
+    // a client that reset before we got to it has no address any more: nothing to serve
+    if (listener.kind !== 'socket' && !socket.remoteAddress) return void socket.destroy();
+    const address = listener.kind === 'socket' ? 'local' : socket.remoteAddress!;
     const count = perAddress.get(address) ?? 0;
     if (paused) {
       socket.on('error', () => {});
       return void socket.end(formatReply(REPLIES.paused));
+    }
+    if (authFailures.banned(address.replace(/^::ffff:/, ''))) {
+      log('info', null, 'smtp', 'limit', { address, reason: 'banned' });
+      socket.on('error', () => {});
+      return void socket.end(formatReply(REPLIES.banned));
     }
     // loopback clients are exempt from the per-address cap, as Postfix exempts $mynetworks:
     // local submission and benchmarks come from there
@@ -67,7 +81,7 @@ export function createSmtpRole(ctx: RoleContext, given?: SessionLimits): Role<'s
     const hostname = listener.hostname ?? ctx.serverName;
     const session = new Session(newSessionId(), socket, {
       bus: ctx.bus, config: ctx.config, listener, listenerIndex: index, hostname, limits, clock: ctx.clock,
-      tls: tls[index] ?? null, onClose,
+      timers, authFailures, tls: tls[index] ?? null, onClose,
     });
     sessions.add(session);
     ctx.bus.notify('stat.increment', { key: 'smtp.session' }, () => {});
