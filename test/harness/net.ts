@@ -48,6 +48,11 @@ export class SmtpTestClient {
     });
   }
 
+  /** A client over a socket the test opened itself (TLS for SMTPS, say). */
+  static over(socket: Socket): SmtpTestClient {
+    return new SmtpTestClient(socket);
+  }
+
   /** A UNIX socket listener (the spool's enqueue.sock). */
   static connectPath(path: string): Promise<SmtpTestClient> {
     return new Promise((resolve, reject) => {

@@ -35,6 +35,8 @@ export interface SmtpRoleOptions {
   lka?: Record<string, (req: never) => unknown>;
   /** Password the scripted lka accepts for any user. */
   password?: string;
+  /** `pki` entries for TLS listeners. */
+  pkis?: { name: string; cert: string; key: string }[];
 }
 
 export interface SmtpRole {
@@ -62,6 +64,7 @@ export async function startSmtpRole(o: SmtpRoleOptions): Promise<SmtpRole> {
   process.on('unhandledRejection', record);
   const config = emptyConfig('test.conf');
   Object.assign(config.smtp, o.smtp ?? {});
+  for (const p of o.pkis ?? []) config.pkis.set(p.name, { ...p, dhe: 'none', where: { file: 'test.conf', line: 1 } });
   const ports: number[] = [];
   for (const l of o.listeners) {
     const port = l.kind === 'socket' ? 0 : await freePort();

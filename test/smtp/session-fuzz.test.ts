@@ -3,7 +3,8 @@
  * draws scripts of commands (transactions with DATA and BDAT, AUTH, STARTTLS, junk), cuts each
  * at a random byte, writes it in random pieces, and ends the connection with a FIN, an RST or a
  * plain destroy — at once, after some replies, or after a pause — while the lka and the queue
- * answer late. Whatever happens, nothing may escape a session (no uncaught error, no
+ * answer late. Listeners: plain, filtered, the local socket (AUTH), STARTTLS (a client that says
+ * STARTTLS and then sends anything but a TLS handshake, or leaves during it) and SMTPS. Whatever happens, nothing may escape a session (no uncaught error, no
  * `session-error`: the boundary is for bugs, and the fuzz is there to find them), every session
  * ends, every message file the queue handed out is committed or rolled back, and a fresh client
  * is served afterwards.
@@ -11,10 +12,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { startSmtpRole, type SmtpRole } from '../harness/smtp-role.js';
 import { SmtpTestClient } from '../harness/net.js';
 import { eventually } from '../harness/mail.js';
+import { makeTestPki } from '../harness/certs.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 /** Single steps: commands in and out of place, AUTH and its continuations, bad framing. */
@@ -54,7 +58,7 @@ interface Client {
 }
 
 const client: fc.Arbitrary<Client> = fc.record({
-  listener: fc.nat(2),
+  listener: fc.nat(4),
   script,
   cut: fc.double({ min: 0, max: 1.2, noNaN: true }),
   pieces: fc.array(fc.integer({ min: 1, max: 64 }), { maxLength: 6 }),
@@ -63,13 +67,19 @@ const client: fc.Arbitrary<Client> = fc.record({
 });
 
 let role: SmtpRole;
+let ca: Buffer;
 let delays: number[] = [0];
 let turn = 0;
 
 before(async () => {
+  const pki = await makeTestPki();
+  const mx = await pki.issue('mx.test.local');
+  ca = readFileSync(pki.ca);
   role = await startSmtpRole({
-    // plain; with a filter (phases and data-lines go through the lka); the local socket with AUTH
-    listeners: [{}, { filter: 'f' }, { kind: 'socket', auth: 'optional' }],
+    // plain; with a filter (phases and data-lines go through the lka); the local socket with AUTH;
+    // STARTTLS; SMTPS
+    listeners: [{}, { filter: 'f' }, { kind: 'socket', auth: 'optional' }, { tls: 'starttls', pki: ['mx'] }, { tls: 'smtps', pki: ['mx'] }],
+    pkis: [{ name: 'mx', ...mx }],
     delay: () => delays[turn++ % delays.length]!,
     limits: { commandTimeMs: 60_000 },
   });
@@ -122,7 +132,9 @@ function play(c: Client): Promise<void> {
 
 async function freshClientIsServed(): Promise<void> {
   for (const [i, port] of role.ports.entries()) {
-    const c = i === 2 ? await SmtpTestClient.connectPath(role.socketPath) : await SmtpTestClient.connect(port);
+    const c = i === 2 ? await SmtpTestClient.connectPath(role.socketPath)
+      : i === 4 ? SmtpTestClient.over(tlsConnect({ port, host: '127.0.0.1', servername: 'mx.test.local', ca }))
+        : await SmtpTestClient.connect(port);
     try {
       assert.equal((await c.reply()).code, 220);
       assert.equal((await c.cmd('EHLO fresh.test')).code, 250);
@@ -150,4 +162,18 @@ test('property: clients that vanish at any byte or step, against late peers, nev
     { numRuns: 100 },
   );
   await freshClientIsServed();
+});
+
+test('a client that hangs up during the TLS handshake (SMTPS, or after STARTTLS) frees its session at once', async () => {
+  for (const [port, say] of [[role.ports[4]!, ''], [role.ports[3]!, 'EHLO tls.test\r\nSTARTTLS\r\n']] as const) {
+    const s = connect({ port, host: '127.0.0.1' });
+    s.on('error', () => undefined);
+    await new Promise((r) => s.once('connect', r));
+    s.write(say);
+    if (say) await new Promise((r) => s.on('data', (d: Buffer) => d.includes('220 2.0.0') && r(undefined)));
+    await eventually(async () => (await role.stat('smtp.session')) === 1 || undefined, 'the session to open');
+    s.end();
+    // before the fix it was held until the idle timeout (5 minutes by default)
+    await eventually(async () => (await role.stat('smtp.session')) === 0 || undefined, 'the session to end', 5000);
+  }
 });
