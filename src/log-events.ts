@@ -8,6 +8,7 @@ export const LOG_EVENTS = [
   // smtp
   'listen', 'connected', 'disconnected', 'protocol-client', 'protocol-server', 'tls', 'auth',
   'envelope', 'message', 'failed-command', 'timeout', 'limit', 'rcpt-refused', 'message-refused',
+  'session-error', 'banned',
   // queue and scheduler
   'queue-load', 'queue-damaged', 'commit', 'commit-failed', 'remove', 'expire', 'delay-notice', 'schedule',
   'bounce', 'bounce-failed', 'bounce-dropped', 'bounce-undeliverable', 'dsn-failed',

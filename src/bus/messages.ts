@@ -128,6 +128,12 @@ export interface Catalog {
     req: { sessionId: string };
     res: void;
   };
+  /** A refused AUTH (wrong password or a broken exchange), for the ban across every worker. */
+  'smtp.auth.failure': {
+    to: 'lka';
+    req: { address: string };
+    res: void;
+  };
 
   // --- queue → lka: the envelopes the lka made for a session's transaction, taken at commit
   'queue.envelopes.claim': {
@@ -266,6 +272,12 @@ export interface Catalog {
     to: 'parent';
     req: { username: string; uid: number; gid: number; home: string };
     res: { result: 'ok'; text: string } | { result: 'none' } | { result: 'error'; error: string };
+  };
+  /** `smtp ban`: turn the address away at connect for this long. */
+  'lka.auth.ban': {
+    to: 'parent';
+    req: { address: string; durationMs: number };
+    res: void;
   };
   /** AUTH against the system's accounts: the shadow file is root's. */
   'lka.auth.system': {
@@ -429,6 +441,7 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'smtp.rcpt.resolve': 'lka',
   'smtp.tx.reset': 'lka',
   'smtp.session.close': 'lka',
+  'smtp.auth.failure': 'lka',
   'queue.envelopes.claim': 'lka',
   'queue.bounce.resolve': 'lka',
   'smtp.filter.phase': 'lka',
@@ -466,6 +479,7 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'mta.table.lookup': 'lka',
   'lka.forward.read': 'parent',
   'lka.auth.system': 'parent',
+  'lka.auth.ban': 'parent',
   'control.mta.show': 'mta',
   'control.mta.resume-route': 'mta',
   'control.table.update': 'lka',

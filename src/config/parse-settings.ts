@@ -102,13 +102,18 @@ export function parseQueue(c: Cursor, config: Config): void {
 export function parseSmtp(c: Cursor, config: Config): void {
   const what = c.value('an smtp option');
   if (what === 'ciphers') config.smtp.ciphers = c.value('a cipher list');
-  else if (what === 'limit') {
-    const got: Record<string, number> = {};
-    limits(c, ['max-mails', 'max-rcpt', 'max-sessions', 'max-sessions-per-address'], got);
-    if (got['max-mails'] !== undefined) config.smtp.maxMails = got['max-mails'];
-    if (got['max-rcpt'] !== undefined) config.smtp.maxRcpt = got['max-rcpt'];
-    if (got['max-sessions'] !== undefined) config.smtp.maxSessions = got['max-sessions'];
-    if (got['max-sessions-per-address'] !== undefined) config.smtp.maxSessionsPerAddress = got['max-sessions-per-address'];
+  else if (what === 'limit') smtpLimits(c, config);
+  else if (what === 'ban') {
+    // tsmtpd addition: `smtp ban auth-failures N in DELAY for DELAY`
+    c.expect('auth-failures');
+    const failures = count(c, 'a number of failures');
+    if (failures < 1) c.fail('smtp ban auth-failures needs at least 1 failure');
+    c.expect('in');
+    const window = delay(c);
+    c.expect('for');
+    const duration = delay(c);
+    if (window < 1 || duration < 1) c.fail('smtp ban delays must be at least 1s');
+    config.smtp.authBan = { failures, window, duration };
   } else if (what === 'workers') {
     const text = c.value('a number of smtp worker processes');
     const n = Number(text);
@@ -129,6 +134,28 @@ export function parseSmtp(c: Cursor, config: Config): void {
     config.smtp.subAddrDelim = d;
   } else c.fail(`syntax error: unknown smtp option: ${what}`);
   c.end();
+}
+
+const SMTP_COUNT_LIMITS = { 'max-mails': 'maxMails', 'max-rcpt': 'maxRcpt', 'max-sessions': 'maxSessions', 'max-sessions-per-address': 'maxSessionsPerAddress' } as const;
+
+/** `smtp limit KEY VALUE ...`: counts, plus tsmtpd's max-command-time (a delay) and min-data-rate (a size per second). */
+function smtpLimits(c: Cursor, config: Config): void {
+  if (c.done()) c.fail('syntax error: limit needs at least one key and value');
+  const s = config.smtp;
+  while (!c.done()) {
+    const key = c.value('a limit name');
+    if (key === 'max-command-time') {
+      s.maxCommandTime = delay(c);
+      if (s.maxCommandTime < 1) c.fail('max-command-time must be at least 1s');
+    } else if (key === 'min-data-rate') {
+      const text = c.value('a size per second');
+      const rate = parseSize(text);
+      if (rate === null || rate < 1) c.fail(`invalid min-data-rate: ${text} (octets per second, at least 1, with K or M)`);
+      s.minDataRate = rate;
+    } else if (Object.hasOwn(SMTP_COUNT_LIMITS, key)) {
+      s[SMTP_COUNT_LIMITS[key as keyof typeof SMTP_COUNT_LIMITS]] = count(c, `a value for ${key}`);
+    } else c.fail(`unknown limit: ${key}`);
+  }
 }
 
 export function parseMta(c: Cursor, config: Config): void {

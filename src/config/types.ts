@@ -276,6 +276,11 @@ export interface Config {
     workers: number;
     maxSessions: number;
     maxSessionsPerAddress: number;
+    /** tsmtpd additions, `smtp limit`: seconds for one command line, octets per second in a body. */
+    maxCommandTime: number;
+    minDataRate: number;
+    /** tsmtpd addition `smtp ban auth-failures N in DELAY for DELAY` (seconds). */
+    authBan?: { failures: number; window: number; duration: number };
   };
   mta: { maxDeferred: number; port: number; limits: MtaLimit[] };
   schedulerLimits: Record<string, number>;

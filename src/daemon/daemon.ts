@@ -60,6 +60,7 @@ export class Daemon {
     const smtp = this.roles.get('smtp') as SmtpRole;
     const parent = createParentRole({
       pause: (req) => smtp.admission.control(req),
+      ban: (address, ms) => smtp.admission.ban(address, ms),
       status: () => [{ name: 'daemon', pid: process.pid, user: String(process.getuid?.() ?? ''), uptime: Math.floor((Date.now() - this.startedAt) / 1000), restarts: 0 }],
       logLevel: (verbose) => configureLog({ level: verbose ? 'debug' : 'info' }),
     });

@@ -13,6 +13,7 @@ export interface ParentHooks {
   pause(req: Req<'control.smtp.pause'>): Res<'control.smtp.pause'>;
   status(): ProcessStatus[];
   logLevel(verbose: boolean): void;
+  ban(address: string, durationMs: number): void;
 }
 
 async function forward(req: Req<'lka.forward.read'>): Promise<Res<'lka.forward.read'>> {
@@ -35,6 +36,7 @@ export function createParentRole(hooks: ParentHooks): Role<'parent'> {
       'control.log.level': ({ verbose }) => hooks.logLevel(verbose),
       'lka.forward.read': forward,
       'lka.auth.system': ({ user, password }) => checkSystemPassword(user, password, crypt),
+      'lka.auth.ban': ({ address, durationMs }) => hooks.ban(address, durationMs),
     },
     async start() {},
     async stop() {

@@ -129,6 +129,7 @@ export class Supervisor {
     };
     const parent = createParentRole({
       pause: (req) => this.admission.control(req),
+      ban: (address, ms) => this.admission.ban(address, ms),
       status: () => this.status(),
       logLevel: (verbose) => this.setLogLevel(verbose ? 'debug' : 'info'),
     }) as Role<RoleName>;

@@ -15,6 +15,7 @@ import type { Envelope } from '../queue/envelope.js';
 import { openTables } from '../table/table.js';
 import type { TableSet } from '../table/types.js';
 import { checkPassword } from './auth.js';
+import { AuthFailures } from './auth-failures.js';
 import { CryptPool } from './crypt-pool.js';
 import { expand, type Leaf } from './expand.js';
 import { relayTableUse } from './relay-tables.js';
@@ -38,6 +39,8 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): LkaRole 
   let config = ctx.config;
   const sessions = new LkaSessions();
   const crypt = new CryptPool();
+  const ban = ctx.config.smtp.authBan;
+  const authFailures = new AuthFailures(ban ? { failures: ban.failures, windowMs: ban.window * 1000, banMs: ban.duration * 1000 } : null, ctx.clock);
   let tables: TableSet | null = null;
   let resolver: Resolver | null = opts.resolver ?? null;
 
@@ -139,6 +142,12 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): LkaRole 
       'smtp.rcpt.resolve': rcptTo,
       'smtp.tx.reset': ({ sessionId }, _from, origin) => sessions.reset(origin.process, sessionId),
       'smtp.session.close': ({ sessionId }, _from, origin) => sessions.close(origin.process, sessionId),
+      'smtp.auth.failure': ({ address }) => {
+        const durationMs = authFailures.record(address);
+        if (durationMs === null) return;
+        log('warn', null, 'lka', 'banned', { address, reason: 'auth-failures' });
+        ctx.bus.notify('lka.auth.ban', { address, durationMs });
+      },
       'queue.envelopes.claim': ({ worker, sessionId }) => ({ envelopes: sessions.claim(worker, sessionId) }),
       'mta.table.lookup': relayLookup,
       'smtp.filter.phase': (req) => needFilters().phase(req),

@@ -4,6 +4,8 @@
  * sees every worker's sessions, or the smtp role itself when all roles share one process.
  */
 import type { Req, Res } from '../bus/messages.js';
+import { systemClock, type Clock } from '../clock.js';
+import { remember } from '../lka/auth-failures.js';
 import { log } from '../log.js';
 import type { SessionLimits } from './limits.js';
 import { REPLIES, type Reply } from './reply.js';
@@ -15,9 +17,30 @@ export function isLoopback(address: string): boolean {
 export class Admission {
   private open = 0;
   private readonly perAddress = new Map<string, number>();
+  /** When each ban ends; bans have one length, so Map order is also expiry order. */
+  private readonly bans = new Map<string, number>();
   paused = false;
 
-  constructor(private readonly limits: Pick<SessionLimits, 'maxSessions' | 'maxSessionsPerAddress' | 'exemptLoopback'>) {}
+  constructor(
+    private readonly limits: Pick<SessionLimits, 'maxSessions' | 'maxSessionsPerAddress' | 'exemptLoopback'>,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  /** `smtp ban`: the lka saw too many AUTH failures from `address`; refuse it for `ms`. */
+  ban(address: string, ms: number): void {
+    const key = address.replace(/^::ffff:/, '');
+    this.bans.delete(key);
+    remember(this.bans, key, this.clock.now() + ms);
+  }
+
+  private banned(address: string): boolean {
+    const key = address.replace(/^::ffff:/, '');
+    const until = this.bans.get(key);
+    if (until === undefined) return false;
+    if (until > this.clock.now()) return true;
+    this.bans.delete(key);
+    return false;
+  }
 
   get sessions(): number {
     return this.open;
@@ -26,6 +49,10 @@ export class Admission {
   /** Count the connection in and return null, or return the 421 it gets instead of a session. */
   admit(address: string): Reply | null {
     if (this.paused) return REPLIES.paused;
+    if (this.banned(address)) {
+      log('info', null, 'smtp', 'limit', { address, reason: 'banned' });
+      return REPLIES.banned;
+    }
     const count = this.perAddress.get(address) ?? 0;
     // loopback clients are exempt from the per-address cap, as Postfix exempts $mynetworks:
     // local submission and benchmarks come from there

@@ -7,8 +7,11 @@
  */
 
 export type FrameEvent =
-  | { kind: 'line'; line: string }
+  /** `bareLf`: the line ended with a LF alone, which RFC 5321 §2.3.8 does not allow */
+  | { kind: 'line'; line: string; bareLf?: true }
   | { kind: 'too-long' }
+  /** A line with no LF in sight after RUNAWAY_LINE octets: the client is not speaking SMTP. */
+  | { kind: 'runaway' }
   | { kind: 'data'; data: Buffer }
   | { kind: 'data-end'; size: number; bareLf: boolean; bareCr: boolean; longLine: boolean }
   | { kind: 'chunk'; data: Buffer }
@@ -18,6 +21,11 @@ export type FrameEvent =
 export const MAX_COMMAND_LINE = 512;
 /** RFC 5321 §4.5.3.1.6: 1000 octets for a text line, CRLF included. */
 export const MAX_TEXT_LINE = 1000;
+/**
+ * An over-long line is discarded until its LF, and answered then; past this many octets without
+ * one the session gives up on the client (OpenSMTPD's SMTP_LINE_MAX in smtp_io).
+ */
+export const RUNAWAY_LINE = 65535;
 /** `BDAT size [LAST]`: the size bounded so it stays an exact integer. */
 export const BDAT_COMMAND = /^BDAT +(\d{1,15})(?: +(LAST))? *$/i;
 
@@ -25,12 +33,15 @@ const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
 
-type Mode = 'command' | 'held' | 'data' | 'chunk';
+export type Mode = 'command' | 'held' | 'data' | 'chunk';
 
 export class LineReader {
   private buffer: Buffer = Buffer.alloc(0);
-  private mode: Mode = 'command';
-  private discarding = false;
+  private current: Mode = 'command';
+  /** Octets of an over-long command line dropped so far; -1 while no line is being dropped. */
+  private dropped = -1;
+  /** A line ran past RUNAWAY_LINE: the client is not speaking SMTP and nothing more is read. */
+  private gaveUp = false;
   // data mode
   private atLineStart = true;
   private lineLength = 0;
@@ -43,13 +54,14 @@ export class LineReader {
 
   /** Feed bytes; returns the events they complete. */
   push(chunk: Buffer): FrameEvent[] {
+    if (this.gaveUp) return [];
     this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
     return this.run();
   }
 
   /** After a DATA line the session accepted (354 sent): what follows is the body. */
   startData(): FrameEvent[] {
-    this.mode = 'data';
+    this.current = 'data';
     this.atLineStart = true;
     this.lineLength = 0;
     this.size = 0;
@@ -59,13 +71,23 @@ export class LineReader {
 
   /** After a held line was refused (DATA) or handled: go on reading commands. */
   resume(): FrameEvent[] {
-    this.mode = 'command';
+    this.current = 'command';
     return this.run();
   }
 
   /** Framing stopped after DATA or STARTTLS, waiting for the session. */
   get held(): boolean {
-    return this.mode === 'held';
+    return this.current === 'held';
+  }
+
+  /** How the next bytes will be read: command lines, held, a DATA body or a BDAT chunk. */
+  get mode(): Mode {
+    return this.current;
+  }
+
+  /** Part of a command line is in: its LF has yet to come. */
+  get midLine(): boolean {
+    return this.current === 'command' && (this.buffer.length > 0 || this.dropped >= 0);
   }
 
   /** Bytes received and not yet framed. */
@@ -76,59 +98,70 @@ export class LineReader {
   /** Drop whatever was received but not yet framed (STARTTLS). */
   discard(): void {
     this.buffer = Buffer.alloc(0);
-    this.discarding = false;
+    this.dropped = -1;
   }
 
   private run(): FrameEvent[] {
     const events: FrameEvent[] = [];
     for (;;) {
       const before = this.buffer.length;
-      const mode = this.mode;
+      const mode = this.current;
       if (mode === 'held') break;
       if (mode === 'command') this.commands(events);
       else if (mode === 'data') this.body(events);
       else this.chunk(events);
-      if (this.mode === mode && this.buffer.length === before) break;
+      if (this.current === mode && this.buffer.length === before) break;
     }
     return events;
   }
 
   private commands(events: FrameEvent[]): void {
     let data = this.buffer;
-    while (this.mode === 'command') {
+    while (this.current === 'command') {
       const lf = data.indexOf(LF);
       if (lf < 0) break;
-      if (this.discarding) {
-        this.discarding = false;
+      const dropping = this.dropped >= 0;
+      const length = Math.max(0, this.dropped) + lf;
+      this.dropped = -1;
+      if (length > RUNAWAY_LINE) return this.giveUp(events);
+      if (dropping || lf + 1 > this.max) {
         events.push({ kind: 'too-long' });
-      } else if (lf + 1 > this.max) {
-        events.push({ kind: 'too-long' });
+      } else if (lf === 0 || data[lf - 1] !== CR) {
+        // never acted on: a bare LF is refused as a bare CR is, so it cannot start DATA or BDAT
+        events.push({ kind: 'line', line: data.subarray(0, lf).toString('latin1'), bareLf: true });
       } else {
-        // a bare LF ends a command line too (as most servers accept); a CR before it is dropped
-        const end = lf > 0 && data[lf - 1] === CR ? lf - 1 : lf;
-        const line = data.subarray(0, end).toString('latin1');
+        const line = data.subarray(0, lf - 1).toString('latin1');
         events.push({ kind: 'line', line });
         this.afterLine(line);
       }
       data = data.subarray(lf + 1);
     }
-    if (this.mode === 'command' && data.length > this.max) {
-      this.discarding = true;
+    if (this.current === 'command' && (this.dropped >= 0 || data.length > this.max)) {
+      this.dropped = Math.max(0, this.dropped) + data.length;
+      if (this.dropped > RUNAWAY_LINE) return this.giveUp(events);
       data = Buffer.alloc(0);
     }
     this.buffer = Buffer.from(data);
   }
 
+  /** A runaway line: the session ends, and nothing after it is framed or kept. */
+  private giveUp(events: FrameEvent[]): void {
+    events.push({ kind: 'runaway' });
+    this.gaveUp = true;
+    this.buffer = Buffer.alloc(0);
+    this.current = 'held';
+  }
+
   private afterLine(line: string): void {
     const verb = line.slice(0, 9).toUpperCase();
     if (verb === 'DATA' || verb.startsWith('DATA ') || verb === 'STARTTLS' || verb.startsWith('STARTTLS ')) {
-      this.mode = 'held';
+      this.current = 'held';
       return;
     }
     const bdat = BDAT_COMMAND.exec(line);
     if (bdat) {
       this.chunkLeft = Number(bdat[1]);
-      this.mode = 'chunk';
+      this.current = 'chunk';
     }
   }
 
@@ -141,7 +174,7 @@ export class LineReader {
     }
     if (this.chunkLeft === 0) {
       events.push({ kind: 'chunk-end' });
-      this.mode = 'command';
+      this.current = 'command';
     }
   }
 
@@ -169,7 +202,7 @@ export class LineReader {
             emit(i);
             events.push({ kind: 'data-end', size: this.size, ...this.flags });
             this.buffer = b.subarray(i + 3);
-            this.mode = 'command';
+            this.current = 'command';
             return;
           }
           // a stuffed dot: the client doubled it, the body has one

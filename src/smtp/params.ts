@@ -18,6 +18,9 @@ export interface ParamOptions {
 const unknown = (key: string): ParamResult<never> => ({ ok: false, reply: { code: 555, enhanced: '5.5.4', text: `Unsupported parameter: ${key}` } });
 const invalid = (key: string): ParamResult<never> => ({ ok: false, reply: { code: 501, enhanced: '5.5.4', text: `Invalid parameter: ${key}` } });
 
+/** What no decoded xtext may hold: CR, LF, NUL and the other controls. */
+const CONTROL = /[\x00-\x1f\x7f]/;
+
 /** `KEY[=VALUE]` words; null on a word that is not esmtp-keyword syntax or a repeated keyword. */
 function words(text: string): { key: string; value?: string }[] | { bad: string } {
   const out: { key: string; value?: string }[] = [];
@@ -64,14 +67,18 @@ export function parseMailParams(text: string, o: ParamOptions): ParamResult<Mail
       case 'ENVID': {
         if (!o.dsn) return unknown(key);
         const envid = value === undefined ? null : decodeXtext(value);
-        if (envid === null || envid.length > 100) return invalid(key);
+        // decoded, it goes into DSN headers: a line break there would be a header of the client's
+        if (envid === null || envid.length > 100 || CONTROL.test(envid)) return invalid(key);
         p.envid = envid;
         break;
       }
-      case 'AUTH':
-        // RFC 4954 §5: accepted and not trusted; the sender's identity comes from our own AUTH
-        if (!value) return invalid(key);
+      case 'AUTH': {
+        // RFC 4954 §5: accepted and not trusted; the sender's identity comes from our own AUTH.
+        // Still xtext that must decode to a mailbox or `<>`, never to a line break or NUL
+        const mailbox = value === undefined ? null : decodeXtext(value);
+        if (mailbox === null || CONTROL.test(mailbox)) return invalid(key);
         break;
+      }
       default:
         return unknown(key);
     }
@@ -95,7 +102,7 @@ export function parseRcptParams(text: string, o: ParamOptions): ParamResult<DsnP
     } else if (key === 'ORCPT') {
       const m = /^([A-Za-z0-9-]+);(.+)$/.exec(value ?? '');
       const addr = m ? decodeXtext(m[2]!) : null;
-      if (!m || addr === null || /[\x00-\x1f\x7f]/.test(addr) || addr.length > 500) return invalid(key);
+      if (!m || addr === null || CONTROL.test(addr) || addr.length > 500) return invalid(key);
       p.orcpt = `${m[1]!.toLowerCase()};${addr}`;
     } else {
       return unknown(key);

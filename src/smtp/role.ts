@@ -11,6 +11,7 @@ import { PEERS } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
 import { EMPTY_KEYRING, loadKeyring } from '../daemon/keyring.js';
 import { log } from '../log.js';
+import { systemClock, type Clock } from '../clock.js';
 import { Admission } from './admission.js';
 import { SESSION_LIMITS, type SessionLimits } from './limits.js';
 import { openListener } from './listener.js';
@@ -36,17 +37,27 @@ export interface SmtpRoleOptions {
   limits?: SessionLimits;
   /** The parent accepts connections and hands them over; the role opens no listener. */
   adoptOnly?: boolean;
+  /** The clock of the network timers (deadlines, the AUTH failure pause); a fake one in tests. */
+  timers?: Clock;
 }
 
-export function sessionLimits(ctx: RoleContext): SessionLimits {
+export function sessionLimits(ctx: Pick<RoleContext, 'config'>): SessionLimits {
   const s = ctx.config.smtp;
-  return { ...SESSION_LIMITS, idleTimeoutMs: s.timeout * 1000, maxSessions: s.maxSessions, maxSessionsPerAddress: s.maxSessionsPerAddress };
+  return {
+    ...SESSION_LIMITS,
+    idleTimeoutMs: s.timeout * 1000,
+    commandTimeMs: s.maxCommandTime * 1000,
+    minDataRate: s.minDataRate,
+    maxSessions: s.maxSessions,
+    maxSessionsPerAddress: s.maxSessionsPerAddress,
+  };
 }
 
-export function createSmtpRole(ctx: RoleContext, given?: SessionLimits | SmtpRoleOptions): SmtpRole {
-  const opts: SmtpRoleOptions = given && 'idleTimeoutMs' in given ? { limits: given } : (given ?? {});
+export function createSmtpRole(ctx: RoleContext, given?: SessionLimits | SmtpRoleOptions, clock?: Clock): SmtpRole {
+  const opts: SmtpRoleOptions = given && 'idleTimeoutMs' in given ? { limits: given, ...(clock ? { timers: clock } : {}) } : (given ?? {});
   const limits = opts.limits ?? sessionLimits(ctx);
-  const admission = new Admission(limits);
+  const timers = opts.timers ?? systemClock;
+  const admission = new Admission(limits, timers);
   const servers: Server[] = [];
   const sessions = new Set<Session>();
   // built at start: a pki that cannot be used stops the daemon there, not at the first STARTTLS
@@ -63,12 +74,17 @@ export function createSmtpRole(ctx: RoleContext, given?: SessionLimits | SmtpRol
 
   const serve = (socket: Socket, index: number, onEnd: () => void) => {
     const listener = ctx.config.listeners[index]!;
+    // a client that reset before we got to it has no address any more: nothing to serve
+    if (listener.kind !== 'socket' && !socket.remoteAddress) {
+      socket.destroy();
+      return onEnd();
+    }
     // replies are small writes the client waits for: never hold them back for Nagle
     socket.setNoDelay(true);
     const hostname = listener.hostname ?? ctx.serverName;
     const session = new Session(newSessionId(), socket, {
       bus: ctx.bus, config: ctx.config, listener, listenerIndex: index, hostname, limits, clock: ctx.clock,
-      tls: tls[index] ?? null, onClose,
+      timers, tls: tls[index] ?? null, onClose,
     });
     sessions.add(session);
     ends.set(session, onEnd);

@@ -3,6 +3,10 @@
  * answers strictly in order so pipelined commands get their replies in sequence, and asks the
  * lka and the queue over the bus wherever a decision or storage is needed. A peer that cannot
  * answer means 451: the client keeps its mail, nothing unstored is ever acknowledged.
+ *
+ * The client may vanish at any await: every step that resumes after one checks `gone()` before
+ * it touches the transaction or the socket, and a bug that still throws ends this session with
+ * 421 at one boundary (`guard`), never the process.
  */
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../bus/bus.js';
@@ -11,6 +15,8 @@ import type { Config, Listener } from '../config/types.js';
 import type { Clock } from '../clock.js';
 import { log } from '../log.js';
 import { BDAT_COMMAND, LineReader, type FrameEvent } from './line-reader.js';
+import { Deadline } from './deadline.js';
+import { authFailurePauseMs } from './auth-failures.js';
 import { formatReply, REPLIES, type Reply } from './reply.js';
 import type { SessionLimits } from './limits.js';
 import { Transaction } from './transaction.js';
@@ -26,11 +32,17 @@ import type { PhaseVerdict } from '../filter/engine.js';
 /** Bytes a client may send ahead while its DATA line is being answered. */
 const MAX_HELD_BYTES = 1024 * 1024;
 
+/** Where the protocol is; whether the session has ended is kept apart (`closed`), so no step can undo it. */
 export enum State {
   Connected,
   Greeted,
-  Closed,
 }
+
+/** Commands that cannot bring a message closer; too many in a row end the session. */
+const JUNK_COMMANDS = new Set(['NOOP', 'RSET', 'HELP', 'VRFY', 'EXPN', 'HELO', 'EHLO']);
+
+/** How long a closed session waits for the client to read its last reply and hang up. */
+const LINGER_MS = 10_000;
 
 export interface SessionDeps {
   bus: Endpoint;
@@ -40,6 +52,8 @@ export interface SessionDeps {
   hostname: string;
   limits: SessionLimits;
   clock: Clock;
+  /** Network timers (deadlines, the AUTH failure pause, bans): real time, even when `clock` is fake. */
+  timers: Clock;
   /** The listener's TLS setup; null when it offers none. */
   tls: ListenerTls | null;
   onClose(session: Session): void;
@@ -57,10 +71,23 @@ export function isHeloArgument(arg: string): boolean {
 export class Session {
   state = State.Connected;
   readonly facts: SessionFacts;
+  private closed = false;
+  /** Settles when the session closes: what it waited for (disk, filters) may never answer then. */
+  private readonly ended: Promise<void>;
+  private markEnded!: () => void;
+  /** The banner is out: from now on reading follows `flow()`. */
+  private ready = false;
   private readonly reader = new LineReader();
   private readonly events: FrameEvent[] = [];
   private running = false;
+  /** The session itself stopped reading while the disk or the filters take a body. */
+  private holding = false;
+  private readonly deadline: Deadline;
+  /** What the deadline is timing: a command line, a body, or nothing. */
+  private pacing: 'line' | 'body' | null = null;
   private errors = 0;
+  private junkCommands = 0;
+  private authFailures = 0;
   private mails = 0;
   private tx: Transaction | null = null;
   /** The reply owed at the end of the current BDAT chunk (RFC 3030 answers after the octets). */
@@ -72,8 +99,8 @@ export class Session {
   private readonly filters: SessionFilters;
   /** A filter marked the whole session as spam (at connect or HELO): every message is junk. */
   private junk = false;
-  /** A filter said `disconnect`: the reply being sent is the last. */
-  private closing = false;
+  /** Why the reply being sent is the last (a filter said `disconnect`, a limit was reached). */
+  private closing: string | null = null;
 
   constructor(
     readonly id: string,
@@ -93,6 +120,8 @@ export class Session {
       socket: local,
     };
     this.filters = new SessionFilters(deps.bus, this.facts, deps.listener.filter !== undefined);
+    this.ended = new Promise((resolve) => (this.markEnded = resolve));
+    this.deadline = new Deadline(deps.timers, this.guard(() => this.close(REPLIES.tooSlow, `too-slow-${this.pacing ?? 'client'}`)));
   }
 
   start(): void {
@@ -100,36 +129,69 @@ export class Session {
     if (this.deps.listener.tls === 'smtps' && this.deps.tls) {
       // SMTPS: the handshake comes before the banner
       this.socket.on('error', () => this.close(null, 'error'));
-      void this.startTls().then((ok) => (ok ? this.greet() : undefined));
+      this.guard(async () => (await this.startTls()) && (await this.greet()))();
       return;
     }
     this.attach();
     this.socket.pause();
-    void this.greet();
+    this.guard(() => this.greet())();
+  }
+
+  /**
+   * The session's one boundary: whatever runs from a socket event, a timer or a promise goes
+   * through here, so a bug ends this session with 421 and a log line, never the process.
+   */
+  private guard<A extends unknown[]>(fn: (...args: A) => unknown): (...args: A) => void {
+    return (...args) => {
+      try {
+        const result = fn(...args);
+        if (result instanceof Promise) result.catch((err: unknown) => this.crash(err));
+      } catch (err) {
+        this.crash(err);
+      }
+    };
+  }
+
+  private crash(err: unknown): void {
+    log('error', this.id, 'smtp', 'session-error', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    try {
+      this.close(REPLIES.internalError, 'internal-error');
+    } catch {
+      this.socket.destroy();
+    }
   }
 
   private attach(): void {
     const s = this.socket;
     s.setTimeout(this.deps.limits.idleTimeoutMs);
-    s.on('timeout', () => this.close(REPLIES.timeout, 'timeout'));
-    s.on('data', (chunk: Buffer) => this.onData(chunk));
-    s.on('error', () => this.close(null, 'error'));
-    s.on('close', () => this.close(null, 'disconnect'));
+    s.on('timeout', this.guard(() => this.close(REPLIES.timeout, 'timeout')));
+    s.on('data', this.guard((chunk: Buffer) => this.onData(chunk)));
+    // the client has read our replies: its next commands may be read
+    s.on('drain', this.guard(() => this.flow()));
+    s.on('error', this.guard(() => this.close(null, 'error')));
+    s.on('close', this.guard(() => this.close(null, 'disconnect')));
   }
 
   /** Hand the connection to TLS; false (and the session closed) when the handshake fails. */
   private async startTls(): Promise<boolean> {
     const plain = this.socket;
-    plain.removeAllListeners('data');
-    plain.removeAllListeners('timeout');
-    plain.removeAllListeners('close');
+    for (const event of ['data', 'timeout', 'close', 'drain']) plain.removeAllListeners(event);
+    // SMTPS comes before the banner: nothing is read until greet() has sent it
+    const greeted = this.ready;
+    this.ready = false;
+    let secure: import('node:tls').TLSSocket;
     try {
-      this.socket = await acceptTls(plain, this.deps.tls!, this.deps.limits.idleTimeoutMs);
+      secure = await acceptTls(plain, this.deps.tls!, this.deps.limits.idleTimeoutMs);
     } catch (err) {
       log('info', this.id, 'smtp', 'tls', { result: 'failed', error: (err as Error).message });
       this.close(null, 'tls-failed');
       return false;
     }
+    if (this.closed) {
+      secure.destroy();
+      return false;
+    }
+    this.socket = secure;
     plain.removeAllListeners('error');
     plain.on('error', () => undefined);
     this.tls = tlsDetails(this.socket as import('node:tls').TLSSocket);
@@ -137,7 +199,10 @@ export class Session {
     log('info', this.id, 'smtp', 'tls', { version: this.tls.version, cipher: this.tls.cipher, verified: this.tls.verified });
     this.filters.report('link-tls', [`${this.tls.version}:${this.tls.cipher}:${this.tls.bits}`]);
     this.attach();
-    return !this.isClosed();
+    this.socket.pause();
+    this.junkCommands = 0;
+    this.ready = greeted;
+    return true;
   }
 
   /** The lka's reverse lookup comes first: rules and filters may match on it from the start. */
@@ -151,26 +216,35 @@ export class Session {
         this.facts.fcrdns = 'error';
       }
     }
-    if (this.isClosed()) return;
+    if (this.closed) return;
     const f = this.facts;
     const endpoint = (a: string, port: number) => (f.socket ? 'unix:socket' : a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
     this.filters.report('link-connect', [f.rdns ?? '', f.fcrdns === 'pass' ? 'pass' : 'fail', endpoint(f.clientAddress, f.clientPort), endpoint(f.localAddress, f.localPort)]);
     const refused = this.refusal(await this.filters.phase('connect'));
-    if (this.isClosed()) return;
+    if (this.closed) return;
     // a connection a filter refuses gets its reply instead of the banner, and ends
     if (refused.reply) return this.close(refused.reply, 'filter');
     this.junk = refused.junk;
     this.reply({ code: 220, text: `${this.deps.hostname} ESMTP tsmtpd` });
     this.filters.report('link-greeting', [this.deps.hostname]);
-    this.socket.resume();
+    this.ready = true;
+    this.flow();
   }
 
   /** Close with a last reply (shutdown, timeout, limits); idempotent. */
   close(last: Reply | null, reason: string): void {
-    if (this.state === State.Closed) return;
-    this.state = State.Closed;
-    if (last && this.socket.writable) this.socket.end(formatReply(last));
-    else this.socket.destroy();
+    if (this.closed) return;
+    this.closed = true;
+    this.markEnded();
+    this.deadline.stop();
+    const socket = this.socket;
+    if (last && socket.writable) {
+      socket.end(formatReply(last));
+      // keep reading (and dropping) so the last reply is not lost to a reset, but not for ever
+      socket.resume();
+      const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+      socket.once('close', () => clearTimeout(linger));
+    } else socket.destroy();
     if (this.tx) this.filters.report('tx-rollback', [this.tx.txid]);
     void this.tx?.rollback(this.deps.bus);
     this.tx = null;
@@ -182,10 +256,53 @@ export class Session {
   }
 
   private onData(chunk: Buffer): void {
-    this.events.push(...this.reader.push(chunk));
-    // read-ahead is bounded: queued events, and bytes held back while a DATA line is answered
-    if (this.events.length > this.deps.limits.maxPipelined || this.reader.pending() > MAX_HELD_BYTES) this.socket.pause();
-    void this.drain();
+    if (this.closed) return;
+    const inBody = this.pacing === 'body';
+    const events = this.reader.push(chunk);
+    // a body earns time as it arrives
+    if (inBody) this.deadline.credit((chunk.length * 1000) / this.deps.limits.minDataRate);
+    this.queue(events);
+    this.flow();
+  }
+
+  /** Queue framed events (a loop: one chunk of bare LFs is tens of thousands of them). */
+  private queue(events: FrameEvent[]): void {
+    for (const ev of events) {
+      // a finished command line ends its deadline; the next line gets its own
+      if (ev.kind === 'line' || ev.kind === 'too-long') {
+        this.deadline.stop();
+        this.pacing = null;
+      }
+      this.events.push(ev);
+    }
+  }
+
+  /**
+   * Reading follows what the session can take: it stops while too many commands wait for their
+   * answers, while a body waits for the disk or the filters, and while the client leaves our
+   * replies unread (back-pressure both ways: a client that never reads cannot make us buffer).
+   */
+  private flow(): void {
+    if (this.closed || !this.ready) return;
+    const backedUp = this.socket.writableNeedDrain;
+    const full = this.events.length > this.deps.limits.maxPipelined || this.reader.pending() > MAX_HELD_BYTES;
+    if (backedUp || full || this.holding) this.socket.pause();
+    else this.socket.resume();
+    this.pace();
+    if (!this.running && !backedUp && this.events.length > 0) this.guard(() => this.drain())();
+  }
+
+  /** Start, run or hold the deadline: it runs only while the session waits for the client. */
+  private pace(): void {
+    const mode = this.reader.mode;
+    const want = mode === 'data' || mode === 'chunk' ? 'body' : this.reader.midLine ? 'line' : null;
+    if (want !== this.pacing) {
+      this.pacing = want;
+      if (want === null) this.deadline.stop();
+      else this.deadline.start(want === 'body' ? this.deps.limits.idleTimeoutMs : this.deps.limits.commandTimeMs);
+    }
+    if (!this.running && this.events.length === 0 && !this.holding) this.deadline.run();
+    else this.deadline.hold();
   }
 
   /** Handle queued events one at a time, in order, even when an answer waits on the bus. */
@@ -193,20 +310,25 @@ export class Session {
     if (this.running) return;
     this.running = true;
     try {
-      while (this.events.length > 0 && !this.isClosed()) {
+      // a client that does not read its replies gets no more until it does ('drain' resumes)
+      while (this.events.length > 0 && !this.closed && !this.socket.writableNeedDrain) {
         const reply = await this.handle(this.events.shift()!);
-        if (this.isClosed() || !reply) continue;
-        if (reply.code >= 500 && reply.code !== 502 && ++this.errors >= this.deps.limits.maxErrors) {
-          this.reply(reply);
-          return this.close(REPLIES.tooManyErrors, 'too-many-errors');
-        }
-        if (reply.code === 221 || reply.code === 421 || this.closing) return this.close(reply, reply.code === 221 ? 'quit' : this.closing ? 'filter' : 'error');
-        this.reply(reply);
+        if (!this.closed && reply) this.answer(reply);
       }
-      if (!this.isClosed()) this.socket.resume();
     } finally {
       this.running = false;
     }
+    this.flow();
+  }
+
+  /** Send a command's reply; end the session where the reply or the error count says so. */
+  private answer(reply: Reply): void {
+    if (reply.code >= 500 && reply.code !== 502 && ++this.errors >= this.deps.limits.maxErrors) {
+      this.reply(reply);
+      return this.close(REPLIES.tooManyErrors, 'too-many-errors');
+    }
+    if (reply.code === 221 || reply.code === 421 || this.closing) return this.close(reply, reply.code === 221 ? 'quit' : (this.closing ?? 'error'));
+    this.reply(reply);
   }
 
   private async handle(ev: FrameEvent): Promise<Reply | null> {
@@ -215,13 +337,18 @@ export class Session {
       case 'line': {
         // credentials never leave the session, not even to a filter
         this.filters.report('protocol-client', [this.sasl ? '********' : /^AUTH\s/i.test(ev.line) ? ev.line.replace(/^(AUTH\s+\S+).*$/i, '$1 ********') : ev.line]);
+        if (ev.bareLf || ev.line.includes('\r')) return this.bareLineEnd(ev.line);
         if (this.sasl) return this.saslStep(this.sasl.next(ev.line));
         const reply = await this.command(ev.line);
         // a DATA or STARTTLS line stops the framer; unless the command started a body, read on
-        if (this.reader.held) this.events.push(...this.reader.resume());
+        if (this.reader.held && !this.closed) this.queue(this.reader.resume());
         return reply;
       }
       case 'too-long':
+        return REPLIES.lineTooLong;
+      case 'runaway':
+        // OpenSMTPD's smtp_io: no LF within SMTP_LINE_MAX octets ends the session
+        this.closing = 'line-too-long';
         return REPLIES.lineTooLong;
       case 'data':
       case 'chunk':
@@ -233,19 +360,47 @@ export class Session {
     }
   }
 
-  /** Body bytes go to the queue file; the socket waits while the disk catches up. */
+  /**
+   * RFC 5321 §2.3.8: CR and LF only as CRLF. OpenSMTPD (iobuf_getline) takes a bare LF as a
+   * line end; we refuse it as we refuse a bare CR, so no two parsers can disagree on where a
+   * command ends. A BDAT line so ended cannot be trusted to frame its chunk: the session ends.
+   */
+  private bareLineEnd(line: string): Reply {
+    this.sasl = null;
+    if (/^BDAT /i.test(line)) {
+      this.closing = 'bad-bdat';
+      return REPLIES.malformedBdat;
+    }
+    return REPLIES.bareLineEnd;
+  }
+
+  /** Body bytes go to the queue file; the socket waits while the disk or the filters catch up. */
   private async body(data: Buffer): Promise<null> {
     const tx = this.tx;
     if (!tx || this.chunkReply) return null;
+    // OpenSMTPD cuts a line at a NUL (smtp_tx_dataline reads C strings) and so may a filter, so
+    // what is signed and what is delivered could differ: such a message is refused at its end
+    // and nothing more of it is stored or shown to filters
+    if (!tx.hasNul && data.includes(0)) tx.hasNul = true;
+    if (tx.hasNul) return null;
     if (tx.filtered) {
       if (!tx.account(data.length) || tx.filterError) return null;
-      this.socket.pause();
-      await tx.filtered.push(data).catch((err: Error) => (tx.filterError = err));
+      await this.hold(tx.filtered.push(data).catch((err: Error) => (tx.filterError = err)));
     } else if (!tx.write(data)) {
-      this.socket.pause();
-      await tx.drained();
+      await this.hold(tx.drained());
     }
     return null;
+  }
+
+  /** Stop reading while the session waits on its own work; the work may never end if the session does. */
+  private async hold(work: Promise<unknown>): Promise<void> {
+    this.holding = true;
+    this.socket.pause();
+    try {
+      await Promise.race([work, this.ended]);
+    } finally {
+      this.holding = false;
+    }
   }
 
   private async command(line: string): Promise<Reply | null> {
@@ -256,6 +411,11 @@ export class Session {
     if (CONTROL_CHARS.test(line)) return REPLIES.argsSyntax;
     const gate = this.gate(verb);
     if (gate) return gate;
+    if (JUNK_COMMANDS.has(verb) && ++this.junkCommands > this.deps.limits.maxJunkCommands) {
+      this.closing = 'too-many-commands';
+      this.deps.bus.notify('stat.increment', { key: 'smtp.kick' }, () => undefined);
+      return REPLIES.tooManyCommands;
+    }
     switch (verb) {
       case 'STARTTLS':
         return this.starttls(arg);
@@ -322,6 +482,7 @@ export class Session {
     if (!this.offersStarttls()) return REPLIES.notImplemented;
     if (this.state !== State.Greeted) return REPLIES.heloFirst;
     const refused = this.refusal(await this.filters.phase('starttls'));
+    if (this.closed) return null;
     if (refused.reply) return refused.reply;
     this.reader.discard();
     this.events.length = 0;
@@ -339,8 +500,10 @@ export class Session {
     if (!this.offersAuth()) return REPLIES.notImplemented;
     if (this.state !== State.Greeted) return REPLIES.heloFirst;
     if (this.facts.authUser) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: Already authenticated' };
-    if (this.tx) return REPLIES.badSequence;
+    // RFC 4954 §4: not during a mail transaction
+    if (this.tx) return REPLIES.authInTransaction;
     const refused = this.refusal(await this.filters.phase('auth', arg.split(' ')[0]!));
+    if (this.closed) return null;
     if (refused.reply) return refused.reply;
     const started = SaslExchange.start(arg);
     if (!started) return { code: 504, enhanced: '5.5.4', text: 'Unrecognized authentication type' };
@@ -348,23 +511,41 @@ export class Session {
     return this.saslStep(started.step);
   }
 
-  private async saslStep(step: SaslStep): Promise<Reply> {
+  private async saslStep(step: SaslStep): Promise<Reply | null> {
     if (step.kind === 'challenge') return { code: 334, text: step.text };
     this.sasl = null;
-    if (step.kind === 'done') return step.reply;
+    if (step.kind === 'done') return step.reply.code === 535 ? this.authFailed(step.reply) : step.reply;
+    let result: 'pass' | 'fail' | 'error';
     try {
-      const res = await this.deps.bus.request('smtp.auth.check', { sessionId: this.id, listener: this.deps.listenerIndex, user: step.user, password: step.password });
-      log('info', this.id, 'smtp', 'auth', { user: step.user, result: res.result === 'pass' ? 'ok' : res.result === 'fail' ? 'permfail' : 'tempfail' });
-      this.filters.report('link-auth', [res.result === 'pass' ? 'pass' : res.result === 'fail' ? 'fail' : 'error', step.user]);
-      if (res.result === 'pass') {
-        this.facts.authUser = step.user;
-        return { code: 235, enhanced: '2.0.0', text: 'Authentication succeeded' };
-      }
-      if (res.result === 'fail') return { code: 535, enhanced: '5.7.8', text: 'Authentication failed' };
-      return { code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' };
+      ({ result } = await this.deps.bus.request('smtp.auth.check', { sessionId: this.id, listener: this.deps.listenerIndex, user: step.user, password: step.password }));
     } catch (err) {
       return this.failed('AUTH', err);
     }
+    log('info', this.id, 'smtp', 'auth', { user: step.user, result: result === 'pass' ? 'ok' : result === 'fail' ? 'permfail' : 'tempfail' });
+    this.filters.report('link-auth', [result, step.user]);
+    if (result === 'fail') return this.authFailed(REPLIES.authFailed);
+    if (result === 'error') return { code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' };
+    if (this.closed) return null;
+    this.facts.authUser = step.user;
+    this.junkCommands = 0;
+    return { code: 235, enhanced: '2.0.0', text: 'Authentication succeeded' };
+  }
+
+  /**
+   * A refused password: counted per client address (stats, and by the lka for the ban, across
+   * every worker), answered after OpenSMTPD's random pause (smtp_auth_failure_pause), and after a
+   * few the session ends.
+   */
+  private async authFailed(reply: Reply): Promise<Reply | null> {
+    const address = this.facts.clientAddress;
+    this.deps.bus.notify('stat.increment', { key: 'smtp.auth.failure', labels: { address } });
+    this.deps.bus.notify('smtp.auth.failure', { address });
+    await new Promise<void>((resolve) => this.deps.timers.setTimer(authFailurePauseMs(), resolve));
+    if (this.closed) return null;
+    if (++this.authFailures < this.deps.limits.maxAuthFailures) return reply;
+    this.reply(reply);
+    this.closing = 'auth-failures';
+    return REPLIES.tooManyAuthFailures;
   }
 
   private async reset(): Promise<void> {
@@ -373,13 +554,14 @@ export class Session {
     await tx?.rollback(this.deps.bus);
   }
 
-  private async helo(verb: 'HELO' | 'EHLO', given: string): Promise<Reply> {
+  private async helo(verb: 'HELO' | 'EHLO', given: string): Promise<Reply | null> {
     if (!given || !isHeloArgument(given)) return { code: 501, enhanced: '5.5.4', text: `Syntax: ${verb} hostname` };
     const v = this.refusal(await this.filters.phase(verb === 'HELO' ? 'helo' : 'ehlo', given));
+    if (this.closed) return null;
     if (v.reply) return v.reply;
     const arg = v.param;
     this.junk ||= v.junk;
-    void this.reset();
+    await this.reset();
     this.facts.helo = arg;
     this.filters.report('link-identify', [verb, arg]);
     this.state = State.Greeted;
@@ -396,7 +578,7 @@ export class Session {
     };
   }
 
-  private async mail(arg: string): Promise<Reply> {
+  private async mail(arg: string): Promise<Reply | null> {
     if (this.state !== State.Greeted) return REPLIES.heloFirst;
     if (this.tx) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: Transaction already in progress' };
     if (this.mails >= this.deps.config.smtp.maxMails) return { code: 452, enhanced: '4.5.3', text: 'Too many messages for this session' };
@@ -408,8 +590,9 @@ export class Session {
     const params = parseMailParams(path.params, { dsn: !this.deps.listener.noDsn });
     if (!params.ok) return params.reply;
     const max = this.deps.config.smtp.maxMessageSize;
-    if (params.value.size !== undefined && params.value.size > max) return { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' };
+    if (params.value.size !== undefined && params.value.size > max) return REPLIES.tooLarge;
     const v = this.refusal(await this.filters.phase('mail-from', addressKey(path.address)));
+    if (this.closed) return null;
     if (v.reply) return v.reply;
     const sender = v.param;
     const tx = new Transaction(this.id, sender, params.value, max);
@@ -427,6 +610,7 @@ export class Session {
       this.filters.report('tx-reset', [tx.txid]);
       return this.failed('MAIL', err);
     }
+    if (this.closed) return null;
     this.filters.report('tx-mail', [tx.txid, 'ok', sender]);
     this.tx = tx;
     return { code: 250, enhanced: '2.0.0', text: 'Ok' };
@@ -469,17 +653,32 @@ export class Session {
 
   /** DATA: open the queue file, then let the framer read the body (it held it back until now). */
   private async data(arg: string): Promise<Reply | null> {
-    const refused = arg ? REPLIES.argsSyntax : this.dataRefusal() ?? (await this.dataPhase(this.tx!));
+    const refused = arg ? REPLIES.argsSyntax : this.dataRefusal();
     if (refused) return refused;
+    const tx = this.tx!;
+    const filtered = await this.dataPhase(tx);
+    if (filtered || this.gone(tx)) return filtered;
     try {
-      await this.openMessage(this.tx!);
+      await this.openMessage(tx);
     } catch (err) {
-      this.filters.report('tx-data', [this.tx!.txid, 'tempfail']);
+      this.filters.report('tx-data', [tx.txid, 'tempfail']);
       return this.failed('DATA', err);
     }
-    this.filters.report('tx-data', [this.tx!.txid, 'ok']);
+    // the client left while the queue made the file: close() could not drop what was not there yet
+    if (this.gone(tx)) return this.dropOrphan(tx);
+    this.filters.report('tx-data', [tx.txid, 'ok']);
     this.reply({ code: 354, text: 'Enter mail, end with "." on a line by itself' });
-    this.events.push(...this.reader.startData());
+    this.queue(this.reader.startData());
+    return null;
+  }
+
+  /** The session ended or moved on while `tx` was being worked on. */
+  private gone(tx: Transaction): boolean {
+    return this.closed || this.tx !== tx;
+  }
+
+  private async dropOrphan(tx: Transaction): Promise<null> {
+    await tx.rollback(this.deps.bus);
     return null;
   }
 
@@ -494,6 +693,7 @@ export class Session {
   /** The filters' data phase; when data-line filters want the body, it flows through them. */
   private async dataPhase(tx: Transaction): Promise<Reply | null> {
     const v = await this.filters.phase('data', '', tx.sender);
+    if (this.gone(tx)) return null;
     const refused = this.refusal(v);
     if (refused.reply) return refused.reply;
     tx.junk ||= refused.junk;
@@ -522,7 +722,7 @@ export class Session {
   }
 
   private async finish(tx: Transaction, flags: { bareLf: boolean; bareCr: boolean; longLine: boolean }): Promise<Reply> {
-    if (tx.filtered && !tx.filterError && !tx.tooBig) await tx.filtered.end().catch((err: Error) => (tx.filterError = err));
+    if (tx.filtered && !tx.filterError && !tx.tooBig && !tx.hasNul) await tx.filtered.end().catch((err: Error) => (tx.filterError = err));
     if (tx.filterError) {
       await tx.rollback(this.deps.bus);
       this.filters.report('tx-rollback', [tx.txid]);
@@ -536,11 +736,18 @@ export class Session {
       log('info', this.id, 'smtp', 'message-refused', { reason: String(refusal.text) });
       return refusal;
     }
+    if (this.closed) {
+      // the client left before its message was acknowledged: it still has it and will send it again
+      await tx.rollback(this.deps.bus);
+      this.filters.report('tx-rollback', [tx.txid]);
+      return REPLIES.tempfail;
+    }
     try {
       const reply = await tx.commit(this.deps.bus);
       this.filters.report(reply.code === 250 ? 'tx-commit' : 'tx-rollback', reply.code === 250 ? [tx.txid, String(tx.received)] : [tx.txid]);
       if (reply.code === 250) {
         this.mails++;
+        this.junkCommands = 0;
         this.deps.bus.notify('stat.increment', { key: 'smtp.message', labels: { listener: String(this.deps.listenerIndex) } }, () => undefined);
         log('info', this.id, 'smtp', 'message', {
           msgid: tx.msgid, from: `<${tx.sender}>`, nrcpt: tx.rcpts.length, size: tx.received,
@@ -558,28 +765,31 @@ export class Session {
   private async bdat(arg: string): Promise<Reply | null> {
     const m = BDAT_COMMAND.exec(`BDAT ${arg}`);
     // without a valid size the octets that follow cannot be told from commands: end the session
-    if (!m) return { code: 421, enhanced: '4.5.4', text: 'Malformed BDAT, closing connection' };
+    if (!m) return REPLIES.malformedBdat;
     this.chunkLast = m[2] !== undefined;
-    this.chunkReply = this.bdatRefusal();
+    this.chunkReply = this.bdatRefusal(Number(m[1]));
     if (this.chunkReply) return null;
     const tx = this.tx!;
     tx.chunking = true;
     if (!tx.opened) {
       this.chunkReply = await this.dataPhase(tx);
-      if (this.chunkReply) return null;
+      if (this.chunkReply || this.gone(tx)) return null;
       try {
         await this.openMessage(tx);
       } catch (err) {
         this.chunkReply = this.failed('BDAT', err);
       }
+      if (this.gone(tx)) return this.dropOrphan(tx);
     }
     return null;
   }
 
-  private bdatRefusal(): Reply | null {
+  private bdatRefusal(size: number): Reply | null {
     if (this.state !== State.Greeted) return REPLIES.heloFirst;
     if (!this.tx) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: No transaction in progress' };
     if (this.tx.rcpts.length === 0) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: No recipient specified' };
+    // refused with the chunk that would pass the limit, not at LAST (the size is announced)
+    if (this.tx.received + size > this.deps.config.smtp.maxMessageSize) return REPLIES.tooLarge;
     return null;
   }
 
@@ -588,8 +798,8 @@ export class Session {
     this.chunkReply = null;
     const tx = this.tx;
     if (refused || !tx) {
-      // a refused chunk spoils the message it belonged to (RFC 3030 §2)
-      if (tx?.opened) await this.reset();
+      // a refused chunk spoils the message it belonged to (RFC 3030 §2): later chunks find no transaction
+      if (tx) await this.reset();
       return refused ?? REPLIES.badSequence;
     }
     if (!this.chunkLast) return { code: 250, enhanced: '2.0.0', text: `${tx.received} octets received` };
@@ -603,11 +813,6 @@ export class Session {
     return REPLIES.tempfail;
   }
 
-  /** A method, not a field test: the state changes across awaits (shutdown, timeout). */
-  private isClosed(): boolean {
-    return this.state === State.Closed;
-  }
-
   private reply(reply: Reply): void {
     const text = formatReply(reply);
     if (this.filters.enabled) for (const line of text.split('\r\n').slice(0, -1)) this.filters.report('protocol-server', [line]);
@@ -617,7 +822,7 @@ export class Session {
   /** A filter verdict as the session uses it: a reply when refused (`disconnect` also ends the session). */
   private refusal(v: PhaseVerdict): { reply: Reply | null; param: string; junk: boolean } {
     if (v.kind === 'proceed') return { reply: null, param: v.param, junk: v.junk };
-    if (v.kind === 'disconnect') this.closing = true;
+    if (v.kind === 'disconnect') this.closing = 'filter';
     return { reply: toReply(v.reply), param: '', junk: false };
   }
 

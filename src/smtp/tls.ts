@@ -76,7 +76,7 @@ export function listenerTls(config: Config, listener: Listener, serverName: stri
   };
 }
 
-/** The server side of a TLS handshake on an accepted socket; rejects on failure or timeout. */
+/** The server side of a TLS handshake on an accepted socket; rejects on failure, hang-up or timeout. */
 export function acceptTls(socket: Socket, tls: ListenerTls, timeoutMs: number): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const secure = new TLSSocket(socket, {
@@ -99,6 +99,12 @@ export function acceptTls(socket: Socket, tls: ListenerTls, timeoutMs: number): 
       clearTimeout(timer);
       secure.destroy();
       reject(err);
+    });
+    // a client that hangs up without a word is no error to TLS, but it ends the handshake: the
+    // session must not wait for the idle timeout holding its slot (issue 13 fuzz)
+    secure.once('close', () => {
+      clearTimeout(timer);
+      reject(new Error('connection closed during the TLS handshake'));
     });
   });
 }

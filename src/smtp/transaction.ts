@@ -38,6 +38,8 @@ export class Transaction {
   /** Octets of the body received, whether written or not (SIZE is enforced on this). */
   received = 0;
   tooBig = false;
+  /** A NUL byte came in the body: the message is refused (see Session.body). */
+  hasNul = false;
   /** BDAT was used: DATA is no longer allowed in this transaction, and the reverse. */
   chunking = false;
   /** The transaction's id in filter report events (tx-begin ... tx-commit). */
@@ -96,6 +98,7 @@ export class Transaction {
   /** Why the body cannot be accepted, or null; checked once the whole body is in. */
   refusal(flags: BodyFlags): Reply | null {
     if (this.tooBig) return { code: 552, enhanced: '5.3.4', text: 'Message too large' };
+    if (this.hasNul) return { code: 550, enhanced: '5.6.0', text: 'NUL byte in message data' };
     if (flags.bareLf || flags.bareCr) {
       // a bare CR or LF is how SMTP smuggling starts (CVE-2023-51764): such a message is refused whole
       return { code: 550, enhanced: '5.5.2', text: 'Bare CR or LF in message data (RFC 5321 §2.3.8)' };

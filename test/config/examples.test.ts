@@ -124,6 +124,8 @@ smtp ciphers "HIGH:!aNULL"
 smtp limit max-mails 10 max-rcpt 20 max-sessions 500 max-sessions-per-address 7
 smtp timeout 2m
 smtp workers 3
+smtp limit max-command-time 1m min-data-rate 1K
+smtp ban auth-failures 5 in 10m for 1h
 smtp max-message-size 10M
 smtp sub-addr-delim "-"
 mta max-deferred 50
@@ -174,7 +176,8 @@ stat listen on 127.0.0.1 port 9199
   assert.deepEqual(c.queue, { compression: true, encryption: { key: '0123456789abcdef0123456789abcdef' }, ttl: 3 * 86400 });
   assert.deepEqual(c.smtp, {
     ciphers: 'HIGH:!aNULL', maxMails: 10, maxRcpt: 20, maxMessageSize: 10 * 1024 * 1024, subAddrDelim: '-',
-    timeout: 120, workers: 3, maxSessions: 500, maxSessionsPerAddress: 7,
+    timeout: 120, workers: 3, maxSessions: 500, maxSessionsPerAddress: 7, maxCommandTime: 60, minDataRate: 1024,
+    authBan: { failures: 5, window: 600, duration: 3600 },
   });
   assert.deepEqual(c.mta.limits[0]!.limits, { 'session-delay': 1, 'connection-delay': 2 });
   assert.equal(c.mta.port, 2525);

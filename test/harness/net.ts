@@ -48,6 +48,19 @@ export class SmtpTestClient {
     });
   }
 
+  /** A client over a socket the test opened itself (TLS for SMTPS, say). */
+  static over(socket: Socket): SmtpTestClient {
+    return new SmtpTestClient(socket);
+  }
+
+  /** A UNIX socket listener (the spool's enqueue.sock). */
+  static connectPath(path: string): Promise<SmtpTestClient> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ path }, () => resolve(new SmtpTestClient(s)));
+      s.once('error', reject);
+    });
+  }
+
   /** Read one complete reply (all its continuation lines). Rejects on close or timeout. */
   async reply(timeoutMs = 5000): Promise<SmtpReply> {
     const deadline = Date.now() + timeoutMs;

@@ -61,6 +61,11 @@ test('MAIL: RET and ENVID, with DSN on and off', () => {
   assert.equal(value(parseMailParams('SIZE=1', noDsn)).size, 1);
 });
 
+test('issue 13: AUTH= and ENVID must be xtext that decodes to no CR, LF or NUL', () => {
+  for (const bad of ['AUTH=a+0Db', 'AUTH=a+0Ab', 'AUTH=a+00b', 'AUTH=a+zz', 'ENVID=a+0D+0Ab', 'ENVID=+00', 'ENVID=tab+09']) refused(parseMailParams(bad, dsn), 501);
+  value(parseMailParams('AUTH=alice+2Bsub@example.test ENVID=id+2B1', dsn));
+});
+
 test('MAIL: AUTH is accepted and ignored, but needs a value', () => {
   assert.deepEqual(value(parseMailParams('AUTH=<>', dsn)), { smtputf8: false });
   refused(parseMailParams('AUTH', dsn), 501);

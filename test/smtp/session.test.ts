@@ -109,7 +109,8 @@ test('an over-long line gets 500 5.5.2 and the session carries on', async () => 
   const c = await SmtpTestClient.connect(port);
   try {
     await c.reply();
-    c.write('NOOP ' + 'x'.repeat(100_000) + '\r\n');
+    // under 64 KiB: past that without a LF the session ends (issue-13 tests)
+    c.write('NOOP ' + 'x'.repeat(60_000) + '\r\n');
     assert.equal((await c.reply()).lines[0], '500 5.5.2 Line too long');
     assert.equal((await c.cmd('NOOP')).code, 250);
   } finally {
