@@ -12,6 +12,7 @@ import { PEERS, type RoleName } from '../bus/messages.js';
 import { systemClock } from '../clock.js';
 import type { ControlRole } from '../control/role.js';
 import { configureLog, flushLog, log, type Level } from '../log.js';
+import type { Reply } from '../smtp/reply.js';
 import type { SmtpRole } from '../smtp/role.js';
 import type { BackendChoice, RoleContext } from './context.js';
 import { EXIT } from './cli.js';
@@ -39,6 +40,8 @@ export type ParentMessage =
   | { t: 'init'; init: ChildInit }
   | { t: 'link'; remote: string; roles: RoleName[] }
   | { t: 'conn'; listener: number; id: number }
+  /** A connection turned away (paused, over a cap, banned): the worker gives it `reply`, over TLS where it must. */
+  | { t: 'refuse'; listener: number; reply: Reply }
   | { t: 'control-conn' }
   | { t: 'log'; level: Level }
   | { t: 'stop' }
@@ -117,6 +120,8 @@ function onMessage(m: ParentMessage | { bus: unknown }, handle: unknown): void {
       return bus?.attach(new SocketLink(m.remote, handle as Socket), m.roles);
     case 'conn':
       return (roles[0] as SmtpRole).adopt(handle as Socket, m.listener, () => tell({ t: 'closed', id: m.id }));
+    case 'refuse':
+      return (roles[0] as SmtpRole).refuse(handle as Socket, m.listener, m.reply);
     case 'control-conn':
       return (roles.find((r) => r.name === 'control') as ControlRole).adopt(handle as Socket);
     case 'log':

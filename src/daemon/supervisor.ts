@@ -275,12 +275,13 @@ export class Supervisor {
   private accept(socket: Socket, index: number): void {
     socket.on('error', () => undefined);
     const address = this.o.config.listeners[index]!.kind === 'socket' ? 'local' : (socket.remoteAddress ?? '');
-    const refused = this.admission.admit(address);
-    if (refused) return void socket.end(formatReply(refused));
     const workers = this.slots.filter((s) => s.kind === 'smtp' && s.state === 'started');
-    if (workers.length === 0) {
-      this.admission.release(address);
-      return void socket.end(formatReply(REPLIES.paused));
+    const refused = workers.length === 0 ? REPLIES.paused : this.admission.admit(address);
+    if (refused) {
+      // an SMTPS client understands the 421 only over TLS: a worker, which holds the keys, says it
+      if (this.o.config.listeners[index]!.tls !== 'smtps') return void socket.end(formatReply(refused));
+      if (workers.length === 0) return void socket.destroy();
+      return this.send(workers[this.rr++ % workers.length]!, { t: 'refuse', listener: index, reply: refused }, socket);
     }
     // fewest sessions first; ties taken in turn, so a burst spreads over every worker
     const least = Math.min(...workers.map((w) => w.conns.size));

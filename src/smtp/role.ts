@@ -15,9 +15,12 @@ import { systemClock, type Clock } from '../clock.js';
 import { Admission } from './admission.js';
 import { SESSION_LIMITS, type SessionLimits } from './limits.js';
 import { openListener } from './listener.js';
-import { formatReply, REPLIES } from './reply.js';
+import { formatReply, REPLIES, type Reply } from './reply.js';
 import { Session } from './session.js';
-import { listenerTls, type ListenerTls } from './tls.js';
+import { acceptTls, listenerTls, type ListenerTls } from './tls.js';
+
+/** How long a refused SMTPS client gets to finish its handshake before it is simply dropped. */
+const REFUSAL_HANDSHAKE_MS = 10_000;
 
 export { isLoopback } from './admission.js';
 
@@ -28,6 +31,8 @@ export function newSessionId(): string {
 export interface SmtpRole extends Role<'smtp'> {
   /** Serve a connection accepted elsewhere (the parent) on listener `index`; `onEnd` when its session ends. */
   adopt(socket: Socket, index: number, onEnd: () => void): void;
+  /** Turn away a connection accepted elsewhere with `reply` (over TLS on an SMTPS listener). */
+  refuse(socket: Socket, index: number, reply: Reply): void;
   /** In-process only: who may open a session on the listeners this role opened. */
   readonly admission: Admission;
 }
@@ -93,12 +98,19 @@ export function createSmtpRole(ctx: RoleContext, given?: SessionLimits | SmtpRol
     session.start();
   };
 
+  /** The 421 of a refused connection; an SMTPS client only understands it after the handshake. */
+  const refuse = (socket: Socket, index: number, reply: Reply) => {
+    socket.on('error', () => {});
+    const t = tls[index];
+    if (ctx.config.listeners[index]!.tls !== 'smtps' || !t) return void socket.end(formatReply(reply));
+    acceptTls(socket, t, REFUSAL_HANDSHAKE_MS).then((secure) => secure.end(formatReply(reply)), () => socket.destroy());
+  };
+
   const accept = (index: number) => (socket: Socket) => {
     const address = ctx.config.listeners[index]!.kind === 'socket' ? 'local' : (socket.remoteAddress ?? '');
     const refused = admission.admit(address);
     if (!refused) return serve(socket, index, () => admission.release(address));
-    socket.on('error', () => {});
-    socket.end(formatReply(refused));
+    refuse(socket, index, refused);
   };
 
   return {
@@ -106,6 +118,7 @@ export function createSmtpRole(ctx: RoleContext, given?: SessionLimits | SmtpRol
     peers: PEERS.smtp,
     handlers: {},
     adopt: serve,
+    refuse,
     admission,
     async start() {
       const keys = ctx.keys ?? (ctx.config.listeners.some((l) => l.tls !== 'none') ? loadKeyring(ctx.config) : EMPTY_KEYRING);

@@ -8,7 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { dirname, join } from 'node:path';
 import { eventually, IS_ROOT, sendMessage, startMailHost, type MailHost } from '../harness/mail.js';
 import { makeTestPki } from '../harness/certs.js';
@@ -220,5 +222,50 @@ describe('private keys', () => {
     const r = spawnSync(process.execPath, [TSMTPD_BIN, '-d', '-f', join(dir, 'smtpd.conf'), '--spool', join(dir, 'spool')], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(r.status, 3, r.stderr);
     assert.match(r.stderr, /pki mx: key .*: insecure permissions 644 \(at most 600\)/);
+  });
+});
+
+describe('smtp ban across smtp workers', () => {
+  it('failures on every worker add up: the lka bans the address and the parent turns it away at connect', async () => {
+    const pki = await makeTestPki();
+    const mx = await pki.issue('mx.example.test');
+    await writeFile(join(pki.dir, 'creds'), `alice ${execFileSync('openssl', ['passwd', '-6', 'right']).toString().trim()}\n`);
+    const smtps = await freePort();
+    const host = await startMailHost({
+      extra: [
+        'smtp workers 2',
+        'smtp ban auth-failures 4 in 10m for 1h',
+        `pki mx cert "${mx.cert}"`, `pki mx key "${mx.key}"`,
+        `table creds file:${join(pki.dir, 'creds')}`,
+        `listen on 127.0.0.1 port ${smtps} smtps pki mx auth <creds> hostname mx.example.test`,
+      ].join('\n'),
+    });
+    const plain = Buffer.from('\0alice\0wrong').toString('base64');
+    const session = async () => {
+      const s = tlsConnect({ host: '127.0.0.1', port: smtps, rejectUnauthorized: false });
+      await new Promise((r, j) => { s.once('secureConnect', r); s.once('error', j); });
+      return SmtpTestClient.over(s as unknown as Socket);
+    };
+    try {
+      const workers = new Set<string>();
+      for (let i = 0; i < 4; i++) {
+        const c = await session();
+        assert.equal((await c.reply()).code, 220);
+        workers.add(daemonProcesses(host.daemon.spool).find((p) => p.pid === holdersOf(smtps, c.socket.localPort!)[0])?.name ?? '?');
+        await c.cmd('EHLO guesser.test');
+        assert.equal((await c.cmd(`AUTH PLAIN ${plain}`, 5000)).code, 535);
+        c.close();
+      }
+      assert.equal(workers.size, 2, 'the sessions went to both workers');
+      await host.daemon.waitForLog(/lka banned address=127\.0\.0\.1 reason=auth-failures/);
+      await eventually(async () => {
+        const c = await session();
+        const code = (await c.reply().catch(() => ({ code: 0 }))).code;
+        c.close();
+        return code === 421 || undefined;
+      }, 'the ban at connect', 5000);
+    } finally {
+      await host.stop();
+    }
   });
 });
