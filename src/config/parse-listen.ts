@@ -1,5 +1,7 @@
 /** `listen on ...`: the listener grammar of smtpd.conf(5), socket and network forms. */
 import type { Cursor } from './cursor.js';
+import { filterNames } from './parse-filter.js';
+import { startsTable, tableName } from './parse-table.js';
 import type { Config, Listener, TlsMode } from './types.js';
 import { parsePort } from './values.js';
 
@@ -7,9 +9,8 @@ const SOCKET_OPTIONS = new Set(['filter', 'mask-src', 'no-dsn', 'tag']);
 
 /** `filter NAME` or an anonymous chain `filter { a, b }`, which becomes `<dynchain:N>`. */
 export function filterRef(c: Cursor, config: Config): string {
-  if (!c.is('{')) return c.value('a filter name');
-  const names = c.list('filter names');
-  if (names.length === 0) c.fail('syntax error: empty filter chain');
+  if (!c.is('{')) return c.name('a filter name');
+  const names = filterNames(c);
   const name = `<dynchain:${config.filters.size}>`;
   config.filters.set(name, { name, kind: 'chain', filters: names, where: c.where });
   return name;
@@ -26,7 +27,7 @@ export function parseListen(c: Cursor, config: Config): void {
   const socket = c.accept('socket');
   const l: Listener = {
     kind: socket ? 'socket' : 'inet',
-    interface: socket ? 'socket' : c.value('an interface, address or host'),
+    interface: socket ? 'socket' : c.name('an interface, address or host'),
     family: 'any', port: 0, tls: 'none', tlsVerify: false, pki: [], auth: 'none',
     maskSrc: false, noDsn: false, proxyV2: false, receivedAuth: false, where: c.where,
   };
@@ -53,24 +54,24 @@ export function parseListen(c: Cursor, config: Config): void {
       case 'tls-require': setTls(c, l, 'require'); break;
       case 'smtps': setTls(c, l, 'smtps'); break;
       case 'pki':
-        l.pki.push(c.value('a pki name'));
+        l.pki.push(c.name('a pki name').toLowerCase());
         if (l.pki.length > 32) c.fail('too many pki (32 at most)');
         break;
-      case 'ca': l.ca = c.value('a ca name'); break;
-      case 'ciphers': l.ciphers = c.value('a cipher list'); break;
-      case 'protocols': l.protocols = c.value('a protocol list'); break;
+      case 'ca': l.ca = c.name('a ca name').toLowerCase(); break;
+      case 'ciphers': l.ciphers = c.name('a cipher list'); break;
+      case 'protocols': l.protocols = c.name('a protocol list'); break;
       case 'auth': case 'auth-optional':
         if (l.auth !== 'none') c.fail('syntax error: auth and auth-optional are exclusive');
         l.auth = opt === 'auth' ? 'required' : 'optional';
-        if (c.is('table')) l.authTable = c.table();
+        if (startsTable(c)) l.authTable = tableName(c, config);
         break;
-      case 'hostname': l.hostname = c.value('a host name'); break;
-      case 'hostnames': l.hostnames = c.table(); break;
+      case 'hostname': l.hostname = c.name('a host name'); break;
+      case 'hostnames': l.hostnames = tableName(c, config); break;
       case 'mask-src': l.maskSrc = true; break;
       case 'no-dsn': l.noDsn = true; break;
-      case 'senders': l.senders = { table: c.table(), masquerade: c.accept('masquerade') }; break;
+      case 'senders': l.senders = { table: tableName(c, config), masquerade: c.accept('masquerade') }; break;
       case 'tag': {
-        const tag = c.value('a tag');
+        const tag = c.name('a tag');
         if (tag.length > 32) c.fail('tag name too long');
         l.tag = tag;
         break;

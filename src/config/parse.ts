@@ -13,8 +13,9 @@ import { parseListen } from './parse-listen.js';
 import { parseMatch } from './parse-match.js';
 import {
   parseBounce, parseCa, parseMda, parseMta, parsePki, parseQueue, parseResolver, parseScheduler, parseSmtp,
-  parseSrs, parseStat, parseTable,
+  parseSrs, parseStat,
 } from './parse-settings.js';
+import { parseTable } from './parse-table.js';
 import type { Config } from './types.js';
 import { validate } from './validate.js';
 
@@ -34,7 +35,7 @@ const STATEMENTS: Record<string, Statement> = {
   mda: parseMda, scheduler: parseScheduler, bounce: parseBounce, srs: parseSrs, resolver: parseResolver,
   stat: parseStat,
   admd: (c, config) => {
-    config.admd = c.value('an authserv-id');
+    config.admd = c.name('an authserv-id');
     c.end();
   },
 };
@@ -98,7 +99,8 @@ class Parser {
       }
       const value = Object.hasOwn(this.config.macros, t.value) ? this.config.macros[t.value] : undefined;
       if (value === undefined) throw new ConfigError(t.file, t.line, `macro '${t.value}' not defined`);
-      for (const m of tokenize(value, t.file)) {
+      // as smtpd pushes the value back into its input: word characters right after `$name` join it
+      for (const m of tokenize(value + (t.glue ?? ''), t.file)) {
         if (m.kind === 'macro') throw new ConfigError(t.file, t.line, `macro '${t.value}' refers to another macro`);
         if (m.kind !== 'eol') out.push({ ...m, line: t.line });
       }
@@ -107,7 +109,7 @@ class Parser {
   }
 
   private include(c: Cursor, depth: number): void {
-    const path = c.value('a file name');
+    const path = c.name('a file name');
     c.end();
     if (depth >= MAX_INCLUDE_DEPTH) c.fail('include nested too deeply');
     if (!this.options.readInclude) c.fail(`cannot include ${path}`);

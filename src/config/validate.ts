@@ -6,11 +6,15 @@
 import { ConfigError } from '../errors.js';
 import type { Config, TableService, Where } from './types.js';
 
-/** Services each table backend can answer; the table registry must agree with this list. */
+/**
+ * Services each native table backend can answer; the table registry must agree with this list.
+ * An external `table-NAME` helper says what it serves only once it runs, so it may stand anywhere
+ * (as smtpd's proc backend).
+ */
 export const BACKEND_SERVICES: Record<string, readonly TableService[] | 'all'> = {
-  static: 'all', file: 'all', db: 'all', sqlite: 'all', proc: 'all', postgres: 'all', redis: 'all',
-  ldap: 'all', mysql: 'all',
+  static: 'all', file: 'all', db: 'all', sqlite: 'all', proc: 'all',
   getpwnam: ['userinfo'],
+  passwd: ['credentials', 'userinfo'],
 };
 
 /** Tables smtpd defines itself, with the services they serve. */
@@ -35,7 +39,7 @@ function checkTable(config: Config, name: string | undefined, service: TableServ
   }
   const table = config.tables.get(name);
   if (!table) err(where, `undefined table: ${name}`);
-  const services = Object.hasOwn(BACKEND_SERVICES, table.backend) ? BACKEND_SERVICES[table.backend] : undefined;
+  const services = Object.hasOwn(BACKEND_SERVICES, table.backend) ? BACKEND_SERVICES[table.backend] : 'all';
   if (services !== 'all' && !services?.includes(service)) {
     err(where, `table ${name} (${table.backend}) cannot be used for ${service} lookups`);
   }
