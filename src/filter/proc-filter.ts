@@ -1,6 +1,7 @@
 /**
  * One filter process speaking smtpd-filters(7) on its stdio: `proc` (shared by every filter that
- * names it) or `proc-exec`. It is started with `/bin/sh -c` as OpenSMTPD does, gets the
+ * names it) or `proc-exec`. It is started with `/bin/sh -c` as OpenSMTPD does (a command without
+ * a leading `/` from OpenSMTPD's filter directory, see libexec.ts), gets the
  * handshake, and registers what it wants before any session uses it. Requests are matched to
  * answers by an opaque token. A filter that dies fails what it owed at once (none hangs) and is
  * started again after a pause, longer after each failed try; until it is back, the engine answers
@@ -10,6 +11,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { ProcessSpec } from '../config/types.js';
+import { isExecutableFile, filterCommandLine, libexecDirs } from '../libexec.js';
 import { log } from '../log.js';
 import { filterLine, handshake, parseOutput, reportLine, type FilterDecisionWord } from './protocol.js';
 
@@ -63,7 +65,9 @@ export class ProcFilter {
   /** Start the process and wait for `register|ready`; rejects if it never comes. */
   start(): Promise<void> {
     const registering = new Set<string>();
-    const child = spawn('/bin/sh', ['-c', this.spec.command], {
+    // `filter-rspamd` runs from OpenSMTPD's filter directory, as smtpd runs it
+    const command = filterCommandLine(this.spec.command, libexecDirs(), isExecutableFile);
+    const child = spawn('/bin/sh', ['-c', command], {
       stdio: ['pipe', 'pipe', 'pipe'],
       ...(process.getuid?.() === 0 && this.opts.uid !== undefined ? { uid: this.opts.uid, gid: this.opts.gid ?? this.opts.uid } : {}),
       ...(this.spec.chroot ? { cwd: this.spec.chroot } : {}),

@@ -8,12 +8,13 @@ import type { Req, Res } from '../bus/messages.js';
 import type { Config } from '../config/types.js';
 import { log } from '../log.js';
 import type { TableSet } from '../table/types.js';
-import { verifyPassword } from './credentials.js';
+import { credentialsPassword, verifyPassword } from './credentials.js';
 
 export async function checkPassword(config: Config, tables: TableSet, req: Req<'smtp.auth.check'>): Promise<Res<'smtp.auth.check'>> {
   const tableName = req.table ?? config.listeners[req.listener]?.authTable;
   try {
-    const hash = tableName ? (await tables.get(tableName)?.lookupCredentials(req.user))?.hash : await shadowHash(req.user);
+    const value = tableName ? (await tables.get(tableName)?.lookupCredentials(req.user))?.hash : await shadowHash(req.user);
+    const hash = value === undefined ? undefined : credentialsPassword(value);
     if (!hash) return { result: 'fail' };
     return { result: (await verifyPassword(hash, req.password)) ? 'pass' : 'fail' };
   } catch (err) {
