@@ -11,6 +11,7 @@ import { ConfigError } from '../errors.js';
 import { configureLog, log } from '../log.js';
 import { EXIT, parseCli, USAGE, UsageError, type CliOptions } from '../daemon/cli.js';
 import { Daemon } from '../daemon/daemon.js';
+import { preflight } from '../daemon/preflight.js';
 import { defaultSpool, lockSpool, prepareSpool } from '../daemon/spool.js';
 
 /** A stop that takes longer than this is cut short: the queue is consistent at every instant. */
@@ -59,6 +60,8 @@ async function main(): Promise<void> {
   let config;
   try {
     config = loadConfig(opts.configFile, { macros: opts.macros });
+    // what start will open, bind and run, checked now: -n and start give the same verdict
+    await preflight(config);
   } catch (err) {
     if (err instanceof ConfigError) fail(EXIT.CONFIG, err.message);
     fail(EXIT.CONFIG, `${opts.configFile}: ${(err as Error).message}`);

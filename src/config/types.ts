@@ -86,6 +86,8 @@ export interface Listener {
   filter?: string;
   proxyV2: boolean;
   receivedAuth: boolean;
+  /** The addresses to bind, found at start (daemon/listen-addresses.ts); link-local ones as `fe80::1%eth0`. */
+  addresses?: string[];
   where: Where;
 }
 
