@@ -72,11 +72,12 @@ export class Cursor {
 
   /**
    * A value where OpenSMTPD's grammar wants a STRING (a name, a path, a literal): a bare keyword
-   * there is a syntax error in smtpd, so it is here; quoted, any text goes.
+   * or number there is a syntax error in smtpd, so it is here; quoted, any text goes.
    */
   name(what: string): string {
     const t = this.tokens[this.i];
     if (t?.keyword) this.fail(`syntax error: "${t.value}" is a keyword: quote it to use it as ${what}`);
+    if (t?.number) this.fail(`syntax error: ${t.value} is a number: quote it to use it as ${what}`);
     return this.value(what);
   }
 

@@ -3,8 +3,8 @@
  * continuation, quoted strings (which may span lines), `{ }` lists that may span lines, `<table>`
  * references, `!`, `,`, the `=` and `=>` separators, and `$macro` references. A bare word starts
  * with a letter, a digit, `:` or `_` (or `-` before a digit): anything else, such as a path, must
- * be quoted. Bare words that are OpenSMTPD keywords are marked, so the parser can refuse them
- * where a name is expected. Pure: text in, tokens with their file and line out.
+ * be quoted. Bare words that are OpenSMTPD keywords or numbers are marked, so the parser can
+ * refuse them where a name is expected. Pure: text in, tokens with their file and line out.
  */
 import { ConfigError } from '../errors.js';
 import { isKeyword } from './keywords.js';
@@ -18,6 +18,8 @@ export interface Token {
   line: number;
   /** A bare word that is one of OpenSMTPD's keywords (quoted strings never are). */
   keyword?: boolean;
+  /** A bare word of digits: smtpd's NUMBER token, which is no STRING (`tag 5`, `{ 1, 2 }`). */
+  number?: boolean;
   /** Word characters glued to a `$macro` (`$host:25`): lexed again with the macro's value. */
   glue?: string;
 }
@@ -103,7 +105,7 @@ class Lexer {
     while (this.wordChar(this.text[this.i])) this.i++;
     const word = this.text.slice(start, this.i);
     if (word.length > MAX_TOKEN) this.fail('string too long');
-    this.push('word', word, isKeyword(word) ? { keyword: true } : {});
+    this.push('word', word, isKeyword(word) ? { keyword: true } : /^-?[0-9]+$/.test(word) ? { number: true } : {});
   }
 
   /** `$name`: expanded by the parser, statement by statement, so a macro serves the lines after it. */

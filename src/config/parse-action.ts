@@ -69,7 +69,10 @@ function localOption(c: Cursor, opt: string, a: Action, config: Config): void {
     case 'virtual': a.virtual = tableName(c, config); break;
     case 'userbase': a.userbase = tableName(c, config); break;
     case 'user': a.user = c.name('a user name'); break;
-    case 'wrapper': a.wrapper = c.name('a wrapper name'); break;
+    case 'wrapper':
+      a.wrapper = c.name('a wrapper name');
+      if (!config.mdaWrappers.has(a.wrapper)) c.fail(`undefined mda wrapper: ${a.wrapper}`);
+      break;
   }
 }
 

@@ -87,7 +87,9 @@ export function parseFilter(c: Cursor, config: Config): void {
   switch (kind) {
     case 'phase': return builtin(c, config, name);
     case 'proc':
-      config.filters.set(name, { name, kind: 'proc', proc: c.name('a proc name'), where: c.where });
+      const proc = c.name('a proc name');
+      if (!config.procs.has(proc)) c.fail(`undefined proc: ${proc}`);
+      config.filters.set(name, { name, kind: 'proc', proc, where: c.where });
       return c.end();
     case 'proc-exec': {
       const { protocol, ...process } = processOptions(c, c.name('a command'));
@@ -95,7 +97,7 @@ export function parseFilter(c: Cursor, config: Config): void {
       return;
     }
     case 'chain': {
-      const filters = filterNames(c);
+      const filters = filterNames(c, config);
       c.end();
       config.filters.set(name, { name, kind: 'chain', filters, where: c.where });
       return;
@@ -120,14 +122,30 @@ export function parseProc(c: Cursor, config: Config): void {
   config.procs.set(name, { name, ...spec, where: c.where });
 }
 
-/** `{ a, b }` of filter names (a chain), commas and newlines optional. */
-export function filterNames(c: Cursor): string[] {
+/** A filter declared above (smtpd's one-pass parser: "no filter exist with that name"). */
+export function declaredFilter(c: Cursor, config: Config, name: string): void {
+  if (!config.filters.has(name)) c.fail(`undefined filter: ${name}`);
+}
+
+/**
+ * `{ a, b }` of filter names (a chain), commas and newlines optional: each declared above, none a
+ * chain, none twice, no proc twice (parse.y filterel).
+ */
+export function filterNames(c: Cursor, config: Config): string[] {
   c.expectKind('{', '{ and filter names');
   const names: string[] = [];
+  const procs = new Set<string>();
   while (!c.acceptKind('}')) {
-    if (!c.acceptKind(',')) names.push(c.name('a filter name'));
+    if (c.acceptKind(',')) continue;
+    const name = c.name('a filter name');
+    const f = config.filters.get(name);
+    if (!f) c.fail(`undefined filter in chain: ${name}`);
+    if (f.kind === 'chain') c.fail(`filter chains cannot be nested: ${name}`);
+    if (names.includes(name)) c.fail('a filter may appear only once in a chain');
+    if (f.kind === 'proc' && procs.has(f.proc)) c.fail(`a proc may appear only once in a chain: ${f.proc}`);
+    if (f.kind === 'proc') procs.add(f.proc);
+    names.push(name);
   }
   if (names.length === 0) c.fail('syntax error: empty filter chain');
-  if (new Set(names).size !== names.length) c.fail('a filter may appear only once in a chain');
   return names;
 }

@@ -1,6 +1,6 @@
 /** `listen on ...`: the listener grammar of smtpd.conf(5), socket and network forms. */
 import type { Cursor } from './cursor.js';
-import { filterNames } from './parse-filter.js';
+import { declaredFilter, filterNames } from './parse-filter.js';
 import { startsTable, tableName } from './parse-table.js';
 import type { Config, Listener, TlsMode } from './types.js';
 import { parsePort } from './values.js';
@@ -9,10 +9,20 @@ const SOCKET_OPTIONS = new Set(['filter', 'mask-src', 'no-dsn', 'tag']);
 
 /** `filter NAME` or an anonymous chain `filter { a, b }`, which becomes `<dynchain:N>`. */
 export function filterRef(c: Cursor, config: Config): string {
-  if (!c.is('{')) return c.name('a filter name');
-  const names = filterNames(c);
+  if (!c.is('{')) {
+    const name = c.name('a filter name');
+    declaredFilter(c, config, name);
+    return name;
+  }
+  const names = filterNames(c, config);
   const name = `<dynchain:${config.filters.size}>`;
   config.filters.set(name, { name, kind: 'chain', filters: names, where: c.where });
+  return name;
+}
+
+/** pki and ca are found when the listener is made, as smtpd's config_listener() finds them. */
+function declared(c: Cursor, what: string, name: string, map: Map<string, unknown>): string {
+  if (!map.has(name)) c.fail(`undefined ${what}: ${name}`);
   return name;
 }
 
@@ -54,10 +64,10 @@ export function parseListen(c: Cursor, config: Config): void {
       case 'tls-require': setTls(c, l, 'require'); break;
       case 'smtps': setTls(c, l, 'smtps'); break;
       case 'pki':
-        l.pki.push(c.name('a pki name').toLowerCase());
+        l.pki.push(declared(c, 'pki', c.name('a pki name').toLowerCase(), config.pkis));
         if (l.pki.length > 32) c.fail('too many pki (32 at most)');
         break;
-      case 'ca': l.ca = c.name('a ca name').toLowerCase(); break;
+      case 'ca': l.ca = declared(c, 'ca', c.name('a ca name').toLowerCase(), config.cas); break;
       case 'ciphers': l.ciphers = c.name('a cipher list'); break;
       case 'protocols': l.protocols = c.name('a protocol list'); break;
       case 'auth': case 'auth-optional':

@@ -48,7 +48,10 @@ export function parseMatch(c: Cursor, config: Config): void {
   let decided = false;
   while (!c.done()) {
     if (c.accept('action')) {
-      rule.decision = { kind: 'action', action: c.name('an action name') };
+      const action = c.name('an action name');
+      // declared above, as smtpd's one-pass parser wants ("no such dispatcher")
+      if (!config.actions.has(action)) c.fail(`undefined action: ${action}`);
+      rule.decision = { kind: 'action', action };
       decided = true;
       break;
     }

@@ -21,11 +21,11 @@ function delay(c: Cursor): number {
 }
 
 /** `key N key N ...` limit lists (`mda limit`, `scheduler limit`, `mta limit`). */
-function limits(c: Cursor, known: string[] | null, into: Record<string, number>): void {
+function limits(c: Cursor, known: string[], into: Record<string, number>): void {
   if (c.done()) c.fail('syntax error: limit needs at least one key and value');
   while (!c.done()) {
     const key = c.value('a limit name');
-    if ((known && !known.includes(key)) || !/^[a-z][a-z0-9-]*$/.test(key)) c.fail(`unknown limit: ${key}`);
+    if (!known.includes(key)) c.fail(`unknown limit: ${key}`);
     into[key] = count(c, `a value for ${key}`);
   }
 }
@@ -147,6 +147,14 @@ function smtpLimits(c: Cursor, config: Config): void {
   }
 }
 
+/** limit.c limit_mta_set(): the keys smtpd knows; anything else is "invalid mta limit keyword". */
+const MTA_LIMITS = [
+  'max-conn-per-host', 'max-conn-per-route', 'max-conn-per-source', 'max-conn-per-connector', 'max-conn-per-relay',
+  'max-conn-per-domain', 'conn-delay-host', 'conn-delay-route', 'conn-delay-source', 'conn-delay-connector',
+  'conn-delay-relay', 'conn-delay-domain', 'reconn-delay-route', 'session-mail-max', 'session-transaction-delay',
+  'session-keepalive', 'max-failures-per-session', 'task-hiwat', 'task-lowat', 'task-release',
+];
+
 export function parseMta(c: Cursor, config: Config): void {
   const what = c.value('max-deferred, limit or port');
   if (what === 'max-deferred') config.mta.maxDeferred = count(c, 'a number');
@@ -162,7 +170,7 @@ export function parseMta(c: Cursor, config: Config): void {
       limit.domain = c.name('a domain');
     }
     if (c.peek() === 'inet4' || c.peek() === 'inet6') limit.family = c.value('a family') as 'inet4' | 'inet6';
-    limits(c, null, limit.limits);
+    limits(c, MTA_LIMITS, limit.limits);
     config.mta.limits.push(limit);
   } else c.fail(`syntax error: unknown mta option: ${what}`);
   c.end();

@@ -5,6 +5,7 @@
  */
 import type { Cursor } from './cursor.js';
 import type { Config, TableDecl, TableRef } from './types.js';
+import { BUILTIN_TABLES } from './validate.js';
 
 /** `{ a, b }` or `{ k = v, k2 => v2 }` once the `{` is next; commas and newlines are optional. */
 function inlineContents(c: Cursor): NonNullable<TableDecl['inline']> {
@@ -37,9 +38,17 @@ export function startsTable(c: Cursor): boolean {
   return !!t && (t.kind === 'table' || t.kind === '{' || t.kind === 'string' || (t.kind === 'word' && !t.keyword));
 }
 
-/** `<name>`, `{ ... }` or a literal value (OpenSMTPD's `tables`: tableref | tablenew). */
+/**
+ * `<name>`, `{ ... }` or a literal value (OpenSMTPD's `tables`: tableref | tablenew). smtpd reads
+ * its config in one pass, so `<name>` must be declared above the line that uses it.
+ */
 export function tableRef(c: Cursor, config: Config, regex = false): TableRef {
-  if (c.is('table')) return { table: c.table(), regex };
+  if (c.is('table')) {
+    const token = c.peekToken()!;
+    const name = c.table();
+    if (!config.tables.has(name) && !Object.hasOwn(BUILTIN_TABLES, name)) c.fail(`undefined table: ${name}`, token);
+    return { table: name, regex };
+  }
   if (c.is('{')) return { table: anonymous(config, c, inlineContents(c)), regex };
   const value = c.name('a <table>, { ... } or a value');
   return { table: anonymous(config, c, { kind: 'list', values: [value] }), regex };

@@ -81,10 +81,12 @@ class Parser {
 
   private defineMacro(raw: Token[], where: { file: string; line: number }): void {
     const name = raw[0]!.value;
+    // smtpd's varset is STRING '=' STRING: a keyword (`hostname = ...`) or a number is no name
+    if (raw[0]!.keyword) throw new ConfigError(where.file, where.line, `syntax error: "${name}" is a keyword, not a macro name`);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new ConfigError(where.file, where.line, `invalid macro name: ${name}`);
     const values = this.expand(raw.slice(2));
-    if (values.length !== 1 || (values[0]!.kind !== 'word' && values[0]!.kind !== 'string')) {
-      throw new ConfigError(where.file, where.line, 'syntax error: macro needs one value (quote it if it has spaces)');
+    if (values.length !== 1 || (values[0]!.kind !== 'word' && values[0]!.kind !== 'string') || values[0]!.keyword || values[0]!.number) {
+      throw new ConfigError(where.file, where.line, 'syntax error: macro needs one value (quote it if it has spaces, is a number or a keyword)');
     }
     if (!this.fixed.has(name)) this.config.macros[name] = values[0]!.value;
   }

@@ -1,7 +1,8 @@
 /**
- * Checks across the whole configuration, once every statement is read: names that must exist,
- * and tables used for a service their backend cannot serve. Each error points at the line of
- * the statement that made the reference.
+ * Checks across the whole configuration, once every statement is read: tables used for a
+ * service their backend cannot serve, pki and ca of relays, pki files, duplicate listeners, rules.
+ * (Names must be declared before they are used: the grammar checks that as it reads, as smtpd's
+ * one-pass parser does.) Each error points at the line of the statement that made the reference.
  */
 import { ConfigError } from '../errors.js';
 import type { Config, TableService, Where } from './types.js';
@@ -47,9 +48,6 @@ function checkTable(config: Config, name: string | undefined, service: TableServ
 
 function checkListeners(config: Config): void {
   for (const l of config.listeners) {
-    for (const p of l.pki) if (!config.pkis.has(p)) err(l.where, `undefined pki: ${p}`);
-    if (l.ca && !config.cas.has(l.ca)) err(l.where, `undefined ca: ${l.ca}`);
-    if (l.filter && !config.filters.has(l.filter)) err(l.where, `undefined filter: ${l.filter}`);
     checkTable(config, l.authTable, 'credentials', l.where);
     checkTable(config, l.hostnames, 'addrname', l.where);
     checkTable(config, l.senders?.table, 'mailaddrmap', l.where);
@@ -68,7 +66,6 @@ function checkActions(config: Config): void {
     checkTable(config, a.alias, 'alias', a.where);
     checkTable(config, a.virtual, 'alias', a.where);
     checkTable(config, a.userbase, 'userinfo', a.where);
-    if (a.wrapper && !config.mdaWrappers.has(a.wrapper)) err(a.where, `undefined mda wrapper: ${a.wrapper}`);
     const r = a.relay;
     if (!r) continue;
     checkTable(config, r.hostTable, 'relayhost', a.where);
@@ -78,7 +75,6 @@ function checkActions(config: Config): void {
     checkTable(config, r.authTable, 'credentials', a.where);
     if (r.pki && !config.pkis.has(r.pki)) err(a.where, `undefined pki: ${r.pki}`);
     if (r.ca && !config.cas.has(r.ca)) err(a.where, `undefined ca: ${r.ca}`);
-    if (r.filter && !config.filters.has(r.filter)) err(a.where, `undefined filter: ${r.filter}`);
     if (r.srs && !config.srs?.key) err(a.where, 'srs requires an srs key');
   }
 }
@@ -95,27 +91,11 @@ function checkRules(config: Config): void {
     err({ file: config.file, line: last }, 'no rules, nothing to do');
   }
   for (const rule of config.rules) {
-    if (rule.decision.kind === 'action' && !config.actions.has(rule.decision.action)) {
-      err(rule.where, `undefined action: ${rule.decision.action}`);
-    }
     for (const { criterion } of rule.criteria) {
       if ('table' in criterion && criterion.table && !criterion.table.regex) {
         checkTable(config, criterion.table.table, CRITERION_SERVICE[criterion.kind]!, rule.where);
       } else if ('table' in criterion && criterion.table) {
         checkTable(config, criterion.table.table, 'regex', rule.where);
-      }
-    }
-  }
-}
-
-function checkFilters(config: Config): void {
-  for (const f of config.filters.values()) {
-    if (f.kind === 'proc' && !config.procs.has(f.proc)) err(f.where, `undefined proc: ${f.proc}`);
-    if (f.kind === 'chain') {
-      for (const member of f.filters) {
-        const m = config.filters.get(member);
-        if (!m) err(f.where, `undefined filter in chain: ${member}`);
-        if (m.kind === 'chain') err(f.where, `filter chains cannot be nested: ${member}`);
       }
     }
   }
@@ -130,7 +110,6 @@ function checkPkis(config: Config): void {
 
 export function validate(config: Config): void {
   checkPkis(config);
-  checkFilters(config);
   checkListeners(config);
   checkActions(config);
   checkRules(config);

@@ -79,6 +79,16 @@ const CASES: [string, string, number, RegExp][] = [
   ['pki name not a host name (res_hnok)', 'pki my_cert cert "/c"\n' + OK_TAIL, 1, /not a valid domain name: my_cert/],
   ['mx is a keyword', 'pki mx cert "/c"\n' + OK_TAIL, 1, /"mx" is a keyword/],
   ['string runs to the end of the file', 'action a mda "x\nmatch for any action a\n', 1, /unterminated quoted string/],
+  // parse.y reads in one pass: a name must be declared above the line that uses it
+  ['table declared below its use', 'action l mbox alias <al>\ntable al { a = b }\nmatch for local action l\n', 1, /undefined table: al/],
+  ['action declared below its use', 'match for any action a\naction a relay\n', 1, /undefined action: a/],
+  ['pki declared below its listener', 'listen on lo tls pki mx.example\npki mx.example cert "/c"\npki mx.example key "/k"\n' + OK_TAIL, 1, /undefined pki: mx\.example/],
+  ['filter declared below its listener', 'listen on lo filter f\nfilter f proc-exec "x"\n' + OK_TAIL, 1, /undefined filter: f/],
+  ['one proc twice in a chain', 'proc p "x"\nfilter a proc p\nfilter b proc p\nfilter c chain { a, b }\n' + OK_TAIL, 4, /a proc may appear only once in a chain: p/],
+  ['keyword as a macro name', 'hostname = "mx.example"\n' + OK_TAIL, 1, /"hostname" is a keyword, not a macro name/],
+  ['number as a macro value', 'p = 2525\n' + OK_TAIL, 1, /macro needs one value/],
+  ['number where a name stands', 'listen on lo tag 5\n' + OK_TAIL, 1, /5 is a number: quote it/],
+  ['mta limit key smtpd does not know (limit_mta_set)', 'mta limit max-conn 5\n' + OK_TAIL, 1, /unknown limit: max-conn/],
   ['user given twice to a filter process', 'filter f proc-exec "x" user a user b\n' + OK_TAIL, 1, /user already specified/],
 ];
 

@@ -128,7 +128,7 @@ smtp ban auth-failures 5 in 10m for 1h
 smtp max-message-size 10M
 smtp sub-addr-delim "-"
 mta max-deferred 50
-mta limit for domain example.org inet4 session-delay 1 connection-delay 2
+mta limit for domain example.org inet4 max-conn-per-route 1 session-mail-max 2
 mta port 2525
 mda limit max-session 5 max-session-per-user 2
 scheduler limit max-inflight 100
@@ -178,7 +178,7 @@ stat listen on 127.0.0.1 port 9199
     timeout: 120, maxSessions: 500, maxSessionsPerAddress: 7, maxCommandTime: 60, minDataRate: 1024,
     authBan: { failures: 5, window: 600, duration: 3600 },
   });
-  assert.deepEqual(c.mta.limits[0]!.limits, { 'session-delay': 1, 'connection-delay': 2 });
+  assert.deepEqual(c.mta.limits[0]!.limits, { 'max-conn-per-route': 1, 'session-mail-max': 2 });
   assert.equal(c.mta.port, 2525);
   assert.equal(c.mdaLimits['max-session'], 5);
   assert.equal(c.schedulerLimits['max-inflight'], 100);
@@ -190,9 +190,9 @@ stat listen on 127.0.0.1 port 9199
 });
 
 test('-D macros override the file; macros may stand for several words', () => {
-  const text = 'port = 2525\nopts = "port $port"\nlisten on 127.0.0.1 port $port\naction a relay\nmatch for any action a\n';
+  const text = 'p = "2525"\nopts = "port $p"\nlisten on 127.0.0.1 port $p\naction a relay\nmatch for any action a\n';
   assert.equal(parse(text).listeners[0]!.port, 2525);
-  assert.equal(parseConfig(text, { file: 'x', macros: { port: '2626' } }).listeners[0]!.port, 2626);
+  assert.equal(parseConfig(text, { file: 'x', macros: { p: '2626' } }).listeners[0]!.port, 2626);
   const multi = parse('o = "port 2600 tag T"\nlisten on 127.0.0.1 $o\naction a relay\nmatch for any action a\n');
   assert.deepEqual([multi.listeners[0]!.port, multi.listeners[0]!.tag], [2600, 'T']);
 });

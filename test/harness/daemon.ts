@@ -43,6 +43,8 @@ export interface DaemonOptions {
   readyPattern?: RegExp;
   dir?: string;
   readyTimeoutMs?: number;
+  /** Runs the daemon through another command, such as a private machine (harness/machine.ts). */
+  wrap?: (argv: string[]) => Promise<{ file: string; args: string[] }>;
 }
 
 export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle> {
@@ -50,7 +52,9 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
   const spool = join(dir, 'spool');
   const configPath = join(dir, 'smtpd.conf');
   await writeFile(configPath, options.config.replaceAll('%DIR%', dir));
-  const child = spawn(process.execPath, [TSMTPD_BIN, '-d', '-f', configPath, '--spool', spool, ...(options.args ?? [])], {
+  const argv = [process.execPath, TSMTPD_BIN, '-d', '-f', configPath, '--spool', spool, ...(options.args ?? [])];
+  const { file, args } = options.wrap ? await options.wrap(argv) : { file: argv[0]!, args: argv.slice(1) };
+  const child = spawn(file, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });
