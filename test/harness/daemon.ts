@@ -44,7 +44,7 @@ export interface DaemonOptions {
   dir?: string;
   readyTimeoutMs?: number;
   /** Runs the daemon through another command, such as a private machine (harness/machine.ts). */
-  wrap?: (argv: string[]) => Promise<{ file: string; args: string[] }>;
+  wrap?: (argv: string[], dir: string) => Promise<{ file: string; args: string[] }>;
 }
 
 export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle> {
@@ -53,7 +53,7 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
   const configPath = join(dir, 'smtpd.conf');
   await writeFile(configPath, options.config.replaceAll('%DIR%', dir));
   const argv = [process.execPath, TSMTPD_BIN, '-d', '-f', configPath, '--spool', spool, ...(options.args ?? [])];
-  const { file, args } = options.wrap ? await options.wrap(argv) : { file: argv[0]!, args: argv.slice(1) };
+  const { file, args } = options.wrap ? await options.wrap(argv, dir) : { file: argv[0]!, args: argv.slice(1) };
   const child = spawn(file, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
