@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import { configureLog, log } from '../log.js';
-import { EXIT, parseCli, USAGE, UsageError, type CliOptions } from '../daemon/cli.js';
+import { EXIT, HELP, parseCli, USAGE, UsageError, type CliOptions } from '../daemon/cli.js';
 import { Daemon } from '../daemon/daemon.js';
 import { preflight } from '../daemon/preflight.js';
 import { defaultSpool, lockSpool, prepareSpool } from '../daemon/spool.js';
@@ -54,7 +54,7 @@ function detach(spool: string, logFile: string | undefined): void {
 async function main(): Promise<void> {
   const opts = parseOrExit();
   if (opts.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(HELP);
     return;
   }
   let config;

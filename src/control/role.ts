@@ -5,9 +5,8 @@
 import { join } from 'node:path';
 import type { Role } from '../bus/bus.js';
 import type { RoleContext } from '../daemon/context.js';
-import { baseCommands, type CommandEnv } from './commands.js';
-import { queueCommands } from './queue-commands.js';
-import { mtaCommands } from './mta-commands.js';
+import type { CommandEnv } from './commands.js';
+import { allCommands } from './help.js';
 import { ControlServer } from './server.js';
 
 export const CONTROL_SOCKET = 'tsmtpd.sock';
@@ -20,7 +19,7 @@ export function createControlRole(ctx: RoleContext): Role<'control'> {
     traces: new Set(),
     profiles: new Set(),
   };
-  const table = [...baseCommands(env), ...queueCommands(), ...mtaCommands()];
+  const table = allCommands(env);
   const server = new ControlServer(join(ctx.spool, CONTROL_SOCKET), () => table, env);
   return {
     name: 'control',
