@@ -62,6 +62,11 @@ export function hasPeer(name: Peer): boolean {
   return seen.get(name)!;
 }
 
+/** For harness code that cannot skip (certificates made in a `before`): a clear error instead of ENOENT. */
+export function requirePeer(name: Peer): void {
+  if (!hasPeer(name)) throw new Error(`missing peer: ${name} (Debian package ${PEERS[name].install}; bash .ci/run installs it)`);
+}
+
 /** A `skip` option: false, or why the test cannot run here. Throws when peers are required. */
 export function peerSkip(...names: Peer[]): string | false {
   const missing = names.filter((n) => !hasPeer(n));
