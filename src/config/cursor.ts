@@ -90,17 +90,6 @@ export class Cursor {
     return this.expectKind('table', what).value;
   }
 
-  /** `{ a, b, c }` with optional commas; returns the words or strings inside. */
-  list(what: string): string[] {
-    this.expectKind('{', `{ for ${what}`);
-    const items: string[] = [];
-    while (!this.acceptKind('}')) {
-      if (this.acceptKind(',')) continue;
-      items.push(this.value(what));
-    }
-    return items;
-  }
-
   end(): void {
     if (!this.done()) this.fail(`syntax error: unexpected ${this.describe(true)}`);
   }

@@ -13,9 +13,9 @@ function count(c: Cursor, what: string): number {
   return n;
 }
 
-function delay(c: Cursor): number {
+function delay(c: Cursor, unitless = false): number {
   const text = c.value('a delay');
-  const d = parseDelay(text);
+  const d = parseDelay(text, unitless);
   if (d === null) c.fail(`invalid delay: ${text} (a number with s, m, h or d)`);
   return d;
 }
@@ -109,7 +109,7 @@ export function parseSmtp(c: Cursor, config: Config): void {
     if (window < 1 || duration < 1) c.fail('smtp ban delays must be at least 1s');
     config.smtp.authBan = { failures, window, duration };
   } else if (what === 'timeout') {
-    const seconds = delay(c);
+    const seconds = delay(c, true);
     if (seconds < 1) c.fail('smtp timeout must be at least 1s');
     config.smtp.timeout = seconds;
   } else if (what === 'max-message-size') {
@@ -208,7 +208,12 @@ export function parseSrs(c: Cursor, config: Config): void {
   if (what === 'key') {
     if (c.accept('backup')) srs.backupKey = c.name('a key');
     else srs.key = c.name('a key');
-  } else if (what === 'ttl') srs.ttl = Math.ceil(delay(c) / 86400) * 86400;
+  } else if (what === 'ttl') {
+    // whole days, as smtpd keeps it (sc_srs_ttl /= 86400): less than one is "too short"
+    const days = Math.floor(delay(c) / 86400);
+    if (days === 0) c.fail('srs ttl delay is too short (one day at least)');
+    srs.ttl = days * 86400;
+  }
   else c.fail(`syntax error: unknown srs option: ${what}`);
   c.end();
   config.srs = srs;
