@@ -90,6 +90,24 @@ export class Cursor {
     return this.expectKind('table', what).value;
   }
 
+  /**
+   * `{ a, b c }` as smtpd 7.8's string_list, keyval_list and filter_list read it: entries apart by
+   * a comma, a newline or blanks (parse.y `comma: ',' optnl | nl | empty`), newlines allowed after
+   * `{` and before `}`; no comma first, last or twice. `item` reads one entry.
+   */
+  braces(what: string, item: () => void): void {
+    this.expectKind('{', `{ and ${what}`);
+    if (this.acceptKind('}')) this.fail(`syntax error: empty ${what}`);
+    for (;;) {
+      if (this.is(',')) this.fail(`syntax error: a comma without ${what} before it`);
+      item();
+      const next = this.peekToken();
+      if (next?.kind === '}') break;
+      if (this.acceptKind(',') && this.is('}')) this.fail(`syntax error: a comma without ${what} after it`);
+    }
+    this.expectKind('}', '}');
+  }
+
   end(): void {
     if (!this.done()) this.fail(`syntax error: unexpected ${this.describe(true)}`);
   }

@@ -49,9 +49,16 @@ function relayOption(c: Cursor, opt: string, r: RelayOptions, config: Config): v
       break;
     case 'pki': r.pki = c.name('a pki name').toLowerCase(); break;
     case 'ca': r.ca = c.name('a ca name').toLowerCase(); break;
-    case 'srs': r.srs = true; break;
+    // smtpd wants the key declared above the action, and a host (or domain) before auth
+    case 'srs':
+      if (!config.srs?.key) c.fail('srs requires an srs key (srs key ... above this action)');
+      r.srs = true;
+      break;
     case 'tls': r.tls = c.accept('no-verify') ? 'no-verify' : 'required'; break;
-    case 'auth': r.authTable = tableName(c, config); break;
+    case 'auth':
+      if (!r.host && !r.hostTable && !r.domainTable) c.fail('auth requires host (given before it)');
+      r.authTable = tableName(c, config);
+      break;
     case 'mail-from': r.mailFrom = c.name('an address'); break;
     case 'src':
       if (c.is('table') || c.is('{')) r.srcTable = tableName(c, config);
@@ -109,6 +116,4 @@ function checkAction(c: Cursor, a: Action): void {
   if (!r) return;
   if ((r.host || r.hostTable) && r.domainTable) c.fail('host and domain are exclusive');
   if (r.backup && (r.host || r.hostTable || r.domainTable)) c.fail('backup is exclusive with host and domain');
-  if (r.authTable && !r.host && !r.hostTable) c.fail('auth requires host');
-  if (r.helo && r.heloSrc) c.fail('helo and helo-src are exclusive');
 }

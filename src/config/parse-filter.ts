@@ -128,15 +128,13 @@ export function declaredFilter(c: Cursor, config: Config, name: string): void {
 }
 
 /**
- * `{ a, b }` of filter names (a chain), commas and newlines optional: each declared above, none a
- * chain, none twice, no proc twice (parse.y filterel).
+ * `{ a, b }` of filter names (a chain): each declared above, none a chain, none twice, no proc
+ * twice (parse.y filterel).
  */
 export function filterNames(c: Cursor, config: Config): string[] {
-  c.expectKind('{', '{ and filter names');
   const names: string[] = [];
   const procs = new Set<string>();
-  while (!c.acceptKind('}')) {
-    if (c.acceptKind(',')) continue;
+  c.braces('filter names', () => {
     const name = c.name('a filter name');
     const f = config.filters.get(name);
     if (!f) c.fail(`undefined filter in chain: ${name}`);
@@ -145,7 +143,6 @@ export function filterNames(c: Cursor, config: Config): string[] {
     if (f.kind === 'proc' && procs.has(f.proc)) c.fail(`a proc may appear only once in a chain: ${f.proc}`);
     if (f.kind === 'proc') procs.add(f.proc);
     names.push(name);
-  }
-  if (names.length === 0) c.fail('syntax error: empty filter chain');
+  });
   return names;
 }

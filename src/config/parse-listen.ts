@@ -93,8 +93,9 @@ export function parseListen(c: Cursor, config: Config): void {
     }
   }
   if (l.tls !== 'none' && l.pki.length === 0 && !socket) c.fail('listener with tls requires a pki');
+  // create_if_listener(): AUTH is never offered in clear, so a listener would refuse everyone
+  if (l.auth !== 'none' && l.tls === 'none' && !socket) c.fail('invalid listen option: auth requires tls/smtps');
   if (l.tls === 'none' && l.pki.length > 0) c.fail('pki given without tls, tls-require or smtps');
-  if (l.hostname && l.hostnames) c.fail('hostname and hostnames are exclusive');
   l.port = port ?? (l.tls === 'smtps' ? 465 : 25);
   config.listeners.push(l);
 }

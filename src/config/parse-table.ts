@@ -7,25 +7,22 @@ import type { Cursor } from './cursor.js';
 import type { Config, TableDecl, TableRef } from './types.js';
 import { BUILTIN_TABLES } from './validate.js';
 
-/** `{ a, b }` or `{ k = v, k2 => v2 }` once the `{` is next; commas and newlines are optional. */
+/** `{ a, b }` or `{ k = v, k2 => v2 }` once the `{` is next (at least one entry, smtpd.conf(5)). */
 function inlineContents(c: Cursor): NonNullable<TableDecl['inline']> {
-  c.expectKind('{', '{');
   const values: string[] = [];
   const entries: [string, string][] = [];
-  while (!c.acceptKind('}')) {
-    if (c.acceptKind(',')) continue;
+  c.braces('table entries', () => {
     const key = c.name('a table entry');
     if (c.acceptKind('=')) entries.push([key, c.name('a value')]);
     else values.push(key);
     if (values.length > 0 && entries.length > 0) c.fail('syntax error: table mixes list entries and key = value entries');
-  }
-  // smtpd.conf(5): "The table must contain at least one value"
-  if (values.length + entries.length === 0) c.fail('syntax error: empty table');
+  });
   return entries.length > 0 ? { kind: 'map', entries } : { kind: 'list', values };
 }
 
+/** `<dynamic:N>`, numbered from 0 as smtpd's table_create() numbers its anonymous tables. */
 function anonymous(config: Config, c: Cursor, inline: NonNullable<TableDecl['inline']>): string {
-  let n = config.tables.size;
+  let n = [...config.tables.keys()].filter((k) => k.startsWith('<dynamic:')).length;
   while (config.tables.has(`<dynamic:${n}>`)) n++;
   const name = `<dynamic:${n}>`;
   config.tables.set(name, { name, backend: 'static', config: '', inline, where: c.where });

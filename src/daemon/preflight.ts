@@ -17,7 +17,9 @@ import type { Config, FilterDecl, PkiDecl, TableDecl, Where } from '../config/ty
 import { ConfigError } from '../errors.js';
 import { filterCommandLine, isExecutableFile, libexecDirs } from '../libexec.js';
 import { modulePath } from '../filter/module-filter.js';
+import { parseTableText } from '../table/file-format.js';
 import { createTableBackend, externalHelper, isNativeBackend } from '../table/registry.js';
+import { shapeError, tableUses } from '../config/validate.js';
 import { type HostView, listenAddresses, ListenAddressError } from './listen-addresses.js';
 
 function fail(where: Where, message: string): never {
@@ -159,6 +161,18 @@ function checkFilter(f: FilterDecl, config: Config, libexec: string[]): void {
   }
 }
 
+/** A file table's shape is known once it is read: each use must take it (table_check_use()). */
+function checkFileTableShapes(config: Config): void {
+  const shapes = new Map<string, 'list' | 'map'>();
+  for (const use of tableUses(config)) {
+    const decl = config.tables.get(use.table);
+    if (decl?.backend !== 'file' || decl.inline) continue;
+    if (!shapes.has(decl.name)) shapes.set(decl.name, parseTableText(readFileSync(decl.config, 'utf8'), decl.config).kind);
+    const error = shapeError(use, shapes.get(decl.name)!);
+    if (error) fail(use.where, error);
+  }
+}
+
 export interface PreflightOptions {
   host?: HostView;
   libexec?: string[];
@@ -173,6 +187,7 @@ export async function preflight(config: Config, opts: PreflightOptions = {}): Pr
     for (const p of config.pkis.values()) checkPki(p);
     checkCa(config);
     for (const t of config.tables.values()) await checkTable(t, libexec);
+    checkFileTableShapes(config);
     for (const f of config.filters.values()) checkFilter(f, config, libexec);
   } finally {
     own?.close();

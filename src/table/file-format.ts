@@ -60,5 +60,6 @@ export function parseTableText(text: string, file: string, forceKind?: 'list' | 
       entries.set(key, value);
     }
   }
-  return kind === 'map' ? { kind, entries } : { kind: 'list', keys: [...new Set(keys)] };
+  // a file without entries is a mapping, as smtpd's table_static_priv_load() takes it
+  return kind === 'list' ? { kind, keys: [...new Set(keys)] } : { kind: 'map', entries };
 }

@@ -84,6 +84,9 @@ test('example 5: rejecting forged local senders from other relays', () => {
 test('every directive and option of the grammar in one config', () => {
   const c = parse(`
 ext = "203.0.113.5"
+srs key "secret"
+srs key backup "old"
+srs ttl 5d
 pki mx.example cert "/c.pem"
 pki mx.example key "/k.pem"
 pki mx.example dhe auto
@@ -113,7 +116,7 @@ action bk relay backup mx mx.example helo mx.example src "192.0.2.1"
 action dm relay domain <map> tls
 match from src <nets> for domain regex "^ex" action rl
 match from rdns <map> helo <map> tag SUB action md
-match from auth <users> for rcpt-to <map> action lm
+match from auth { alice } for rcpt-to <map> action lm
 match from mail-from <map> mail-from <map> rcpt-to <map> auth <users> action ex
 match from socket for any !tls action fo
 match from rdns for local reject
@@ -133,9 +136,6 @@ mta port 2525
 mda limit max-session 5 max-session-per-user 2
 scheduler limit max-inflight 100
 bounce warn-interval 1h, 6h, 2d
-srs key "secret"
-srs key backup "old"
-srs ttl 5d
 admd mx.example
 resolver "127.0.0.1:5353" "[::1]:53" "192.0.2.53"
 stat listen on 127.0.0.1 port 9199

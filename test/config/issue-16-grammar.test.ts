@@ -68,6 +68,13 @@ match from any for any action "in"
   assert.deepEqual(fc.kind === 'builtin' && fc.decision, { kind: 'disconnect', message: '550. Rejected. No FCrDNS.' });
 });
 
+test('tables and filter lists over several lines (parse.y since 7.5: comma, newline or blank between entries)', () => {
+  const c = parse('table t {\n  a = "1",\n  b = "2"\n}\ntable l { x y, z\n w }\nfilter a phase connect match rdns junk\nfilter b phase connect match fcrdns junk\nlisten on lo filter {\n  a,\n  b\n}\naction "v" mbox virtual <t>\nmatch for any action "v"\n');
+  assert.deepEqual(inline(c, 't'), { kind: 'map', entries: [['a', '1'], ['b', '2']] });
+  assert.deepEqual(inline(c, 'l'), { kind: 'list', values: ['x', 'y', 'z', 'w'] });
+  assert.deepEqual(c.filters.get(c.listeners[0]!.filter!)!.kind === 'chain' && c.filters.get(c.listeners[0]!.filter!), { name: c.listeners[0]!.filter, kind: 'chain', filters: ['a', 'b'], where: c.listeners[0]!.where });
+});
+
 test('=> is a key/value separator (yylex returns ARROW, parse.y assign: \'=\' | ARROW)', () => {
   const c = parse('table v { "@" => "vmail", "abuse@a.org" => "root" }\naction "v" mbox virtual <v>\nmatch for any action "v"\n');
   assert.deepEqual(inline(c, 'v'), { kind: 'map', entries: [['@', 'vmail'], ['abuse@a.org', 'root']] });

@@ -108,6 +108,10 @@ test('tables start will read: file, db (Berkeley DB or SQLite), passwd; external
   await refused(`table a file:${dir}/aliases\n` + TAIL, 1, /table a: .*aliases:2: mapping table entry without a value/);
   await refused(`table a db:${dir}/aliases\n` + TAIL, 1, /table a: .*neither a Berkeley DB hash file nor a tsmtpd makemap file/);
   await refused(`table p passwd:${dir}/aliases\n` + TAIL, 1, /table p: .*aliases:1: invalid entry/);
+  // file tables take their shape once read (table_static_priv_load()), then table_check_use()
+  await writeFile(join(dir, 'list'), 'example.org\nexample.net\n');
+  await refused(`table l file:${dir}/list\n\naction "v" mbox virtual <l>\n` + TAIL, 3, /table "l" may not be used for virtual lookups/);
+  assert.equal(await verdict(`table l file:${dir}/list\naction "b" relay\nmatch for domain <l> action "b"\n`), 'ok');
   await refused('table t postgres:/etc/mail/postgres.conf\n' + TAIL, 1, /table t: backend "postgres" does not exist: no table-postgres in \/nonexistent/);
 });
 

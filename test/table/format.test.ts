@@ -12,7 +12,7 @@ function formatError(text: string, line: number): void {
 
 test('a list: comments and blank lines skipped, keys lowercased, duplicates once', () => {
   assert.deepEqual(parseTableText('# head\n\nalpha\n  Beta  \r\n#gamma\nALPHA\n', 't'), { kind: 'list', keys: ['alpha', 'beta'] });
-  assert.deepEqual(parseTableText('', 't'), { kind: 'list', keys: [] });
+  assert.deepEqual(parseTableText('', 't'), { kind: 'map', entries: new Map() }, 'an empty file is a mapping (table_static_priv_load)');
 });
 
 test('a mapping: the key ends at the first blank or colon, the value keeps its case', () => {
