@@ -82,7 +82,8 @@ export function parseListen(c: Cursor, config: Config): void {
       case 'senders': l.senders = { table: tableName(c, config), masquerade: c.accept('masquerade') }; break;
       case 'tag': {
         const tag = c.name('a tag');
-        if (tag.length > 32) c.fail('tag name too long');
+        // SMTPD_TAG_SIZE is 32, NUL included
+        if (tag.length >= 32) c.fail('tag name too long');
         l.tag = tag;
         break;
       }

@@ -52,8 +52,8 @@ export function parsePki(c: Cursor, config: Config): void {
   if (what === 'cert') pki.cert = c.name('a certificate file');
   else if (what === 'key') pki.key = c.name('a key file');
   else if (what === 'dhe') {
-    const v = c.name('none, auto or legacy');
-    if (v !== 'none' && v !== 'auto' && v !== 'legacy') c.fail(`invalid dhe: ${v}`);
+    const v = c.name('none, auto or legacy').toLowerCase();
+    if (v !== 'none' && v !== 'auto' && v !== 'legacy') c.fail(`invalid DHE keyword: ${v}`);
     pki.dhe = v;
   } else c.fail(`syntax error: unknown pki option: ${what}`);
   c.end();
@@ -68,14 +68,15 @@ export function parseCa(c: Cursor, config: Config): void {
 }
 
 /**
- * `queue encryption [key|stdin|-]`: OpenSMTPD's crypto_setup() takes the key as 32 bytes as
- * written (what `openssl rand -hex 16` prints) and `smtpd -n` refuses any other length. Without
- * a key, or with stdin, the key is read when the daemon starts.
+ * `queue encryption KEY`: OpenSMTPD's crypto_setup() takes the key as 32 bytes as written (what
+ * `openssl rand -hex 16` prints) and `smtpd -n` refuses any other length. smtpd can also read
+ * the key at start (no key: a prompt; `stdin` or `-`: a line of stdin); tsmtpd cannot yet, and
+ * refuses those forms rather than encrypt with a key nobody chose.
  */
 function queueKey(c: Cursor): string {
-  if (c.done()) return 'stdin';
+  if (c.done()) c.fail('queue encryption without a key: tsmtpd cannot ask for it at start yet, write the key here');
   const key = c.name('a key');
-  if (key.toLowerCase() === 'stdin' || key === '-') return 'stdin';
+  if (key.toLowerCase() === 'stdin' || key === '-') c.fail(`queue encryption ${key}: tsmtpd cannot read the key at start yet, write the key here`);
   if (Buffer.byteLength(key) !== QUEUE_KEY_BYTES) {
     c.fail(`invalid key for queue encryption: it must be ${QUEUE_KEY_BYTES} characters (openssl rand -hex 16), not ${Buffer.byteLength(key)}`);
   }

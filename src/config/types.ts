@@ -262,7 +262,7 @@ export interface Config {
   mdaLimits: Record<string, number>;
   queue: {
     compression: boolean;
-    /** Key material as written in the config; `stdin`/`-` means read at start. */
+    /** The 32-character key as written in the config. */
     encryption?: { key: string };
     ttl: number;
   };
