@@ -104,9 +104,9 @@ export function parseSmtp(c: Cursor, config: Config): void {
     const failures = count(c, 'a number of failures');
     if (failures < 1) c.fail('smtp ban auth-failures needs at least 1 failure');
     c.expect('in');
-    const window = delay(c);
+    const window = delay(c, true);
     c.expect('for');
-    const duration = delay(c);
+    const duration = delay(c, true);
     if (window < 1 || duration < 1) c.fail('smtp ban delays must be at least 1s');
     config.smtp.authBan = { failures, window, duration };
   } else if (what === 'timeout') {
@@ -135,7 +135,7 @@ function smtpLimits(c: Cursor, config: Config): void {
   while (!c.done()) {
     const key = c.value('a limit name');
     if (key === 'max-command-time') {
-      s.maxCommandTime = delay(c);
+      s.maxCommandTime = delay(c, true);
       if (s.maxCommandTime < 1) c.fail('max-command-time must be at least 1s');
     } else if (key === 'min-data-rate') {
       const text = c.value('a size per second');

@@ -14,7 +14,8 @@ export function parseSize(text: string): number | null {
 
 /**
  * `4d`, `30m`, `300s`: seconds, or null when malformed. smtpd's delaytonum() wants a unit and at
- * least 1; `unitless` lets tsmtpd's own `smtp timeout 300` through.
+ * least 1; `unitless` lets tsmtpd's own delays through (`smtp timeout 300`, `max-command-time`,
+ * `smtp ban`), which take seconds without a unit and check their own minimum.
  */
 export function parseDelay(text: string, unitless = false): number | null {
   const m = (unitless ? /^(\d+)([smhd]?)$/ : /^(\d+)([smhd])$/).exec(text);

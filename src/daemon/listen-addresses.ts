@@ -2,7 +2,7 @@
  * The addresses a `listen on` directive binds, found as smtpd's create_if_listener() finds them:
  * an interface's addresses (interface()), an IP address (host_v4(), host_v6()), else a host name
  * resolved through /etc/hosts and DNS (host_dns()); nothing found is "invalid virtual ip or
- * interface". tsmtpd also knows `all` (every address). An IPv6 link-local address is bound with
+ * interface". tsmtpd also knows `all` (every address); `localhost` is 127.0.0.1 and ::1. An IPv6 link-local address is bound with
  * its interface as scope (`fe80::1%eth0`), which the kernel requires. tsmtpd refuses, at
  * `tsmtpd -n`, an address this machine does not have, where smtpd would only fail to bind it.
  */
@@ -66,6 +66,8 @@ export function directAddresses(l: ListenSpec, interfaces: Interfaces): string[]
   const keep = (a: string) => (family === undefined || isIP(a) === family) && (isIP(a) === 4 || v6);
   if (isIP(name)) return [name].filter((a) => family === undefined || isIP(a) === family);
   if (name === 'all') return ['0.0.0.0', '::'].filter(keep);
+  // what getaddrinfo() gives for it everywhere, without a lookup
+  if (name === 'localhost') return ['127.0.0.1', '::1'].filter(keep);
   if (interfaces[name]) return interfaceAddresses(name, interfaces).filter(keep);
   return null;
 }

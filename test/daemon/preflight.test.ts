@@ -68,6 +68,7 @@ test('listen on a host name binds what it resolves to (host_dns()); all of 127/8
   assert.deepEqual(await listenAddresses(listener('127.0.0.2'), HOST), ['127.0.0.2']);
   assert.deepEqual(await listenAddresses(listener('[::1]'), HOST), ['::1']);
   assert.deepEqual(await listenAddresses(listener('all'), HOST), ['0.0.0.0', '::']);
+  assert.deepEqual(await listenAddresses(listener('localhost', 'inet4'), HOST), ['127.0.0.1']);
 });
 
 test('an address this machine does not have, or no interface, address or name at all: refused at its line', async () => {
