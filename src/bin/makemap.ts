@@ -1,17 +1,30 @@
 #!/usr/bin/env node
-/** makemap(8): compile a table(5) text file into the SQLite db the `db` backend reads, or dump one back. */
+/** makemap(8): compile a table(5) text file into the SQLite db the `db` backend reads, or dump one back (OpenSMTPD's Berkeley DB files too). */
 import { renameSync, readFileSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { parseAliasTarget, splitAliasList } from '../table/alias.js';
 import { DB_SCHEMA, readDb } from '../table/db.js';
 import { parseTableText, splitEntry, TableFormatError } from '../table/file-format.js';
 
-interface Args { dump: boolean; type: 'aliases' | 'set' | 'map'; out?: string; file: string }
+interface Args { dump: boolean; type: 'aliases' | 'set' | 'map'; out?: string; file: string; help?: boolean }
+
+const USAGE = 'usage: makemap [-hU] [-t aliases|set] [-o dbfile] file';
+const HELP = `${USAGE}
+  -h, --help   print this help and exit
+  -o dbfile    the file to write (default: file.db)
+  -t aliases   an aliases(5) file: every target of every alias is checked
+  -t set       a list: every line is a key
+  -U           dump dbfile (tsmtpd's own, or a Berkeley DB hash file made by OpenSMTPD's makemap)
+Without -t, the first entry decides list or mapping, as table(5) files. The file written is
+tsmtpd's own (SQLite); db: tables read it and OpenSMTPD's Berkeley DB files alike.
+Exit status: 0 success, 1 an error (with file:line for a malformed entry).
+`;
 
 function parseArgs(argv: string[]): Args | string {
   const a: Partial<Args> = { dump: false, type: 'map' };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i]!;
+    if (v === '-h' || v === '--help') return { ...a, file: '', help: true } as Args;
     if (v === '-U') a.dump = true;
     else if (v === '-t') {
       const t = argv[++i];
@@ -25,7 +38,7 @@ function parseArgs(argv: string[]): Args | string {
     else if (a.file) return 'only one file';
     else a.file = v;
   }
-  if (!a.file) return 'usage: makemap [-U] [-t aliases|set] [-o dbfile] file';
+  if (!a.file) return USAGE;
   return a as Args;
 }
 
@@ -78,6 +91,10 @@ function main(argv: string[]): number {
   if (typeof args === 'string') {
     process.stderr.write(`makemap: ${args}\n`);
     return 1;
+  }
+  if (args.help) {
+    process.stdout.write(HELP);
+    return 0;
   }
   try {
     return args.dump ? dump(args) : build(args);

@@ -27,7 +27,26 @@ interface Options {
   recipients: string[];
 }
 
+const HELP = `usage: tsmtpd-sendmail [-it] [-f sender] [-F name] [--spool dir] [--] [recipient ...] < message
+  -f sender, -r sender  the envelope sender (default: the invoking user)
+  -F name               the full name in a From: header added when the message has none
+  -i, -oi               a line with a single dot does not end the message
+  -t                    recipients from the To:, Cc: and Bcc: headers (Bcc: is removed)
+  --spool dir           the daemon's spool (default: TSMTPD_SPOOL, else /var/spool/tsmtpd as root,
+                        ./spool otherwise)
+  --help                print this help and exit
+  --                    every argument after it is a recipient
+Accepted for sendmail compatibility and without effect: -B type, -b*, -G, -m, -N dsn, -o*, -R ret,
+-S, -U, -V envid, -v, -x.
+Exit status (sysexits): 0 submitted, 64 usage error, 69 refused, 75 try again later.
+`;
+
 function parse(argv: string[]): Options {
+  const end = argv.indexOf('--');
+  if (argv.slice(0, end < 0 ? undefined : end).includes('--help')) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
   const o: Options = { fromHeaders: false, ignoreDots: false, spool: process.env.TSMTPD_SPOOL ?? defaultSpool(), recipients: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;

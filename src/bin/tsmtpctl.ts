@@ -11,10 +11,26 @@ import { parseArgs } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { ControlClient, DaemonNotRunningError } from '../control/client.js';
 import { formatStats, MONITOR_HEADER, monitorRow, sumByKey, type StatLine } from '../control/format.js';
+import { commandSynopses, SUBSYSTEMS_LINE } from '../control/help.js';
 import { CONTROL_SOCKET } from '../control/role.js';
 import { defaultSpool } from '../daemon/spool.js';
 
-const USAGE = 'usage: tsmtpctl [--spool dir] [--json] command [argument ...]';
+const USAGE = 'usage: tsmtpctl [-h] [--json] [--resolver addr:port] [--spool dir] command [argument ...]';
+
+const HELP = `${USAGE}
+  -h, --help            print this help and exit
+  --json                print the answer of a show command as JSON
+  --resolver addr:port  the DNS server spf walk asks (default: /etc/resolv.conf)
+  --spool dir           the daemon's spool, where its control socket is (default /var/spool/tsmtpd
+                        as root, ./spool otherwise)
+Commands may be abbreviated to any unique prefix; "tsmtpctl help" lists them.
+Invoked as mailq (tsmtpd-mailq) it is "show queue", as newaliases (tsmtpd-newaliases) "update table aliases".
+Exit status: 0 success, 1 the daemon refused or is not running, 2 usage error.
+`;
+
+function help(): void {
+  process.stdout.write(`commands:\n${commandSynopses().map((s) => `  ${s}`).join('\n')}\n${SUBSYSTEMS_LINE}\n`);
+}
 
 function die(code: number, message: string): never {
   process.stderr.write(`tsmtpctl: ${message}\n`);
@@ -94,7 +110,9 @@ async function main(): Promise<void> {
   // smtpctl's personalities: invoked as mailq or newaliases it is that command
   const personality = PERSONALITIES[basename(process.argv[1] ?? '')];
   const words = personality ? [...personality, ...parsed.positionals] : parsed.positionals;
-  if (parsed.values.help || words.length === 0) die(2, USAGE);
+  if (parsed.values.help) return void process.stdout.write(HELP);
+  if (words.length === 0) die(2, `${USAGE}\n"tsmtpctl help" lists the commands`);
+  if (words[0] === 'help' && words.length === 1) return help();
   if ('encrypt'.startsWith(words[0]!) && words[0]!.length >= 2) return encrypt(words.slice(1));
   if (words[0] === 'spf' && words[1] !== undefined && 'walk'.startsWith(words[1])) return spf(parsed.values.resolver);
 

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import { configureLog, log } from '../log.js';
-import { EXIT, parseCli, USAGE, UsageError, type CliOptions } from '../daemon/cli.js';
+import { EXIT, HELP, parseCli, USAGE, UsageError, type CliOptions } from '../daemon/cli.js';
+import { preflight } from '../daemon/preflight.js';
 import { findServerName } from '../daemon/server-name.js';
 import { defaultSpool, lockSpool, prepareSpool } from '../daemon/spool.js';
 import { Supervisor, V8_FLAGS } from '../daemon/supervisor.js';
@@ -56,12 +57,14 @@ async function main(): Promise<void> {
   for (const flag of V8_FLAGS) setFlagsFromString(flag);
   const opts = parseOrExit();
   if (opts.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(HELP);
     return;
   }
   let config;
   try {
     config = loadConfig(opts.configFile, { macros: opts.macros });
+    // what start will open, bind and run, checked now: -n and start give the same verdict
+    await preflight(config);
   } catch (err) {
     if (err instanceof ConfigError) fail(EXIT.CONFIG, err.message);
     fail(EXIT.CONFIG, `${opts.configFile}: ${(err as Error).message}`);

@@ -70,6 +70,17 @@ export class Cursor {
     return t.value;
   }
 
+  /**
+   * A value where OpenSMTPD's grammar wants a STRING (a name, a path, a literal): a bare keyword
+   * or number there is a syntax error in smtpd, so it is here; quoted, any text goes.
+   */
+  name(what: string): string {
+    const t = this.tokens[this.i];
+    if (t?.keyword) this.fail(`syntax error: "${t.value}" is a keyword: quote it to use it as ${what}`);
+    if (t?.number) this.fail(`syntax error: ${t.value} is a number: quote it to use it as ${what}`);
+    return this.value(what);
+  }
+
   /** A quoted string only (commands, messages). */
   string(what: string): string {
     return this.expectKind('string', what).value;
@@ -79,15 +90,22 @@ export class Cursor {
     return this.expectKind('table', what).value;
   }
 
-  /** `{ a, b, c }` with optional commas; returns the words or strings inside. */
-  list(what: string): string[] {
-    this.expectKind('{', `{ for ${what}`);
-    const items: string[] = [];
-    while (!this.acceptKind('}')) {
-      if (this.acceptKind(',')) continue;
-      items.push(this.value(what));
+  /**
+   * `{ a, b c }` as smtpd 7.8's string_list, keyval_list and filter_list read it: entries apart by
+   * a comma, a newline or blanks (parse.y `comma: ',' optnl | nl | empty`), newlines allowed after
+   * `{` and before `}`; no comma first, last or twice. `item` reads one entry.
+   */
+  braces(what: string, item: () => void): void {
+    this.expectKind('{', `{ and ${what}`);
+    if (this.acceptKind('}')) this.fail(`syntax error: empty ${what}`);
+    for (;;) {
+      if (this.is(',')) this.fail(`syntax error: a comma without ${what} before it`);
+      item();
+      const next = this.peekToken();
+      if (next?.kind === '}') break;
+      if (this.acceptKind(',') && this.is('}')) this.fail(`syntax error: a comma without ${what} after it`);
     }
-    return items;
+    this.expectKind('}', '}');
   }
 
   end(): void {

@@ -1,6 +1,7 @@
 /** `action NAME METHOD [options]`: delivery methods and their local or relay options. */
 import type { Cursor } from './cursor.js';
 import { filterRef } from './parse-listen.js';
+import { tableName } from './parse-table.js';
 import type { Action, ActionMethod, Config, RelayOptions } from './types.js';
 import { parseDelay } from './values.js';
 
@@ -17,15 +18,14 @@ function parseMethod(c: Cursor): ActionMethod {
       return { kind: method };
     case 'maildir': {
       let path: string | undefined;
-      if (c.is('string') || (c.peek() !== undefined && !LOCAL_OPTIONS.has(c.peek()!) && c.peek() !== 'junk')) {
-        path = c.value('a maildir path');
-      }
+      // `maildir [path] [junk]`: a path is any value but a keyword (the next option)
+      if (c.is('string') || (c.is('word') && !c.peekToken()!.keyword)) path = c.name('a maildir path');
       return { kind: 'maildir', path, junk: c.accept('junk') };
     }
     case 'mda':
-      return { kind: 'mda', command: c.value('an mda command') };
+      return { kind: 'mda', command: c.name('an mda command') };
     case 'lmtp': {
-      const destination = c.value('an lmtp destination');
+      const destination = c.name('an lmtp destination');
       return { kind: 'lmtp', destination, rcptTo: c.accept('rcpt-to') };
     }
     default:
@@ -37,43 +37,54 @@ function relayOption(c: Cursor, opt: string, r: RelayOptions, config: Config): v
   switch (opt) {
     case 'backup':
       r.backup = true;
-      if (c.accept('mx')) r.backupMx = c.value('an mx name');
+      if (c.accept('mx')) r.backupMx = c.name('an mx name');
       break;
-    case 'helo': r.helo = c.value('a helo name'); break;
-    case 'helo-src': r.heloSrc = c.table(); break;
-    case 'domain': r.domainTable = c.table(); break;
+    case 'helo': r.helo = c.name('a helo name'); break;
+    case 'helo-src': r.heloSrc = tableName(c, config); break;
+    case 'domain': r.domainTable = tableName(c, config); break;
     case 'host':
-      if (c.is('table')) r.hostTable = c.table();
-      else r.host = c.value('a relay url');
+      // one URL stays a URL; `<table>` or `{ ... }` is a table of them
+      if (c.is('table') || c.is('{')) r.hostTable = tableName(c, config);
+      else r.host = c.name('a relay url');
       break;
-    case 'pki': r.pki = c.value('a pki name'); break;
-    case 'ca': r.ca = c.value('a ca name'); break;
-    case 'srs': r.srs = true; break;
+    case 'pki': r.pki = c.name('a pki name').toLowerCase(); break;
+    case 'ca': r.ca = c.name('a ca name').toLowerCase(); break;
+    // smtpd wants the key declared above the action, and a host (or domain) before auth
+    case 'srs':
+      if (!config.srs?.key) c.fail('srs requires an srs key (srs key ... above this action)');
+      r.srs = true;
+      break;
     case 'tls': r.tls = c.accept('no-verify') ? 'no-verify' : 'required'; break;
-    case 'auth': r.authTable = c.table(); break;
-    case 'mail-from': r.mailFrom = c.value('an address'); break;
-    case 'src':
-      if (c.is('table')) r.srcTable = c.table();
-      else r.src = c.value('a source address');
+    case 'auth':
+      if (!r.host && !r.hostTable && !r.domainTable) c.fail('auth requires host (given before it)');
+      r.authTable = tableName(c, config);
       break;
-    case 'protocols': r.protocols = c.value('a protocol list'); break;
-    case 'ciphers': r.ciphers = c.value('a cipher list'); break;
+    case 'mail-from': r.mailFrom = c.name('an address'); break;
+    case 'src':
+      if (c.is('table') || c.is('{')) r.srcTable = tableName(c, config);
+      else r.src = c.name('a source address');
+      break;
+    case 'protocols': r.protocols = c.name('a protocol list'); break;
+    case 'ciphers': r.ciphers = c.name('a cipher list'); break;
     case 'filter': r.filter = filterRef(c, config); break;
   }
 }
 
-function localOption(c: Cursor, opt: string, a: Action): void {
+function localOption(c: Cursor, opt: string, a: Action, config: Config): void {
   switch (opt) {
-    case 'alias': a.alias = c.table(); break;
-    case 'virtual': a.virtual = c.table(); break;
-    case 'userbase': a.userbase = c.table(); break;
-    case 'user': a.user = c.value('a user name'); break;
-    case 'wrapper': a.wrapper = c.value('a wrapper name'); break;
+    case 'alias': a.alias = tableName(c, config); break;
+    case 'virtual': a.virtual = tableName(c, config); break;
+    case 'userbase': a.userbase = tableName(c, config); break;
+    case 'user': a.user = c.name('a user name'); break;
+    case 'wrapper':
+      a.wrapper = c.name('a wrapper name');
+      if (!config.mdaWrappers.has(a.wrapper)) c.fail(`undefined mda wrapper: ${a.wrapper}`);
+      break;
   }
 }
 
 export function parseAction(c: Cursor, config: Config): void {
-  const name = c.value('an action name');
+  const name = c.name('an action name');
   if (config.actions.has(name)) c.fail(`action already defined: ${name}`);
   const method = parseMethod(c);
   const a: Action = { name, method, where: c.where };
@@ -85,12 +96,12 @@ export function parseAction(c: Cursor, config: Config): void {
     if (seen.has(opt)) c.fail(`syntax error: ${opt} given twice`);
     seen.add(opt);
     if (opt === 'ttl') {
-      const text = c.value('a delay');
+      const text = c.name('a delay');
       const ttl = parseDelay(text);
       if (ttl === null) c.fail(`invalid delay: ${text}`);
       a.ttl = ttl;
     } else if (relay && RELAY_OPTIONS.has(opt)) relayOption(c, opt, a.relay!, config);
-    else if (!relay && LOCAL_OPTIONS.has(opt)) localOption(c, opt, a);
+    else if (!relay && LOCAL_OPTIONS.has(opt)) localOption(c, opt, a, config);
     else c.fail(`syntax error: ${opt} is not an option of ${relay ? 'relay' : 'local'} actions`);
   }
   checkAction(c, a);
@@ -105,6 +116,4 @@ function checkAction(c: Cursor, a: Action): void {
   if (!r) return;
   if ((r.host || r.hostTable) && r.domainTable) c.fail('host and domain are exclusive');
   if (r.backup && (r.host || r.hostTable || r.domainTable)) c.fail('backup is exclusive with host and domain');
-  if (r.authTable && !r.host && !r.hostTable) c.fail('auth requires host');
-  if (r.helo && r.heloSrc) c.fail('helo and helo-src are exclusive');
 }

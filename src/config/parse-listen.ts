@@ -1,5 +1,7 @@
 /** `listen on ...`: the listener grammar of smtpd.conf(5), socket and network forms. */
 import type { Cursor } from './cursor.js';
+import { declaredFilter, filterNames } from './parse-filter.js';
+import { startsTable, tableName } from './parse-table.js';
 import type { Config, Listener, TlsMode } from './types.js';
 import { parsePort } from './values.js';
 
@@ -7,11 +9,20 @@ const SOCKET_OPTIONS = new Set(['filter', 'mask-src', 'no-dsn', 'tag']);
 
 /** `filter NAME` or an anonymous chain `filter { a, b }`, which becomes `<dynchain:N>`. */
 export function filterRef(c: Cursor, config: Config): string {
-  if (!c.is('{')) return c.value('a filter name');
-  const names = c.list('filter names');
-  if (names.length === 0) c.fail('syntax error: empty filter chain');
+  if (!c.is('{')) {
+    const name = c.name('a filter name');
+    declaredFilter(c, config, name);
+    return name;
+  }
+  const names = filterNames(c, config);
   const name = `<dynchain:${config.filters.size}>`;
   config.filters.set(name, { name, kind: 'chain', filters: names, where: c.where });
+  return name;
+}
+
+/** pki and ca are found when the listener is made, as smtpd's config_listener() finds them. */
+function declared(c: Cursor, what: string, name: string, map: Map<string, unknown>): string {
+  if (!map.has(name)) c.fail(`undefined ${what}: ${name}`);
   return name;
 }
 
@@ -26,7 +37,7 @@ export function parseListen(c: Cursor, config: Config): void {
   const socket = c.accept('socket');
   const l: Listener = {
     kind: socket ? 'socket' : 'inet',
-    interface: socket ? 'socket' : c.value('an interface, address or host'),
+    interface: socket ? 'socket' : c.name('an interface, address or host'),
     family: 'any', port: 0, tls: 'none', tlsVerify: false, pki: [], auth: 'none',
     maskSrc: false, noDsn: false, proxyV2: false, receivedAuth: false, where: c.where,
   };
@@ -53,25 +64,26 @@ export function parseListen(c: Cursor, config: Config): void {
       case 'tls-require': setTls(c, l, 'require'); break;
       case 'smtps': setTls(c, l, 'smtps'); break;
       case 'pki':
-        l.pki.push(c.value('a pki name'));
+        l.pki.push(declared(c, 'pki', c.name('a pki name').toLowerCase(), config.pkis));
         if (l.pki.length > 32) c.fail('too many pki (32 at most)');
         break;
-      case 'ca': l.ca = c.value('a ca name'); break;
-      case 'ciphers': l.ciphers = c.value('a cipher list'); break;
-      case 'protocols': l.protocols = c.value('a protocol list'); break;
+      case 'ca': l.ca = declared(c, 'ca', c.name('a ca name').toLowerCase(), config.cas); break;
+      case 'ciphers': l.ciphers = c.name('a cipher list'); break;
+      case 'protocols': l.protocols = c.name('a protocol list'); break;
       case 'auth': case 'auth-optional':
         if (l.auth !== 'none') c.fail('syntax error: auth and auth-optional are exclusive');
         l.auth = opt === 'auth' ? 'required' : 'optional';
-        if (c.is('table')) l.authTable = c.table();
+        if (startsTable(c)) l.authTable = tableName(c, config);
         break;
-      case 'hostname': l.hostname = c.value('a host name'); break;
-      case 'hostnames': l.hostnames = c.table(); break;
+      case 'hostname': l.hostname = c.name('a host name'); break;
+      case 'hostnames': l.hostnames = tableName(c, config); break;
       case 'mask-src': l.maskSrc = true; break;
       case 'no-dsn': l.noDsn = true; break;
-      case 'senders': l.senders = { table: c.table(), masquerade: c.accept('masquerade') }; break;
+      case 'senders': l.senders = { table: tableName(c, config), masquerade: c.accept('masquerade') }; break;
       case 'tag': {
-        const tag = c.value('a tag');
-        if (tag.length > 32) c.fail('tag name too long');
+        const tag = c.name('a tag');
+        // SMTPD_TAG_SIZE is 32, NUL included
+        if (tag.length >= 32) c.fail('tag name too long');
         l.tag = tag;
         break;
       }
@@ -82,8 +94,9 @@ export function parseListen(c: Cursor, config: Config): void {
     }
   }
   if (l.tls !== 'none' && l.pki.length === 0 && !socket) c.fail('listener with tls requires a pki');
+  // create_if_listener(): AUTH is never offered in clear, so a listener would refuse everyone
+  if (l.auth !== 'none' && l.tls === 'none' && !socket) c.fail('invalid listen option: auth requires tls/smtps');
   if (l.tls === 'none' && l.pki.length > 0) c.fail('pki given without tls, tls-require or smtps');
-  if (l.hostname && l.hostnames) c.fail('hostname and hostnames are exclusive');
   l.port = port ?? (l.tls === 'smtps' ? 465 : 25);
   config.listeners.push(l);
 }

@@ -1,22 +1,7 @@
 /** `match CRITERIA action NAME | reject`: per-recipient rules, each criterion negatable. */
 import type { Cursor } from './cursor.js';
-import type { Config, MatchCriterion, MatchRule, TableRef } from './types.js';
-
-/** `<table>` or a literal value, which becomes an anonymous inline table `<dynamic:N>`. */
-export function tableOrLiteral(c: Cursor, config: Config, regex: boolean): TableRef {
-  if (c.is('table')) return { table: c.table(), regex };
-  const value = c.value('a <table> or a value');
-  const table = `<dynamic:${config.tables.size}>`;
-  config.tables.set(table, { name: table, backend: 'static', config: '', inline: { kind: 'list', values: [value] }, where: c.where });
-  return { table, regex };
-}
-
-/** `[regex] <t>|value`, or nothing when `optional` and no table or value follows. */
-function ref(c: Cursor, config: Config, optional: boolean): TableRef | undefined {
-  const regex = c.accept('regex');
-  if (optional && !regex && !c.is('table') && !c.is('string')) return undefined;
-  return tableOrLiteral(c, config, regex);
-}
+import { matchTable, optionalMatchTable } from './parse-table.js';
+import type { Config, MatchCriterion, MatchRule } from './types.js';
 
 function fromCriterion(c: Cursor, config: Config): MatchCriterion {
   const what = c.value('any, local, socket, src, rdns, auth or mail-from after from');
@@ -24,10 +9,10 @@ function fromCriterion(c: Cursor, config: Config): MatchCriterion {
     case 'any': return { kind: 'from-any' };
     case 'local': return { kind: 'from-local' };
     case 'socket': return { kind: 'from-socket' };
-    case 'src': return { kind: 'from-src', table: ref(c, config, false)! };
-    case 'rdns': return { kind: 'from-rdns', table: ref(c, config, true) };
-    case 'auth': return { kind: 'from-auth', table: ref(c, config, true) };
-    case 'mail-from': return { kind: 'from-mail-from', table: ref(c, config, false)! };
+    case 'src': return { kind: 'from-src', table: matchTable(c, config) };
+    case 'rdns': return { kind: 'from-rdns', table: optionalMatchTable(c, config) };
+    case 'auth': return { kind: 'from-auth', table: optionalMatchTable(c, config) };
+    case 'mail-from': return { kind: 'from-mail-from', table: matchTable(c, config) };
     default: return c.fail(`syntax error: unknown from criterion: ${what}`);
   }
 }
@@ -37,8 +22,8 @@ function forCriterion(c: Cursor, config: Config): MatchCriterion {
   switch (what) {
     case 'any': return { kind: 'for-any' };
     case 'local': return { kind: 'for-local' };
-    case 'domain': return { kind: 'for-domain', table: ref(c, config, false)! };
-    case 'rcpt-to': return { kind: 'for-rcpt-to', table: ref(c, config, false)! };
+    case 'domain': return { kind: 'for-domain', table: matchTable(c, config) };
+    case 'rcpt-to': return { kind: 'for-rcpt-to', table: matchTable(c, config) };
     default: return c.fail(`syntax error: unknown for criterion: ${what}`);
   }
 }
@@ -47,11 +32,11 @@ function criterion(c: Cursor, config: Config, word: string): MatchCriterion {
   switch (word) {
     case 'from': return fromCriterion(c, config);
     case 'for': return forCriterion(c, config);
-    case 'tag': return { kind: 'tag', table: ref(c, config, false)! };
-    case 'helo': return { kind: 'helo', table: ref(c, config, false)! };
-    case 'auth': return { kind: 'auth', table: ref(c, config, true) };
-    case 'mail-from': return { kind: 'mail-from', table: ref(c, config, false)! };
-    case 'rcpt-to': return { kind: 'rcpt-to', table: ref(c, config, false)! };
+    case 'tag': return { kind: 'tag', table: matchTable(c, config) };
+    case 'helo': return { kind: 'helo', table: matchTable(c, config) };
+    case 'auth': return { kind: 'auth', table: optionalMatchTable(c, config) };
+    case 'mail-from': return { kind: 'mail-from', table: matchTable(c, config) };
+    case 'rcpt-to': return { kind: 'rcpt-to', table: matchTable(c, config) };
     case 'tls': return { kind: 'tls' };
     default: return c.fail(`syntax error: unknown match criterion: ${word}`);
   }
@@ -63,7 +48,10 @@ export function parseMatch(c: Cursor, config: Config): void {
   let decided = false;
   while (!c.done()) {
     if (c.accept('action')) {
-      rule.decision = { kind: 'action', action: c.value('an action name') };
+      const action = c.name('an action name');
+      // declared above, as smtpd's one-pass parser wants ("no such dispatcher")
+      if (!config.actions.has(action)) c.fail(`undefined action: ${action}`);
+      rule.decision = { kind: 'action', action };
       decided = true;
       break;
     }

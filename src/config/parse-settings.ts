@@ -1,13 +1,10 @@
 /**
- * The global settings of smtpd.conf: pki, ca, table, queue, smtp, mta, mda, scheduler, bounce,
- * srs, admd, plus tsmtpd's `resolver` and `stat listen on`.
+ * The global settings of smtpd.conf: pki, ca, queue, smtp, mta, mda, scheduler, bounce, srs,
+ * admd, plus tsmtpd's `resolver` and `stat listen on`.
  */
 import type { Cursor } from './cursor.js';
 import type { Config } from './types.js';
 import { parseCount, parseDelay, parseHostPort, parsePort, parseSize } from './values.js';
-
-/** Backends a `table NAME backend:config` may name; no unknown name falls back to anything. */
-export const TABLE_BACKENDS = ['static', 'file', 'db', 'sqlite', 'proc', 'getpwnam', 'postgres', 'redis', 'ldap', 'mysql'];
 
 function count(c: Cursor, what: string): number {
   const text = c.value(what);
@@ -16,32 +13,47 @@ function count(c: Cursor, what: string): number {
   return n;
 }
 
-function delay(c: Cursor): number {
+function delay(c: Cursor, unitless = false): number {
   const text = c.value('a delay');
-  const d = parseDelay(text);
+  const d = parseDelay(text, unitless);
   if (d === null) c.fail(`invalid delay: ${text} (a number with s, m, h or d)`);
   return d;
 }
 
 /** `key N key N ...` limit lists (`mda limit`, `scheduler limit`, `mta limit`). */
-function limits(c: Cursor, known: string[] | null, into: Record<string, number>): void {
+function limits(c: Cursor, known: string[], into: Record<string, number>): void {
   if (c.done()) c.fail('syntax error: limit needs at least one key and value');
   while (!c.done()) {
     const key = c.value('a limit name');
-    if ((known && !known.includes(key)) || !/^[a-z][a-z0-9-]*$/.test(key)) c.fail(`unknown limit: ${key}`);
+    if (!known.includes(key)) c.fail(`unknown limit: ${key}`);
     into[key] = count(c, `a value for ${key}`);
   }
 }
 
+/**
+ * pki and ca names are host names, or `*` for the catch-all, lowercased (as smtpd's pki and ca
+ * rules check with res_hnok()).
+ */
+export function certName(c: Cursor, what: string): string {
+  const name = c.name(what);
+  if (name !== '*' && !isHostname(name)) c.fail(`not a valid domain name: ${name}`);
+  return name.toLowerCase();
+}
+
+function isHostname(name: string): boolean {
+  const label = '[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?';
+  return name.length <= 253 && new RegExp(`^${label}(?:\\.${label})*\\.?$`).test(name);
+}
+
 export function parsePki(c: Cursor, config: Config): void {
-  const name = c.value('a pki name');
+  const name = certName(c, 'a pki name');
   const pki = config.pkis.get(name) ?? { name, dhe: 'none' as const, where: c.where };
   const what = c.value('cert, key or dhe');
-  if (what === 'cert') pki.cert = c.value('a certificate file');
-  else if (what === 'key') pki.key = c.value('a key file');
+  if (what === 'cert') pki.cert = c.name('a certificate file');
+  else if (what === 'key') pki.key = c.name('a key file');
   else if (what === 'dhe') {
-    const v = c.value('none, auto or legacy');
-    if (v !== 'none' && v !== 'auto' && v !== 'legacy') c.fail(`invalid dhe: ${v}`);
+    const v = c.name('none, auto or legacy').toLowerCase();
+    if (v !== 'none' && v !== 'auto' && v !== 'legacy') c.fail(`invalid DHE keyword: ${v}`);
     pki.dhe = v;
   } else c.fail(`syntax error: unknown pki option: ${what}`);
   c.end();
@@ -49,51 +61,34 @@ export function parsePki(c: Cursor, config: Config): void {
 }
 
 export function parseCa(c: Cursor, config: Config): void {
-  const name = c.value('a ca name');
+  const name = certName(c, 'a ca name');
   c.expect('cert');
-  config.cas.set(name, { name, cert: c.value('a certificate file'), where: c.where });
+  config.cas.set(name, { name, cert: c.name('a certificate file'), where: c.where });
   c.end();
 }
 
-export function parseTable(c: Cursor, config: Config): void {
-  const name = c.value('a table name');
-  if (config.tables.has(name)) c.fail(`table already defined: ${name}`);
-  const where = c.where;
-  if (c.is('{')) {
-    c.acceptKind('{');
-    const values: string[] = [];
-    const entries: [string, string][] = [];
-    while (!c.acceptKind('}')) {
-      if (c.acceptKind(',')) continue;
-      const key = c.value('a table entry');
-      if (c.acceptKind('=')) entries.push([key, c.value('a value')]);
-      else values.push(key);
-      if (values.length > 0 && entries.length > 0) c.fail('table mixes list entries and key = value entries');
-    }
-    c.end();
-    const inline = entries.length > 0 ? { kind: 'map' as const, entries } : { kind: 'list' as const, values };
-    return void config.tables.set(name, { name, backend: 'static', config: '', inline, where });
+/**
+ * `queue encryption KEY`: OpenSMTPD's crypto_setup() takes the key as 32 bytes as written (what
+ * `openssl rand -hex 16` prints) and `smtpd -n` refuses any other length. smtpd can also read
+ * the key at start (no key: a prompt; `stdin` or `-`: a line of stdin); tsmtpd cannot yet, and
+ * refuses those forms rather than encrypt with a key nobody chose.
+ */
+function queueKey(c: Cursor): string {
+  if (c.done()) c.fail('queue encryption without a key: tsmtpd cannot ask for it at start yet, write the key here');
+  const key = c.name('a key');
+  if (key.toLowerCase() === 'stdin' || key === '-') c.fail(`queue encryption ${key}: tsmtpd cannot read the key at start yet, write the key here`);
+  if (Buffer.byteLength(key) !== QUEUE_KEY_BYTES) {
+    c.fail(`invalid key for queue encryption: it must be ${QUEUE_KEY_BYTES} characters (openssl rand -hex 16), not ${Buffer.byteLength(key)}`);
   }
-  const spec = c.value('a table backend and path, or { ... }');
-  c.end();
-  let backend = 'file';
-  let conf = spec;
-  if (!spec.startsWith('/')) {
-    const colon = spec.indexOf(':');
-    backend = colon < 0 ? spec : spec.slice(0, colon);
-    conf = colon < 0 ? '' : spec.slice(colon + 1);
-  }
-  if (!TABLE_BACKENDS.includes(backend)) c.fail(`unknown table backend: ${backend}`);
-  if ((backend === 'file' || backend === 'db') && !conf.startsWith('/') && !conf.startsWith('./')) {
-    c.fail(`table ${name}: ${backend} path must be absolute`);
-  }
-  config.tables.set(name, { name, backend: backend === 'static' ? 'file' : backend, config: conf, where });
+  return key;
 }
+
+export const QUEUE_KEY_BYTES = 32;
 
 export function parseQueue(c: Cursor, config: Config): void {
   const what = c.value('compression, encryption or ttl');
   if (what === 'compression') config.queue.compression = true;
-  else if (what === 'encryption') config.queue.encryption = { key: c.done() ? 'stdin' : c.value('a key') };
+  else if (what === 'encryption') config.queue.encryption = { key: queueKey(c) };
   else if (what === 'ttl') config.queue.ttl = delay(c);
   else c.fail(`syntax error: unknown queue option: ${what}`);
   c.end();
@@ -101,7 +96,7 @@ export function parseQueue(c: Cursor, config: Config): void {
 
 export function parseSmtp(c: Cursor, config: Config): void {
   const what = c.value('an smtp option');
-  if (what === 'ciphers') config.smtp.ciphers = c.value('a cipher list');
+  if (what === 'ciphers') config.smtp.ciphers = c.name('a cipher list');
   else if (what === 'limit') smtpLimits(c, config);
   else if (what === 'ban') {
     // tsmtpd addition: `smtp ban auth-failures N in DELAY for DELAY`
@@ -109,9 +104,9 @@ export function parseSmtp(c: Cursor, config: Config): void {
     const failures = count(c, 'a number of failures');
     if (failures < 1) c.fail('smtp ban auth-failures needs at least 1 failure');
     c.expect('in');
-    const window = delay(c);
+    const window = delay(c, true);
     c.expect('for');
-    const duration = delay(c);
+    const duration = delay(c, true);
     if (window < 1 || duration < 1) c.fail('smtp ban delays must be at least 1s');
     config.smtp.authBan = { failures, window, duration };
   } else if (what === 'workers') {
@@ -120,7 +115,7 @@ export function parseSmtp(c: Cursor, config: Config): void {
     if (!Number.isInteger(n) || n < 1 || n > 256) c.fail(`smtp workers must be a whole number from 1 to 256: ${text}`);
     config.smtp.workers = n;
   } else if (what === 'timeout') {
-    const seconds = delay(c);
+    const seconds = delay(c, true);
     if (seconds < 1) c.fail('smtp timeout must be at least 1s');
     config.smtp.timeout = seconds;
   } else if (what === 'max-message-size') {
@@ -129,7 +124,7 @@ export function parseSmtp(c: Cursor, config: Config): void {
     if (size === null) c.fail(`invalid size: ${text} (a number with K, M or G)`);
     config.smtp.maxMessageSize = size;
   } else if (what === 'sub-addr-delim') {
-    const d = c.value('a character');
+    const d = c.name('a character');
     if (d.length !== 1 || d === '@' || !/[\x21-\x7e]/.test(d)) c.fail(`invalid sub-addr-delim: ${d}`);
     config.smtp.subAddrDelim = d;
   } else c.fail(`syntax error: unknown smtp option: ${what}`);
@@ -145,7 +140,7 @@ function smtpLimits(c: Cursor, config: Config): void {
   while (!c.done()) {
     const key = c.value('a limit name');
     if (key === 'max-command-time') {
-      s.maxCommandTime = delay(c);
+      s.maxCommandTime = delay(c, true);
       if (s.maxCommandTime < 1) c.fail('max-command-time must be at least 1s');
     } else if (key === 'min-data-rate') {
       const text = c.value('a size per second');
@@ -157,6 +152,14 @@ function smtpLimits(c: Cursor, config: Config): void {
     } else c.fail(`unknown limit: ${key}`);
   }
 }
+
+/** limit.c limit_mta_set(): the keys smtpd knows; anything else is "invalid mta limit keyword". */
+const MTA_LIMITS = [
+  'max-conn-per-host', 'max-conn-per-route', 'max-conn-per-source', 'max-conn-per-connector', 'max-conn-per-relay',
+  'max-conn-per-domain', 'conn-delay-host', 'conn-delay-route', 'conn-delay-source', 'conn-delay-connector',
+  'conn-delay-relay', 'conn-delay-domain', 'reconn-delay-route', 'session-mail-max', 'session-transaction-delay',
+  'session-keepalive', 'max-failures-per-session', 'task-hiwat', 'task-lowat', 'task-release',
+];
 
 export function parseMta(c: Cursor, config: Config): void {
   const what = c.value('max-deferred, limit or port');
@@ -170,10 +173,10 @@ export function parseMta(c: Cursor, config: Config): void {
     const limit: Config['mta']['limits'][number] = { limits: {}, where: c.where };
     if (c.accept('for')) {
       c.expect('domain');
-      limit.domain = c.value('a domain');
+      limit.domain = c.name('a domain');
     }
     if (c.peek() === 'inet4' || c.peek() === 'inet6') limit.family = c.value('a family') as 'inet4' | 'inet6';
-    limits(c, null, limit.limits);
+    limits(c, MTA_LIMITS, limit.limits);
     config.mta.limits.push(limit);
   } else c.fail(`syntax error: unknown mta option: ${what}`);
   c.end();
@@ -182,9 +185,9 @@ export function parseMta(c: Cursor, config: Config): void {
 export function parseMda(c: Cursor, config: Config): void {
   const what = c.value('wrapper or limit');
   if (what === 'wrapper') {
-    const name = c.value('a wrapper name');
+    const name = c.name('a wrapper name');
     if (config.mdaWrappers.has(name)) c.fail(`mda wrapper already defined: ${name}`);
-    config.mdaWrappers.set(name, { name, command: c.value('a command'), where: c.where });
+    config.mdaWrappers.set(name, { name, command: c.name('a command'), where: c.where });
   } else if (what === 'limit') {
     limits(c, ['max-session', 'max-session-per-user', 'task-lowat', 'task-hiwat', 'task-release'], config.mdaLimits);
   } else c.fail(`syntax error: unknown mda option: ${what}`);
@@ -209,9 +212,14 @@ export function parseSrs(c: Cursor, config: Config): void {
   const srs = config.srs ?? { key: '', ttl: 4 * 86400 };
   const what = c.value('key or ttl');
   if (what === 'key') {
-    if (c.accept('backup')) srs.backupKey = c.value('a key');
-    else srs.key = c.value('a key');
-  } else if (what === 'ttl') srs.ttl = Math.ceil(delay(c) / 86400) * 86400;
+    if (c.accept('backup')) srs.backupKey = c.name('a key');
+    else srs.key = c.name('a key');
+  } else if (what === 'ttl') {
+    // whole days, as smtpd keeps it (sc_srs_ttl /= 86400): less than one is "too short"
+    const days = Math.floor(delay(c) / 86400);
+    if (days === 0) c.fail('srs ttl delay is too short (one day at least)');
+    srs.ttl = days * 86400;
+  }
   else c.fail(`syntax error: unknown srs option: ${what}`);
   c.end();
   config.srs = srs;

@@ -13,8 +13,9 @@ import { parseListen } from './parse-listen.js';
 import { parseMatch } from './parse-match.js';
 import {
   parseBounce, parseCa, parseMda, parseMta, parsePki, parseQueue, parseResolver, parseScheduler, parseSmtp,
-  parseSrs, parseStat, parseTable,
+  parseSrs, parseStat,
 } from './parse-settings.js';
+import { parseTable } from './parse-table.js';
 import type { Config } from './types.js';
 import { validate } from './validate.js';
 
@@ -34,7 +35,7 @@ const STATEMENTS: Record<string, Statement> = {
   mda: parseMda, scheduler: parseScheduler, bounce: parseBounce, srs: parseSrs, resolver: parseResolver,
   stat: parseStat,
   admd: (c, config) => {
-    config.admd = c.value('an authserv-id');
+    config.admd = c.name('an authserv-id');
     c.end();
   },
 };
@@ -80,10 +81,12 @@ class Parser {
 
   private defineMacro(raw: Token[], where: { file: string; line: number }): void {
     const name = raw[0]!.value;
+    // smtpd's varset is STRING '=' STRING: a keyword (`hostname = ...`) or a number is no name
+    if (raw[0]!.keyword) throw new ConfigError(where.file, where.line, `syntax error: "${name}" is a keyword, not a macro name`);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new ConfigError(where.file, where.line, `invalid macro name: ${name}`);
     const values = this.expand(raw.slice(2));
-    if (values.length !== 1 || (values[0]!.kind !== 'word' && values[0]!.kind !== 'string')) {
-      throw new ConfigError(where.file, where.line, 'syntax error: macro needs one value (quote it if it has spaces)');
+    if (values.length !== 1 || (values[0]!.kind !== 'word' && values[0]!.kind !== 'string') || values[0]!.keyword || values[0]!.number) {
+      throw new ConfigError(where.file, where.line, 'syntax error: macro needs one value (quote it if it has spaces, is a number or a keyword)');
     }
     if (!this.fixed.has(name)) this.config.macros[name] = values[0]!.value;
   }
@@ -98,7 +101,8 @@ class Parser {
       }
       const value = Object.hasOwn(this.config.macros, t.value) ? this.config.macros[t.value] : undefined;
       if (value === undefined) throw new ConfigError(t.file, t.line, `macro '${t.value}' not defined`);
-      for (const m of tokenize(value, t.file)) {
+      // as smtpd pushes the value back into its input: word characters right after `$name` join it
+      for (const m of tokenize(value + (t.glue ?? ''), t.file)) {
         if (m.kind === 'macro') throw new ConfigError(t.file, t.line, `macro '${t.value}' refers to another macro`);
         if (m.kind !== 'eol') out.push({ ...m, line: t.line });
       }
@@ -107,7 +111,7 @@ class Parser {
   }
 
   private include(c: Cursor, depth: number): void {
-    const path = c.value('a file name');
+    const path = c.name('a file name');
     c.end();
     if (depth >= MAX_INCLUDE_DEPTH) c.fail('include nested too deeply');
     if (!this.options.readInclude) c.fail(`cannot include ${path}`);

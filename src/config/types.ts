@@ -86,6 +86,8 @@ export interface Listener {
   filter?: string;
   proxyV2: boolean;
   receivedAuth: boolean;
+  /** The addresses to bind, found at start (daemon/listen-addresses.ts); link-local ones as `fe80::1%eth0`. */
+  addresses?: string[];
   where: Where;
 }
 
@@ -260,7 +262,7 @@ export interface Config {
   mdaLimits: Record<string, number>;
   queue: {
     compression: boolean;
-    /** Key material as written in the config; `stdin`/`-` means read at start. */
+    /** The 32-character key as written in the config. */
     encryption?: { key: string };
     ttl: number;
   };

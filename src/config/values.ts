@@ -12,10 +12,14 @@ export function parseSize(text: string): number | null {
   return Number.isSafeInteger(v) ? v : null;
 }
 
-/** `4d`, `30m`, `300s`, `300`: seconds, or null when malformed. */
-export function parseDelay(text: string): number | null {
-  const m = /^(\d+)([smhd]?)$/.exec(text);
-  if (!m) return null;
+/**
+ * `4d`, `30m`, `300s`: seconds, or null when malformed. smtpd's delaytonum() wants a unit and at
+ * least 1; `unitless` lets tsmtpd's own delays through (`smtp timeout 300`, `max-command-time`,
+ * `smtp ban`), which take seconds without a unit and check their own minimum.
+ */
+export function parseDelay(text: string, unitless = false): number | null {
+  const m = (unitless ? /^(\d+)([smhd]?)$/ : /^(\d+)([smhd])$/).exec(text);
+  if (!m || (!unitless && Number(m[1]) < 1)) return null;
   const v = Number(m[1]) * DELAY_UNITS[m[2]!]!;
   return Number.isSafeInteger(v) ? v : null;
 }

@@ -7,9 +7,8 @@ import { join } from 'node:path';
 import type { Role } from '../bus/bus.js';
 import { PEERS } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
-import { baseCommands, type CommandEnv } from './commands.js';
-import { queueCommands } from './queue-commands.js';
-import { mtaCommands } from './mta-commands.js';
+import type { CommandEnv } from './commands.js';
+import { allCommands } from './help.js';
 import { ControlServer } from './server.js';
 
 export const CONTROL_SOCKET = 'tsmtpd.sock';
@@ -27,7 +26,7 @@ export function createControlRole(ctx: RoleContext, opts: { adoptOnly?: boolean 
     traces: new Set(),
     profiles: new Set(),
   };
-  const table = [...baseCommands(env), ...queueCommands(), ...mtaCommands()];
+  const table = allCommands(env);
   const server = new ControlServer(join(ctx.spool, CONTROL_SOCKET), () => table, env);
   return {
     name: 'control',

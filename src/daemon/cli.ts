@@ -18,6 +18,27 @@ export const EXIT = {
 export const USAGE =
   'usage: tsmtpd [-dhnv] [-B kind=name] [-D macro=value] [-f file] [--spool dir] [--log file] [--user name] [--queue-user name]';
 
+/** `tsmtpd -h` / `--help`: the usage and every option (a test checks each parseArgs option is here). */
+export const HELP = `${USAGE}
+  -B kind=name   a backend: queue=fs (default), queue=sqlite, queue=ram; scheduler=ramqueue; stat=ram
+  -D name=value  define a macro, overriding the configuration's own definition
+  -d             stay in the foreground and log to stderr
+  -f file        the configuration file (default /etc/tsmtpd/smtpd.conf)
+  -h, --help     print this help and exit
+  -n             check the configuration and what it names on this machine (files, addresses,
+                 programs), print "configuration OK" or file:line: message, and exit
+  -v             log more (debug)
+  --log file     where a detached daemon logs (default SPOOL/tsmtpd.log)
+  --spool dir    all state: queue, control socket, pid file (default /var/spool/tsmtpd as root,
+                 ./spool otherwise)
+  --user name    as root, the system user of the unprivileged processes (default _tsmtpd)
+  --queue-user name  as root, the system user of the queue process (default _tsmtpq)
+Environment: TSMTPD_LIBEXEC, a colon-separated list of directories where filters named without a
+path and table-NAME helpers are looked for (default /usr/libexec/opensmtpd, /usr/local/libexec/opensmtpd,
+/usr/libexec/smtpd, /usr/local/libexec/smtpd).
+Exit status: 0 success, 1 configuration error, 2 usage error, 3 could not start, 4 fatal error.
+`;
+
 export interface CliOptions {
   configFile: string;
   foreground: boolean;
@@ -64,6 +85,7 @@ export function parseCli(argv: string[]): CliOptions {
         D: { type: 'string', multiple: true },
         B: { type: 'string', multiple: true },
         h: { type: 'boolean' },
+        help: { type: 'boolean' },
         spool: { type: 'string' },
         log: { type: 'string' },
         user: { type: 'string' },
@@ -99,6 +121,6 @@ export function parseCli(argv: string[]): CliOptions {
     spool: v.spool,
     logFile: v.log,
     users: { unprivileged: v.user ?? DEFAULT_USERS.unprivileged, queue: v['queue-user'] ?? DEFAULT_USERS.queue },
-    help: v.h ?? false,
+    help: (v.h ?? false) || (v.help ?? false),
   };
 }

@@ -58,11 +58,19 @@ async function holds(c: BuiltinCondition, tables: TableSet, input: PhaseInput): 
   }
 }
 
-/** `reject "550 5.7.1 go away"`: the code (4xx/5xx), an optional enhanced code, the text. */
+/** What smtpd sends when a filter's reply is unusable (smtp_session.c, IMSG_FILTER_SMTP_PROTOCOL). */
+export const INVALID_FILTER_REPLY: WireReply = { code: 421, text: 'Internal server error' };
+
+/**
+ * A filter's reject/disconnect text as the reply to send: `550 5.7.1 go away` gives the code, the
+ * enhanced code (`x.7.1` when none is written) and the text. smtpd sends only a text that passes
+ * valid_smtp_response() and starts with 4 or 5 (`550 text`, not `550-text` nor `550. text`);
+ * anything else becomes `421 Internal server error`, which also ends the session.
+ */
 export function replyOf(message: string): WireReply {
-  const m = /^([45]\d\d)(?:[ -]([45]\.\d{1,3}\.\d{1,3}))?\s*(.*)$/.exec(message.trim());
-  if (!m) return { code: 550, enhanced: '5.7.1', text: message.replace(/[\r\n]/g, ' ') || 'Rejected' };
-  return { code: Number(m[1]), ...(m[2] ? { enhanced: m[2] } : { enhanced: `${m[1]![0]}.7.1` }), text: m[3]!.replace(/[\r\n]/g, ' ') || 'Rejected' };
+  const m = /^([45]\d\d) (?:([45]\.\d{1,3}\.\d{1,3})(?: |$))?(.*)$/s.exec(message);
+  if (!m || message.length < 5) return INVALID_FILTER_REPLY;
+  return { code: Number(m[1]), enhanced: m[2] ?? `${m[1]![0]}.7.1`, text: m[3]!.replace(/[\r\n]/g, ' ').trim() || 'Rejected' };
 }
 
 async function matches(f: Builtin, tables: TableSet, input: PhaseInput): Promise<boolean> {

@@ -1,6 +1,7 @@
 /**
  * One filter process speaking smtpd-filters(7) on its stdio: `proc` (shared by every filter that
- * names it) or `proc-exec`. It is started with `/bin/sh -c` as OpenSMTPD does, gets the
+ * names it) or `proc-exec`. It is started with `/bin/sh -c` as OpenSMTPD does (a command without
+ * a leading `/` from OpenSMTPD's filter directory, see libexec.ts), gets the
  * handshake, and registers what it wants before any session uses it. Requests are matched to
  * answers by an opaque token. A filter that dies fails what it owed at once (none hangs) and is
  * started again after a pause, longer after each failed try; until it is back, the engine answers

@@ -10,6 +10,7 @@ import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { ProcessSpec } from '../config/types.js';
+import { filterCommandLine, isExecutableFile, libexecDirs } from '../libexec.js';
 
 /** What the lka needs of a filter process: its pipes, its pid, a way to stop it, `exit` and `error` events. */
 export interface FilterProcess extends EventEmitter {
@@ -44,5 +45,7 @@ export function spawnFilter(spec: ProcessSpec, id: FilterIdentity, io?: Socket):
     const userspec = id.uid !== undefined ? [`--userspec=${id.uid}:${id.gid ?? id.uid}`] : [];
     return spawn('chroot', [...userspec, spec.chroot, '/bin/sh', '-c', spec.command], { stdio });
   }
-  return spawn('/bin/sh', ['-c', spec.command], { stdio, ...(id.uid !== undefined ? { uid: id.uid, gid: id.gid ?? id.uid } : {}) });
+  // `filter-rspamd` runs from OpenSMTPD's filter directory, as smtpd runs it
+  const command = filterCommandLine(spec.command, libexecDirs(), isExecutableFile);
+  return spawn('/bin/sh', ['-c', command], { stdio, ...(id.uid !== undefined ? { uid: id.uid, gid: id.gid ?? id.uid } : {}) });
 }

@@ -10,6 +10,7 @@ import type { Config } from '../config/types.js';
 import { log } from '../log.js';
 import type { TableSet } from '../table/types.js';
 import type { CryptPool } from './crypt-pool.js';
+import { credentialsPassword } from './credentials.js';
 
 export type SystemAuth = (user: string, password: string) => Promise<Res<'lka.auth.system'>>;
 
@@ -17,7 +18,8 @@ export async function checkPassword(config: Config, tables: TableSet, req: Req<'
   const tableName = req.table ?? config.listeners[req.listener]?.authTable;
   try {
     if (!tableName) return await system(req.user, req.password);
-    const hash = (await tables.get(tableName)?.lookupCredentials(req.user))?.hash;
+    const value = (await tables.get(tableName)?.lookupCredentials(req.user))?.hash;
+    const hash = value === undefined ? undefined : credentialsPassword(value);
     if (!hash) return { result: 'fail' };
     return { result: (await crypt.verify(hash, req.password)) ? 'pass' : 'fail' };
   } catch (err) {

@@ -31,3 +31,15 @@ export async function verifyPassword(hash: string, password: string): Promise<bo
       return false;
   }
 }
+
+/**
+ * The password part of a credentials value, as smtpd's table_parse_lookup() reads it: a value
+ * without a colon is the hash itself (`user $2b$...` tables), `user:hash` (passwd and proc
+ * tables) is split at the first colon. A value with nothing on one side of the colon is invalid.
+ */
+export function credentialsPassword(value: string): string | undefined {
+  const colon = value.indexOf(':');
+  if (colon < 0) return value.length >= 3 ? value : undefined;
+  if (colon === 0 || colon === value.length - 1) return undefined;
+  return value.slice(colon + 1);
+}

@@ -8,28 +8,18 @@ import { isIP, createServer, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Listener } from '../config/types.js';
+import { directAddresses } from '../daemon/listen-addresses.js';
 
 export const ENQUEUE_SOCKET = 'enqueue.sock';
 
-function familyAllows(listener: Listener, address: string): boolean {
-  const v = isIP(address);
-  return listener.family === 'any' || (listener.family === 'inet4' ? v === 4 : v === 6);
-}
-
-/** The addresses a listener binds; an unknown interface name is an error, not a silent skip. */
+/**
+ * The addresses a listener binds: those `tsmtpd` resolved at start (listen-addresses.ts, which
+ * also knows host names), else interfaces, literals and `all` found here; never a silent skip.
+ */
 export function bindAddresses(listener: Listener): string[] {
-  const name = listener.interface;
-  let candidates: string[];
-  if (isIP(name.replace(/^\[|\]$/g, ''))) candidates = [name.replace(/^\[|\]$/g, '')];
-  else if (name === 'localhost') candidates = ['127.0.0.1', '::1'];
-  else if (name === 'all') candidates = ['0.0.0.0', '::'];
-  else {
-    const ifs = networkInterfaces()[name];
-    if (!ifs) throw new Error(`listen on ${name}: no such interface or address`);
-    candidates = ifs.map((i) => i.address);
-  }
-  const hasV6 = Object.values(networkInterfaces()).some((l) => l?.some((i) => i.family === 'IPv6'));
-  return candidates.filter((a) => familyAllows(listener, a) && (isIP(a) === 4 || hasV6));
+  const found = listener.addresses ?? directAddresses(listener, networkInterfaces());
+  if (found === null || found.length === 0) throw new Error(`listen on ${listener.interface}: no such interface or address`);
+  return found;
 }
 
 /** `pauseOnConnect`: the accepting process reads nothing; it hands the socket on (the parent). */

@@ -1,7 +1,8 @@
 /**
  * OpenSMTPD's table text format (table(5)), shared by `file:` tables and makemap: one entry per
  * line, `#` comments, the first entry deciding list or mapping (`# @list` forces a list), keys
- * lowercased, a key ending at the first blank or `:` (or at `]` for `[v6]` keys).
+ * lowercased; in a list the whole line is the key, in a mapping the key ends at the first blank
+ * or `:` (or at `]` for `[v6]` keys).
  */
 
 export type TableContents =
@@ -14,7 +15,10 @@ export class TableFormatError extends Error {
   }
 }
 
-/** Split one entry line into key and value (value '' for a list entry). */
+/**
+ * Split one mapping line into key and value, as smtpd's parse_table_line(): the key ends at the
+ * first blank or `:` (or after `]` for `[v6]` keys), one delimiter and the blanks after it go.
+ */
 export function splitEntry(line: string): { key: string; value: string } {
   let end: number;
   if (line.startsWith('[')) {
@@ -24,11 +28,11 @@ export function splitEntry(line: string): { key: string; value: string } {
     const prefix = /^\/\d+/.exec(line.slice(end));
     if (prefix) end += prefix[0].length;
   } else {
-    const m = /[\s:]/.exec(line);
+    const m = /[ \t:]/.exec(line);
     end = m ? m.index : line.length;
   }
   const key = line.slice(0, end);
-  const value = line.slice(end).replace(/^[\s:]+/, '').trim();
+  const value = line.slice(end).replace(/^[ \t:][ \t]*/, '').trim();
   return { key: key.toLowerCase(), value };
 }
 
@@ -49,13 +53,13 @@ export function parseTableText(text: string, file: string, forceKind?: 'list' | 
     if (key === '') throw new TableFormatError(file, i + 1, 'empty key');
     kind ??= value === '' ? 'list' : 'map';
     if (kind === 'list') {
-      // a list entry is the whole line: a value would mean the file mixes the two kinds
-      if (value !== '' && !line.startsWith('#')) throw new TableFormatError(file, i + 1, 'list table entry has a value');
-      keys.push(key);
+      // a list entry is the whole line, colons and blanks included (`2001:db8::/32`)
+      keys.push(line.toLowerCase());
     } else {
       if (value === '') throw new TableFormatError(file, i + 1, `mapping table entry without a value: ${key}`);
       entries.set(key, value);
     }
   }
-  return kind === 'map' ? { kind, entries } : { kind: 'list', keys: [...new Set(keys)] };
+  // a file without entries is a mapping, as smtpd's table_static_priv_load() takes it
+  return kind === 'list' ? { kind, keys: [...new Set(keys)] } : { kind: 'map', entries };
 }

@@ -99,12 +99,19 @@ class ProcChild {
 
 export interface ProcOptions { timeoutMs?: number }
 
+/**
+ * What to run: a `proc:` command line (through `/bin/sh -c`), or an external helper program
+ * run as smtpd's fork_proc_backend() runs `table-NAME`: argv[0] the table's name, then the part
+ * of the config after `NAME:` if any.
+ */
+export type ProcProgram = string | { file: string; args: string[]; argv0: string };
+
 export class ProcBackend implements TableBackend {
   readonly services = 'all' as const;
   private child: ProcChild | undefined;
   private starting: Promise<ProcChild> | undefined;
 
-  constructor(private readonly name: string, private readonly command: string, private readonly opts: ProcOptions = {}) {}
+  constructor(private readonly name: string, private readonly program: ProcProgram, private readonly opts: ProcOptions = {}) {}
 
   async open(): Promise<void> { await this.get(); }
 
@@ -116,7 +123,9 @@ export class ProcBackend implements TableBackend {
   }
 
   private async start(): Promise<ProcChild> {
-    const cp = spawn('/bin/sh', ['-c', this.command], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+    const p = this.program;
+    const [file, args, argv0] = typeof p === 'string' ? ['/bin/sh', ['-c', p], undefined] : [p.file, p.args, p.argv0];
+    const cp = spawn(file, args, { stdio: ['pipe', 'pipe', 'inherit'], detached: true, ...(argv0 ? { argv0 } : {}) });
     const child = new ProcChild(cp, this.opts.timeoutMs ?? 5000);
     await child.handshake(this.name);
     log('debug', null, 'lka', 'table-update', { table: this.name, event: 'proc-started' });

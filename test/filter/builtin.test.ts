@@ -17,11 +17,13 @@ describe('builtin filters', () => {
         'table badsenders { "spammer@evil.test" }',
         'table junkhelo { junk.example.test }',
         'filter "noconnect" phase connect match src 127.0.0.3 disconnect "554 5.7.1 Go away"',
+        // issue 16: smtpd takes any text; this one is no valid reply, so the client gets 421
+        'filter "badtext" phase connect match src 127.0.0.4 disconnect "550. Rejected. No rDNS."',
         'filter "nosender" phase mail-from match mail-from <badsenders> reject "550 5.7.1 Sender refused by policy"',
         'filter "junkhelo" phase ehlo match helo <junkhelo> junk',
         'filter "carol" phase rcpt-to match rcpt-to "carol@example.test" rewrite "bob@example.test"',
         'filter "needhelo" phase data match !helo regex "\\.example\\.test$" reject "550 5.7.1 Say who you are"',
-        'filter "f" chain { "noconnect", "nosender", "junkhelo", "carol", "needhelo" }',
+        'filter "f" chain { "noconnect", "badtext", "nosender", "junkhelo", "carol", "needhelo" }',
         'listen on 127.0.0.1 port %PORT% hostname mx.example.test filter "f"',
       ].join('\n'),
     });
@@ -33,6 +35,14 @@ describe('builtin filters', () => {
     const r = await c.reply();
     assert.equal(r.code, 554);
     assert.match(r.text, /5\.7\.1 Go away/);
+    await c.closedByPeer();
+  });
+
+  it('a reply text that is no valid SMTP reply becomes 421 Internal server error (smtp_session.c valid_smtp_response)', async () => {
+    const c = await SmtpTestClient.connect(host.port, '127.0.0.1', '127.0.0.4');
+    const r = await c.reply();
+    assert.equal(r.code, 421);
+    assert.match(r.text, /Internal server error/);
     await c.closedByPeer();
   });
 

@@ -7,7 +7,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -15,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { eventually, startMailHost, type MailHost } from '../harness/mail.js';
 import { SmtpTestClient } from '../harness/net.js';
+import { peerSkip } from '../harness/peers.js';
 
 const run = promisify(execFile);
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/filters');
@@ -32,7 +32,7 @@ async function transaction(c: SmtpTestClient, from: string, to: string, body: st
   return c.cmd(`${body}\r\n.`);
 }
 
-describe('smtpd-filters protocol: a Python filter written from the manual page', () => {
+describe('smtpd-filters protocol: a Python filter written from the manual page', { skip: peerSkip('python3') }, () => {
   let host: MailHost;
   let trace: string;
 
@@ -116,7 +116,7 @@ describe('smtpd-filters protocol: a Python filter written from the manual page',
   });
 });
 
-describe('Debian opensmtpd-filter-dkimsign, unmodified, as a proc-exec filter', { skip: !existsSync(DKIMSIGN) && 'filter-dkimsign is not installed' }, () => {
+describe('Debian opensmtpd-filter-dkimsign, unmodified, as a proc-exec filter', { skip: peerSkip('filter-dkimsign', 'python3-dkim') }, () => {
   let host: MailHost;
   let publicKey: string;
 

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requirePeer } from './peers.js';
 
 export interface TestCert {
   cert: string;
@@ -19,6 +20,7 @@ export interface TestPki {
 }
 
 function openssl(args: string[], cwd: string): void {
+  requirePeer('openssl');
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 

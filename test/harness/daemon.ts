@@ -46,6 +46,8 @@ export interface DaemonOptions {
   /** Run the daemon as this user instead of the test's (root tests of the unprivileged mode). */
   uid?: number;
   gid?: number;
+  /** Runs the daemon through another command, such as a private machine (harness/machine.ts). */
+  wrap?: (argv: string[], dir: string) => Promise<{ file: string; args: string[] }>;
 }
 
 export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle> {
@@ -56,7 +58,9 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
   const spool = join(dir, 'spool');
   const configPath = join(dir, 'smtpd.conf');
   await writeFile(configPath, options.config.replaceAll('%DIR%', dir));
-  const child = spawn(process.execPath, [TSMTPD_BIN, '-d', '-f', configPath, '--spool', spool, ...(options.args ?? [])], {
+  const argv = [process.execPath, TSMTPD_BIN, '-d', '-f', configPath, '--spool', spool, ...(options.args ?? [])];
+  const { file, args } = options.wrap ? await options.wrap(argv, dir) : { file: argv[0]!, args: argv.slice(1) };
+  const child = spawn(file, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),
     // every payload between the parent's own roles is copied as across processes

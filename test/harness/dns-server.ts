@@ -78,24 +78,30 @@ function respond(zone: Record<string, ZoneEntry>, msg: Buffer, transport: 'udp' 
   return new Promise((resolve) => setTimeout(() => resolve(reply), delay));
 }
 
-/** UDP and TCP on one port: a port free for UDP may be taken for TCP, so a few tries. */
-export async function startDnsServer(zone: Record<string, ZoneEntry> = {}): Promise<DnsServer> {
+/**
+ * UDP and TCP on one port: a port free for UDP may be taken for TCP, so a few tries. `host` and
+ * `port` (53, as root) serve programs that read /etc/resolv.conf, which has no port.
+ */
+export async function startDnsServer(zone: Record<string, ZoneEntry> = {}, at: { host?: string; port?: number } = {}): Promise<DnsServer> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await tryStart(zone);
+      return await tryStart(zone, at.host ?? '127.0.0.1', at.port ?? 0);
     } catch (err) {
-      if (attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      if (attempt >= 5 || at.port || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     }
   }
 }
 
-async function tryStart(zone: Record<string, ZoneEntry>): Promise<DnsServer> {
+async function tryStart(zone: Record<string, ZoneEntry>, host: string, wanted: number): Promise<DnsServer> {
   const queries: DnsServer['queries'] = [];
   const udp: UdpSocket = createSocket('udp4');
   udp.on('message', (msg, rinfo) => {
     void respond(zone, msg, 'udp', queries).then((reply) => reply && udp.send(reply, rinfo.port, rinfo.address));
   });
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    udp.once('error', reject);
+    udp.bind(wanted, host, resolve);
+  });
   const port = udp.address().port;
   const sockets = new Set<Socket>();
   const tcp: Server = createServer((s) => {
@@ -123,7 +129,7 @@ async function tryStart(zone: Record<string, ZoneEntry>): Promise<DnsServer> {
       udp.close();
       reject(err);
     });
-    tcp.listen(port, '127.0.0.1', () => resolve());
+    tcp.listen(port, host, () => resolve());
   });
   return {
     port,

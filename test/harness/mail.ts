@@ -7,7 +7,7 @@ import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type DaemonHandle } from './daemon.js';
+import { startDaemon, type DaemonHandle, type DaemonOptions } from './daemon.js';
 import { freePort, SmtpTestClient, type SmtpReply } from './net.js';
 
 export const IS_ROOT = process.getuid?.() === 0;
@@ -39,6 +39,8 @@ export interface MailHostOptions {
   args?: string[];
   /** false: the default listener is left out (the extra lines declare their own, with %PORT%). */
   listen?: boolean;
+  /** Runs the daemon through another command (harness/daemon.ts `wrap`). */
+  wrap?: DaemonOptions['wrap'];
 }
 
 export async function startMailHost(o: MailHostOptions = {}): Promise<MailHost> {
@@ -65,7 +67,7 @@ export async function startMailHost(o: MailHostOptions = {}): Promise<MailHost> 
     (o.extra ?? '').replaceAll('%PORT%', String(port)),
     rules,
   ].join('\n');
-  const daemon = await startDaemon({ config, dir, ...(o.args ? { args: o.args } : {}) });
+  const daemon = await startDaemon({ config, dir, ...(o.args ? { args: o.args } : {}), ...(o.wrap ? { wrap: o.wrap } : {}) });
   const host: MailHost = {
     daemon,
     port,

@@ -7,6 +7,7 @@ import { systemClock } from '../../src/clock.js';
 import { Deliverer } from '../../src/mda/deliver.js';
 import { deliverLmtp } from '../../src/mda/lmtp.js';
 import { fileLines } from './helpers.js';
+import { peerSkip } from '../harness/peers.js';
 import { startLmtpServer } from './lmtp-server.js';
 import { action, config, envelope, MESSAGE, tempDir, testUser, writeBody } from './helpers.js';
 
@@ -90,7 +91,6 @@ test('through the deliverer over a UNIX socket: -u sends the user name, rcpt-to 
   assert.match(srv.recorded.data[0]!, /^Return-Path: <alice@example\.net>\nDelivered-To: Bob@Example\.org\nFrom: Alice/);
 });
 
-const DOVECOT_LMTP = '/usr/lib/dovecot/lmtp';
 const DOVECOT = '/usr/sbin/dovecot';
 
 /**
@@ -124,12 +124,7 @@ async function startDovecot(dir: string, uid: number, gid: number): Promise<{ so
   };
 }
 
-test('Dovecot\'s lmtp accepts our delivery and the message lands in its maildir', async (t) => {
-  const { access } = await import('node:fs/promises');
-  if (!(await access(DOVECOT_LMTP).then(() => true, () => false))) {
-    t.skip(`${DOVECOT_LMTP} is not installed (Debian package dovecot-lmtpd)`);
-    return;
-  }
+test('Dovecot\'s lmtp accepts our delivery and the message lands in its maildir', { skip: peerSkip('dovecot-lmtpd') }, async (t) => {
   if (process.getuid?.() !== 0) {
     t.skip('Dovecot\'s master needs root to start its services as its own users');
     return;

@@ -9,6 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
+import { requirePeer } from '../harness/peers.js';
 
 export interface TestCert {
   key: string;
@@ -17,6 +18,7 @@ export interface TestCert {
 
 /** A self-signed certificate for the given names, made by `openssl req -x509` in a temp dir. */
 export function makeCert(names: string[]): TestCert {
+  requirePeer('openssl');
   const dir = mkdtempSync(join(tmpdir(), 'tsmtpd-mta-cert-'));
   try {
     const san = names.map((n) => (/^[\d.]+$/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');

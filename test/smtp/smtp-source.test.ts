@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { eventually, startMailHost } from '../harness/mail.js';
 import { Sink } from '../mta/sink.js';
+import { peerSkip } from '../harness/peers.js';
 
 const SMTP_SOURCE = ['/usr/sbin/smtp-source', '/usr/bin/smtp-source'].find((p) => spawnSync('test', ['-x', p]).status === 0);
 
-test('smtp-source, 20 sessions: every message accepted and relayed', { skip: SMTP_SOURCE ? false : 'smtp-source not installed (bash .ci/run installs postfix)', timeout: 120_000 }, async () => {
+test('smtp-source, 20 sessions: every message accepted and relayed', { skip: peerSkip('smtp-source'), timeout: 120_000 }, async () => {
   const sink = await Sink.start({ host: '127.0.0.4', caps: ['PIPELINING'] });
   const host = await startMailHost({
     extra: `action "out" relay host smtp://127.0.0.4:${sink.port}`,

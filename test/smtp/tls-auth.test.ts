@@ -14,6 +14,7 @@ import bcrypt from 'bcryptjs';
 import { eventually, startMailHost, type MailHost } from '../harness/mail.js';
 import { makeTestPki, type TestPki } from '../harness/certs.js';
 import { freePort, SmtpTestClient } from '../harness/net.js';
+import { peerSkip } from '../harness/peers.js';
 
 const run = promisify(execFile);
 let host: MailHost;
@@ -45,7 +46,7 @@ after(async () => {
   await host.stop();
 });
 
-test('swaks sends over STARTTLS with AUTH PLAIN (sha512-crypt hash)', async () => {
+test('swaks sends over STARTTLS with AUTH PLAIN (sha512-crypt hash)', { skip: peerSkip('swaks') }, async () => {
   const { stdout } = await run('swaks', ['--server', `127.0.0.1:${host.port}`, '--tls', '--tls-verify', '--tls-ca-path', pki.ca,
     '--tls-sni', 'mx.example.test', '--auth', 'PLAIN', '--auth-user', 'alice', '--auth-password', 'alice-secret',
     '--from', 'alice@example.test', '--to', 'bob@example.test', '--header', 'Subject: swaks-tls', '--helo', 'client.test']);
@@ -56,7 +57,7 @@ test('swaks sends over STARTTLS with AUTH PLAIN (sha512-crypt hash)', async () =
   assert.match(msg!, /\(TLSv1\.3:/);
 });
 
-test("Python's smtplib sends over STARTTLS with AUTH LOGIN (bcrypt hash)", async () => {
+test("Python's smtplib sends over STARTTLS with AUTH LOGIN (bcrypt hash)", { skip: peerSkip('python3') }, async () => {
   const script = [
     'import smtplib, ssl',
     `ctx = ssl.create_default_context(cafile=${JSON.stringify(pki.ca)})`,

@@ -5,7 +5,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { Bus } from '../../src/bus/bus.js';
 import { FakeClock } from '../../src/clock.js';
 import type { Config } from '../../src/config/types.js';
@@ -13,6 +12,7 @@ import { createStatRole } from '../../src/stat/role.js';
 import { formatPrometheus } from '../../src/stat/prometheus.js';
 import { RamStat } from '../../src/stat/ram.js';
 import { freePort } from '../harness/net.js';
+import { peerSkip } from '../harness/peers.js';
 
 const PYTHON = '/usr/bin/python3';
 const PARSE = `
@@ -25,17 +25,7 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
 print(json.dumps(out))
 `;
 
-function hasParser(): boolean {
-  if (!existsSync(PYTHON)) return false;
-  try {
-    execFileSync(PYTHON, ['-c', 'import prometheus_client'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skip = hasParser() ? false : 'python3-prometheus-client is not installed (bash .ci/run installs it)';
+const skip = peerSkip('python3-prometheus-client');
 
 test('the exposition text parses with the reference parser, labels and escapes intact', { skip }, () => {
   const s = new RamStat();

@@ -12,7 +12,7 @@ function formatError(text: string, line: number): void {
 
 test('a list: comments and blank lines skipped, keys lowercased, duplicates once', () => {
   assert.deepEqual(parseTableText('# head\n\nalpha\n  Beta  \r\n#gamma\nALPHA\n', 't'), { kind: 'list', keys: ['alpha', 'beta'] });
-  assert.deepEqual(parseTableText('', 't'), { kind: 'list', keys: [] });
+  assert.deepEqual(parseTableText('', 't'), { kind: 'map', entries: new Map() }, 'an empty file is a mapping (table_static_priv_load)');
 });
 
 test('a mapping: the key ends at the first blank or colon, the value keeps its case', () => {
@@ -27,10 +27,11 @@ test('[v6] keys keep their colons and prefix length', () => {
   assert.deepEqual(parseTableText('[::1]\n[2001:db8::]/32\n10.0.0.0/8\n', 't'), { kind: 'list', keys: ['[::1]', '[2001:db8::]/32', '10.0.0.0/8'] });
 });
 
-test('# @list forces a list; a mixed file is an error at its line', () => {
+test('# @list forces a list; in a list the whole line is the key (parse_table_line), in a map a key alone is an error', () => {
   assert.deepEqual(parseTableText('# @list\nfoo\n', 't'), { kind: 'list', keys: ['foo'] });
-  formatError('# @list\nfoo bar\n', 2);
-  formatError('a\nb c\n', 2);
+  assert.deepEqual(parseTableText('# @list\nfoo bar\n', 't'), { kind: 'list', keys: ['foo bar'] });
+  assert.deepEqual(parseTableText('198.51.100.0/24\n2001:DB8:1::/48\n', 't'), { kind: 'list', keys: ['198.51.100.0/24', '2001:db8:1::/48'] });
+  assert.deepEqual(splitEntry('key::value'), { key: 'key', value: ':value' }, 'one delimiter goes, not two');
   formatError('a b\n\n#x\nc\n', 4);
   formatError('ok\n:value\n', 2);
   formatError('ok\nbad\x00\n', 2);

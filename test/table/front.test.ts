@@ -134,6 +134,6 @@ test('openTables: builtin tables, and a clear error for a missing file or backen
   missing.tables.set('gone', { name: 'gone', backend: 'file', config: '/nonexistent/tsmtpd/table', where });
   await assert.rejects(openTables(missing, 'mx.test'), /^Error: smtpd\.conf:7: table gone: /);
   const unknown = emptyConfig('smtpd.conf');
-  unknown.tables.set('x', { name: 'x', backend: 'ldap', config: '', where });
-  await assert.rejects(openTables(unknown, 'mx.test'), /smtpd\.conf:7: table x: backend ldap is not available/);
+  unknown.tables.set('x', { name: 'x', backend: 'nosuchbackend', config: '', where });
+  await assert.rejects(openTables(unknown, 'mx.test'), /smtpd\.conf:7: table x: backend "nosuchbackend" does not exist: no table-nosuchbackend in /);
 });

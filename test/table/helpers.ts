@@ -48,7 +48,7 @@ export async function writeSqlite(dir: string, entries: [string, string][]): Pro
 export async function procCommand(dir: string, entries: [string, string][]): Promise<string> {
   const path = join(dir, 'data.json');
   await writeFile(path, JSON.stringify(Object.fromEntries(entries)));
-  return `exec /usr/bin/python3 '${join(FIXTURES, 'table.py')}' '${path}'`;
+  return `exec '${process.execPath}' '${join(FIXTURES, 'table.mjs')}' '${path}'`;
 }
 
 export type Maker = (dir: string, entries: [string, string][]) => Promise<Table>;
