@@ -2,7 +2,8 @@
  * The certificates and private keys of the config's `pki` and `ca` declarations, read once by
  * the parent (the files are root's) and handed to the processes that need them: the smtp
  * workers (they terminate TLS) and the mta (client certificates, trust anchors). A private key
- * file that others may read is refused, as OpenSMTPD's ssl_load_file refuses it.
+ * file others may read, or its group write, is refused, as OpenSMTPD's ssl_load_file refuses it
+ * (at most 0740; `-n` says so first, with file:line: preflight.ts).
  */
 import { readFileSync, statSync } from 'node:fs';
 import type { Config } from '../config/types.js';
@@ -18,7 +19,7 @@ function load(path: string, what: string, secret: boolean): Buffer {
   try {
     if (secret) {
       const mode = statSync(path).mode;
-      if (mode & 0o077) throw new Error(`insecure permissions ${(mode & 0o777).toString(8)} (at most 600)`);
+      if (mode & 0o037) throw new Error(`insecure permissions ${(mode & 0o777).toString(8).padStart(4, '0')}: must be at most 0740`);
     }
     return readFileSync(path);
   } catch (err) {

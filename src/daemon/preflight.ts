@@ -11,7 +11,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
-import { delimiter } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { createResolver } from '../dns/index.js';
 import type { Config, FilterDecl, PkiDecl, TableDecl, Where } from '../config/types.js';
 import { ConfigError } from '../errors.js';
@@ -133,21 +133,26 @@ function inPath(program: string): boolean {
   return (process.env.PATH ?? '').split(delimiter).filter(Boolean).some((d) => isExecutableFile(`${d}/${program}`));
 }
 
-/** The program a filter runs must exist: absolute, in the libexec directory, or in PATH. */
-function checkFilterProgram(name: string, command: string, where: Where, libexec: string[]): void {
-  const words = filterCommandLine(command, libexec, isExecutableFile).trim().split(/\s+/);
+/**
+ * The program a filter runs must exist: absolute, in the libexec directory, or in PATH; in its
+ * chroot when it has one (there the command is run as written, by the chroot's own shell).
+ */
+function checkFilterProgram(name: string, spec: { command: string; chroot?: string }, where: Where, libexec: string[]): void {
+  const words = (spec.chroot ? spec.command : filterCommandLine(spec.command, libexec, isExecutableFile)).trim().split(/\s+/);
   const program = words[0] === 'exec' ? words[1] ?? '' : words[0]!;
   if (program.startsWith('/')) {
-    if (!isExecutableFile(program)) fail(where, `filter ${name}: ${program}: no such executable file`);
+    const path = spec.chroot ? join(spec.chroot, program) : program;
+    if (!isExecutableFile(path)) fail(where, `filter ${name}: ${path}: no such executable file`);
     return;
   }
+  if (spec.chroot) return;
   // anything but a plain program name (`FOO=1 cmd`, `$HOME/x`, `./x`) is the shell's business
   if (!/^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/.test(program)) return;
   if (!inPath(program)) fail(where, `filter ${name}: ${program}: not found in ${libexec.join(', ')} nor in PATH`);
 }
 
 function checkFilter(f: FilterDecl, config: Config, libexec: string[]): void {
-  if (f.kind === 'proc-exec') checkFilterProgram(f.name, f.process.command, f.where, libexec);
+  if (f.kind === 'proc-exec') checkFilterProgram(f.name, f.process, f.where, libexec);
   else if (f.kind === 'module') {
     const path = modulePath(f.path, f.where.file);
     try {
@@ -157,7 +162,7 @@ function checkFilter(f: FilterDecl, config: Config, libexec: string[]): void {
     }
   } else if (f.kind === 'proc') {
     const proc = config.procs.get(f.proc);
-    if (proc) checkFilterProgram(proc.name, proc.command, proc.where, libexec);
+    if (proc) checkFilterProgram(proc.name, proc, proc.where, libexec);
   }
 }
 

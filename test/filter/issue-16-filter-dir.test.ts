@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { mkdtemp } from 'node:fs/promises';
+import { chmod, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDnsServer, type DnsServer } from '../harness/dns-server.js';
@@ -135,6 +135,9 @@ describe('filter-dkimsign from "filter-dkimsign -d ... -s ... -k ..." (Debian op
     const dir = await mkdtemp(join(tmpdir(), 'tsmtpd-dkim-'));
     const key = join(dir, 'dkim.key');
     execFileSync('openssl', ['genrsa', '-out', key, '2048'], { stdio: 'ignore' });
+    // the filter runs as the daemon's unprivileged user: it must be able to read its key
+    await chmod(dir, 0o755);
+    await chmod(key, 0o644);
     host = await startMailHost({
       listen: false,
       extra: [
