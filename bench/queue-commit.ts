@@ -42,7 +42,7 @@ async function writer(q: Queue, end: number, counter: { n: number }): Promise<vo
   while (Date.now() < end && counter.n < MAX_COMMITS) {
     const { msgid, path } = await q.create();
     await writeFile(path, BODY);
-    await q.commit(msgid, [ENVELOPE]);
+    await q.commit(msgid, [ENVELOPE], BODY.length);
     counter.n++;
   }
 }

@@ -120,7 +120,8 @@ export interface Catalog {
   };
   'smtp.message.commit': {
     to: 'queue';
-    req: { msgid: string; envelopes: Omit<Envelope, 'id' | 'msgid'>[] };
+    /** `size`: the octets written to the message file; the queue commits a file of that size only. */
+    req: { msgid: string; envelopes: Omit<Envelope, 'id' | 'msgid'>[]; size: number };
     res: { result: 'ok'; evpids: string[] } | { result: 'tempfail'; reply: WireReply };
   };
   'smtp.message.rollback': {

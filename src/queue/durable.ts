@@ -16,21 +16,23 @@ export class Durable {
     this.fault(name);
   }
 
-  fsyncFile(path: string): Promise<void> {
+  /** fsync a file; returns its size as stored, for the caller to check against what was written. */
+  fsyncFile(path: string): Promise<number> {
     return this.sync(path, 'fsync-file');
   }
 
   /** A directory's fsync is what makes a create, rename or unlink inside it survive a crash. */
-  fsyncDir(path: string): Promise<void> {
-    return this.sync(path, 'fsync-dir');
+  async fsyncDir(path: string): Promise<void> {
+    await this.sync(path, 'fsync-dir');
   }
 
-  private async sync(path: string, step: string): Promise<void> {
+  private async sync(path: string, step: string): Promise<number> {
     this.step(step);
     const fh = await open(path, 'r');
     try {
       await fh.sync();
       this.fsyncs++;
+      return (await fh.stat()).size;
     } finally {
       await fh.close();
     }

@@ -6,7 +6,7 @@
 import { link, mkdir, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
+import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
 import { Durable, type FaultHook } from './durable.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
@@ -63,7 +63,7 @@ export class FsQueueBackend implements QueueBackend {
     this.durable.step('mkdir');
     // envelopes sit beside the body in the message directory: one directory fsync covers all
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await this.durable.fsyncFile(this.incomingPath(item.msgid));
+    checkSize(item.msgid, await this.durable.fsyncFile(this.incomingPath(item.msgid)), item.size);
     // a hard link, not a rename: if the batch fails the body is still in incoming/ for a retry
     this.durable.step('link');
     await link(this.incomingPath(item.msgid), join(dir, 'message'));

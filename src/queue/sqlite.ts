@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
+import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
 import type { FaultHook } from './durable.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
@@ -67,7 +67,7 @@ export class SqliteQueueBackend implements QueueBackend {
   }
 
   /** Copy one body into chunk rows; synchronous reads, because a transaction cannot span awaits. */
-  private storeBody(msgid: string): void {
+  private storeBody(msgid: string, expected: number): void {
     const fd = openSync(this.incomingPath(msgid), 'r');
     const insert = this.db.prepare('INSERT INTO chunks (msgid, seq, data) VALUES (?, ?, ?)');
     const buf = Buffer.alloc(CHUNK);
@@ -84,11 +84,12 @@ export class SqliteQueueBackend implements QueueBackend {
     } finally {
       closeSync(fd);
     }
+    checkSize(msgid, size, expected);
     this.db.prepare('INSERT INTO messages (msgid, chunks, size) VALUES (?, ?, ?)').run(msgid, seq, size);
   }
 
   private storeItem(item: CommitItem): void {
-    this.storeBody(item.msgid);
+    this.storeBody(item.msgid, item.size);
     const insert = this.db.prepare('INSERT INTO envelopes (evpid, msgid, record) VALUES (?, ?, ?)');
     for (const e of item.envelopes) {
       this.fault('envelope');
