@@ -3,7 +3,7 @@
  * them) and calling an optional fault hook before every write step, so tests can make any step
  * fail as a full disk would.
  */
-import { open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 
 /** Called with a step name before each write; throwing from it simulates that step failing. */
 export type FaultHook = (step: string) => void;
@@ -36,6 +36,21 @@ export class Durable {
     } finally {
       await fh.close();
     }
+  }
+
+  /** Create the directories that do not exist yet; their parent is fsynced when one was, so the new entries survive a crash. */
+  async mkdirs(parent: string, dirs: Iterable<string>): Promise<void> {
+    let created = false;
+    for (const d of dirs) {
+      this.step('mkdir');
+      try {
+        await mkdir(d, { mode: 0o700 });
+        created = true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    if (created) await this.fsyncDir(parent);
   }
 
   /** Write a whole file and fsync it (the caller fsyncs the directory). */

@@ -80,7 +80,7 @@ export class FsQueueBackend implements QueueBackend {
       const failed = staged.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const buckets = new Set(batch.map((i) => join(this.queue, i.msgid.slice(0, 2))));
-      await this.makeBuckets(buckets);
+      await this.durable.mkdirs(this.queue, buckets);
       for (const item of batch) {
         this.durable.step('rename');
         await rename(join(this.incoming, `${item.msgid}.d`), this.msgDir(item.msgid));
@@ -93,15 +93,6 @@ export class FsQueueBackend implements QueueBackend {
       throw QueueError.from(err, 'queue commit');
     }
     for (const item of batch) await unlink(this.incomingPath(item.msgid)).catch(() => {});
-  }
-
-  private async makeBuckets(buckets: Set<string>): Promise<void> {
-    let created = false;
-    for (const b of buckets) {
-      this.durable.step('mkdir');
-      if (await mkdir(b, { mode: 0o700 }).then(() => true, (e) => { if (e.code === 'EEXIST') return false; throw e; })) created = true;
-    }
-    if (created) await this.durable.fsyncDir(this.queue);
   }
 
   /** Take back everything a failed batch wrote; the incoming bodies stay. */
