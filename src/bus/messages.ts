@@ -120,7 +120,8 @@ export interface Catalog {
   };
   'smtp.message.commit': {
     to: 'queue';
-    req: { msgid: string; envelopes: Omit<Envelope, 'id' | 'msgid'>[] };
+    /** `size`: the octets written to the message file; the queue commits a file of that size only. */
+    req: { msgid: string; envelopes: Omit<Envelope, 'id' | 'msgid'>[]; size: number };
     res: { result: 'ok'; evpids: string[] } | { result: 'tempfail'; reply: WireReply };
   };
   'smtp.message.rollback': {
@@ -261,7 +262,8 @@ export interface Catalog {
   };
   'control.mta.resume-route': {
     to: 'mta';
-    req: { route: string };
+    /** One route by its key; without one, every route in backoff (what `schedule` asks first). */
+    req: { route?: string };
     res: { found: boolean };
   };
 

@@ -38,7 +38,7 @@ export function createQueueRole(ctx: RoleContext): Role<'queue'> {
 
   async function commit(req: Req<'smtp.message.commit'>): Promise<Res<'smtp.message.commit'>> {
     try {
-      const stored = await queue.commit(req.msgid, req.envelopes);
+      const stored = await queue.commit(req.msgid, req.envelopes, req.size);
       submit(stored);
       ctx.bus.notify('stat.increment', { key: 'queue.message' }, () => undefined);
       return { result: 'ok', evpids: stored.map((e) => e.id) };

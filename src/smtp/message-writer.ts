@@ -38,12 +38,18 @@ export class MessageWriter {
     });
   }
 
-  /** Close the file; rejects with the first error seen. Durability is the queue's commit's job. */
+  /**
+   * Close the file; rejects with the first error seen. end()'s callback gets a failed write
+   * (ENOSPC) before the 'error' event does, so it is read there: a short file never passes as
+   * whole. Durability is the queue's commit's job; it also checks the file holds `bytes` octets.
+   */
   async finish(): Promise<void> {
     if (!this.error) {
       await new Promise<void>((resolve) => {
-        this.stream.end(() => resolve());
-        this.stream.once('error', () => resolve());
+        this.stream.end((err?: Error | null) => {
+          if (err) this.error ??= err;
+          resolve();
+        });
       });
     } else {
       this.stream.destroy();

@@ -111,9 +111,10 @@ export class Transaction {
     if (!this.writer || !this.msgid || !this.scan) throw new Error('transaction has no message');
     for (const part of this.scan.end()) this.writer.write(part);
     await this.writer.finish();
+    const size = this.writer.bytes;
     this.writer = null;
     const envelopes = this.rcpts.flatMap((r) => r.envelopes.map((e) => (this.junk ? { ...e, junk: true } : e)));
-    const res = await bus.request('smtp.message.commit', { msgid: this.msgid, envelopes });
+    const res = await bus.request('smtp.message.commit', { msgid: this.msgid, envelopes, size });
     if (res.result !== 'ok') {
       this.msgid = null;
       return { code: res.reply.code, enhanced: res.reply.enhanced ?? '4.3.0', text: res.reply.text };
