@@ -366,7 +366,8 @@ export interface Catalog {
   };
   'control.mta.resume-route': {
     to: 'mta';
-    req: { route: string };
+    /** One route by its key; without one, every route in backoff (what `schedule` asks first). */
+    req: { route?: string };
     res: { found: boolean };
   };
 

@@ -4,7 +4,7 @@
  * `pause`/`resume mda|mta` and `show status`.
  */
 import type { SchedulerView } from '../bus/messages.js';
-import type { Envelope } from '../queue/envelope.js';
+import { isEvpid, isMsgid, type Envelope } from '../queue/envelope.js';
 import type { CommandEnv, ControlCommand } from './commands.js';
 
 /** `show queue` lists at most this many envelopes per request. */
@@ -53,6 +53,9 @@ function show(what: 'envelope' | 'message') {
 
 function scheduler(op: 'schedule' | 'remove' | 'suspend' | 'resume') {
   return async (env: CommandEnv, [target]: string[]) => {
+    // `schedule` means "try now": a route in backoff would turn the attempt away without a try,
+    // so its backoff is lifted first (OpenSMTPD needs a separate `resume route` for that)
+    if (op === 'schedule' && (target === 'all' || isEvpid(target!) || isMsgid(target!))) await env.bus.request('control.mta.resume-route', {});
     const { count } = await env.bus.request('control.scheduler.command', { op, target: target! });
     return { count, text: `${count} envelope${count === 1 ? '' : 's'} ${op === 'remove' ? 'removed' : op === 'schedule' ? 'scheduled' : op === 'suspend' ? 'paused' : 'resumed'}\n` };
   };

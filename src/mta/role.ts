@@ -105,7 +105,11 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
     handlers: {
       'queue.delivery.mta': deliver,
       'control.mta.show': ({ what }) => inspector.show(what),
-      'control.mta.resume-route': ({ route }) => ({ found: pool.routes.resume(route) }),
+      'control.mta.resume-route': ({ route }) => {
+        const resumed = route === undefined ? pool.routes.resumeAll(Date.now()) : Number(pool.routes.resume(route));
+        if (resumed) log('info', null, 'mta', 'control', { op: 'resume-route', route: route ?? 'all', resumed });
+        return { found: resumed > 0 };
+      },
     },
     async start() {
       stopping = false;

@@ -49,6 +49,15 @@ export class RouteTable {
     return this.routes.delete(key);
   }
 
+  /** Every route backed off at `now` is enabled again, its penalty forgotten (mta.c, IMSG_CTL_RESUME_ROUTE); returns how many. */
+  resumeAll(now: number): number {
+    let n = 0;
+    for (const [key, r] of this.routes) {
+      if (r.disabledUntil > now && this.routes.delete(key)) n++;
+    }
+    return n;
+  }
+
   /** For `show routes`-style inspection and tests. */
   snapshot(): { key: string; penalty: number; disabledUntil: number }[] {
     return [...this.routes].map(([key, r]) => ({ key, ...r }));

@@ -43,6 +43,13 @@ export interface BodyHandle {
 export interface CommitItem {
   msgid: string;
   envelopes: Envelope[];
+  /** Octets of the incoming body file: the backend checks it stored exactly these, or fails the commit. */
+  size: number;
+}
+
+/** A body that is not exactly as long as it should be is never committed: a short write lost data. */
+export function checkSize(msgid: string, stored: number, expected: number): void {
+  if (stored !== expected) throw new QueueError('io', `message ${msgid}: ${stored} octets stored of ${expected}`);
 }
 
 export type WalkEntry = { envelope: Envelope } | { damaged: string; reason: string };

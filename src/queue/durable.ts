@@ -3,7 +3,7 @@
  * them) and calling an optional fault hook before every write step, so tests can make any step
  * fail as a full disk would.
  */
-import { open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 
 /** Called with a step name before each write; throwing from it simulates that step failing. */
 export type FaultHook = (step: string) => void;
@@ -16,24 +16,41 @@ export class Durable {
     this.fault(name);
   }
 
-  fsyncFile(path: string): Promise<void> {
+  /** fsync a file; returns its size as stored, for the caller to check against what was written. */
+  fsyncFile(path: string): Promise<number> {
     return this.sync(path, 'fsync-file');
   }
 
   /** A directory's fsync is what makes a create, rename or unlink inside it survive a crash. */
-  fsyncDir(path: string): Promise<void> {
-    return this.sync(path, 'fsync-dir');
+  async fsyncDir(path: string): Promise<void> {
+    await this.sync(path, 'fsync-dir');
   }
 
-  private async sync(path: string, step: string): Promise<void> {
+  private async sync(path: string, step: string): Promise<number> {
     this.step(step);
     const fh = await open(path, 'r');
     try {
       await fh.sync();
       this.fsyncs++;
+      return (await fh.stat()).size;
     } finally {
       await fh.close();
     }
+  }
+
+  /** Create the directories that do not exist yet; their parent is fsynced when one was, so the new entries survive a crash. */
+  async mkdirs(parent: string, dirs: Iterable<string>): Promise<void> {
+    let created = false;
+    for (const d of dirs) {
+      this.step('mkdir');
+      try {
+        await mkdir(d, { mode: 0o700 });
+        created = true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    if (created) await this.fsyncDir(parent);
   }
 
   /** Write a whole file and fsync it (the caller fsyncs the directory). */

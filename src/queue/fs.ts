@@ -6,7 +6,7 @@
 import { link, mkdir, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
+import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
 import { Durable, type FaultHook } from './durable.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
@@ -63,7 +63,7 @@ export class FsQueueBackend implements QueueBackend {
     this.durable.step('mkdir');
     // envelopes sit beside the body in the message directory: one directory fsync covers all
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await this.durable.fsyncFile(this.incomingPath(item.msgid));
+    checkSize(item.msgid, await this.durable.fsyncFile(this.incomingPath(item.msgid)), item.size);
     // a hard link, not a rename: if the batch fails the body is still in incoming/ for a retry
     this.durable.step('link');
     await link(this.incomingPath(item.msgid), join(dir, 'message'));
@@ -80,7 +80,7 @@ export class FsQueueBackend implements QueueBackend {
       const failed = staged.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const buckets = new Set(batch.map((i) => join(this.queue, i.msgid.slice(0, 2))));
-      await this.makeBuckets(buckets);
+      await this.durable.mkdirs(this.queue, buckets);
       for (const item of batch) {
         this.durable.step('rename');
         await rename(join(this.incoming, `${item.msgid}.d`), this.msgDir(item.msgid));
@@ -93,15 +93,6 @@ export class FsQueueBackend implements QueueBackend {
       throw QueueError.from(err, 'queue commit');
     }
     for (const item of batch) await unlink(this.incomingPath(item.msgid)).catch(() => {});
-  }
-
-  private async makeBuckets(buckets: Set<string>): Promise<void> {
-    let created = false;
-    for (const b of buckets) {
-      this.durable.step('mkdir');
-      if (await mkdir(b, { mode: 0o700 }).then(() => true, (e) => { if (e.code === 'EEXIST') return false; throw e; })) created = true;
-    }
-    if (created) await this.durable.fsyncDir(this.queue);
   }
 
   /** Take back everything a failed batch wrote; the incoming bodies stay. */

@@ -3,11 +3,11 @@
  * commit and the fsync-before-ack policy, over any QueueBackend. Backends only store.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, open, rename, rm } from 'node:fs/promises';
+import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import { log } from '../log.js';
-import { QueueError, type BodyHandle, type CommitItem, type QueueBackend } from './backend.js';
+import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend } from './backend.js';
 import { decodeBody, deriveKey, encodeBody, isPlain, type BodyCodec } from './body-codec.js';
 import { isEvpid, isMsgid, type Envelope } from './envelope.js';
 
@@ -101,10 +101,14 @@ export class Queue {
     });
   }
 
-  /** Compress/encrypt the incoming body in place (new file, then rename), before the backend sees it. */
-  private async encodeIncoming(msgid: string): Promise<void> {
-    if (isPlain(this.codec)) return;
+  /**
+   * Check the incoming body holds the `size` octets received, then compress/encrypt it in place
+   * (new file, then rename) before the backend sees it; returns the size the backend must store.
+   */
+  private async encodeIncoming(msgid: string, size: number): Promise<number> {
     const path = this.backend.incomingPath(msgid);
+    checkSize(msgid, (await stat(path)).size, size);
+    if (isPlain(this.codec)) return size;
     const tmp = `${path}.enc`;
     await rm(tmp, { force: true });
     try {
@@ -114,21 +118,23 @@ export class Queue {
       await rm(tmp, { force: true });
       throw err;
     }
+    return (await stat(path)).size;
   }
 
   /**
-   * Assign evpids, store durably (fsync before resolving), return the envelopes. Concurrent calls
-   * share one backend.commit. Throws QueueError 'full' or 'io'; a failed message is discarded whole.
+   * Assign evpids, store durably (fsync before resolving), return the envelopes. `size` is what
+   * the writer handed over: a body file of any other length is refused, as is any write, fsync or
+   * size check failing on the way. Concurrent calls share one backend.commit. Throws QueueError
+   * 'full' or 'io'; a failed message is discarded whole.
    */
-  async commit(msgid: string, envelopes: NewEnvelope[]): Promise<Envelope[]> {
+  async commit(msgid: string, envelopes: NewEnvelope[], size: number): Promise<Envelope[]> {
     if (!isMsgid(msgid)) throw new QueueError('notfound', `bad msgid ${JSON.stringify(msgid)}`);
     if (envelopes.length === 0) throw new QueueError('io', 'a message needs at least one envelope');
     if (this.committing.has(msgid)) throw new QueueError('io', `message ${msgid} is already being committed`);
     const full = this.assignIds(msgid, envelopes);
     this.committing.add(msgid);
     try {
-      await this.encodeIncoming(msgid);
-      await this.enqueue({ msgid, envelopes: full });
+      await this.enqueue({ msgid, envelopes: full, size: await this.encodeIncoming(msgid, size) });
     } catch (err) {
       const qe = QueueError.from(err, 'queue commit');
       await this.backend.discard(msgid).catch(() => {});
@@ -183,13 +189,15 @@ export class Queue {
   /** Store a message the daemon generates itself (bounces): content from a file path. */
   async inject(contentPath: string, envelopes: NewEnvelope[]): Promise<Envelope[]> {
     const { msgid, path } = await this.create();
+    let size: number;
     try {
       await copyFile(contentPath, path);
+      size = (await stat(contentPath)).size;
     } catch (err) {
       await this.backend.discard(msgid).catch(() => {});
       throw QueueError.from(err, 'queue inject');
     }
-    return this.commit(msgid, envelopes);
+    return this.commit(msgid, envelopes, size);
   }
 
   /** A plain-text path to the body; decrypted/decompressed into a temp file when needed. */

@@ -1,7 +1,7 @@
 /** A queue backend in memory for tests: records in maps, bodies in files under the spool. */
 import { link, mkdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
+import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
@@ -49,6 +49,7 @@ export class RamQueueBackend implements QueueBackend {
     const linked: string[] = [];
     try {
       for (const item of batch) {
+        checkSize(item.msgid, (await stat(this.incomingPath(item.msgid))).size, item.size);
         await link(this.incomingPath(item.msgid), this.bodyPath(item.msgid));
         linked.push(item.msgid);
       }

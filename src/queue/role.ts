@@ -76,7 +76,7 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
         await queue.rollback(req.msgid);
         return { result: 'reject', reply: { code: 503, enhanced: '5.5.1', text: 'Invalid command: No recipient specified' } };
       }
-      const stored = await queue.commit(req.msgid, req.junk ? envelopes.map((e) => ({ ...e, junk: true })) : envelopes);
+      const stored = await queue.commit(req.msgid, req.junk ? envelopes.map((e) => ({ ...e, junk: true })) : envelopes, req.size);
       submit(stored);
       ctx.bus.notify('stat.increment', { key: 'queue.message' }, () => undefined);
       return { result: 'ok', evpids: stored.map((e) => e.id) };

@@ -1,24 +1,23 @@
 /**
- * The sqlite queue backend: one WAL database at SPOOL/queue.sqlite holding envelopes and bodies,
- * the bodies as 64 KiB chunk rows copied from the incoming file, so none is ever whole in memory.
- * A group commit is one transaction, and synchronous=FULL makes its COMMIT the fsync.
+ * The sqlite queue backend: envelopes and the message index in one WAL database at
+ * SPOOL/queue/queue.sqlite, bodies as files beside it (SPOOL/queue/bodies/XX/<msgid>), linked from
+ * incoming/: all inside queue/, which only the queue user may enter.
+ * A group commit fsyncs the bodies and their bucket directories, then commits one transaction
+ * (synchronous=FULL makes the COMMIT its fsync). Bodies stay out of the database because a
+ * database gives freed pages back to the filesystem only when vacuumed: on a full spool,
+ * deleting delivered mail must free space at once, and delivery reads the stored file in place.
  */
 import Database from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
-import { mkdir, open, rm, unlink } from 'node:fs/promises';
+import { link, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
-import type { FaultHook } from './durable.js';
+import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
+import { Durable, type FaultHook } from './durable.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
 
-const CHUNK = 64 * 1024;
-
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS messages (msgid TEXT PRIMARY KEY, chunks INTEGER NOT NULL, size INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS chunks (msgid TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (msgid, seq));
+CREATE TABLE IF NOT EXISTS messages (msgid TEXT PRIMARY KEY, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS envelopes (evpid TEXT PRIMARY KEY, msgid TEXT NOT NULL, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS envelopes_msgid ON envelopes (msgid);
 CREATE TABLE IF NOT EXISTS corrupt (id TEXT NOT NULL, record TEXT, reason TEXT NOT NULL);
@@ -28,15 +27,19 @@ export const SQLITE_FILE = 'queue/queue.sqlite';
 
 export class SqliteQueueBackend implements QueueBackend {
   readonly name = 'sqlite';
+  readonly durable: Durable;
   private handle: Database.Database | undefined;
   private readonly incoming: string;
   private readonly temporary: string;
+  private readonly bodies: string;
   private readonly fault: FaultHook;
 
   constructor(readonly spool: string, opts: { fault?: FaultHook } = {}) {
     this.incoming = join(spool, 'incoming');
     this.temporary = join(spool, 'temporary');
+    this.bodies = join(spool, 'queue', 'bodies');
     this.fault = opts.fault ?? (() => {});
+    this.durable = new Durable(this.fault);
   }
 
   /** The open database; tests reach in through it to damage records. */
@@ -46,14 +49,23 @@ export class SqliteQueueBackend implements QueueBackend {
   }
 
   async open(): Promise<void> {
-    for (const d of [this.incoming, this.temporary, join(this.spool, 'queue')]) await mkdir(d, { recursive: true, mode: 0o700 });
+    // the spool's top is the parent's (the queue user may not even read it): each level is synced by its own parent
+    await this.durable.mkdirs(this.spool, [this.incoming, this.temporary, join(this.spool, 'queue')]);
+    await this.durable.mkdirs(join(this.spool, 'queue'), [this.bodies]);
     // in queue/, which only the queue user may enter
     const db = new Database(join(this.spool, SQLITE_FILE));
-    db.pragma('journal_mode = WAL');
-    // FULL: with WAL, every COMMIT is fsynced before it returns, so an ack is durable
-    db.pragma('synchronous = FULL');
-    db.exec(SCHEMA);
+    try {
+      checkLayout(db);
+      db.pragma('journal_mode = WAL');
+      // FULL: with WAL, every COMMIT is fsynced before it returns, so an ack is durable
+      db.pragma('synchronous = FULL');
+      db.exec(SCHEMA);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
     this.handle = db;
+    await this.purgeOrphans();
   }
 
   async close(): Promise<void> {
@@ -69,29 +81,43 @@ export class SqliteQueueBackend implements QueueBackend {
     return this.temporary;
   }
 
-  /** Copy one body into chunk rows; synchronous reads, because a transaction cannot span awaits. */
-  private storeBody(msgid: string): void {
-    const fd = openSync(this.incomingPath(msgid), 'r');
-    const insert = this.db.prepare('INSERT INTO chunks (msgid, seq, data) VALUES (?, ?, ?)');
-    const buf = Buffer.alloc(CHUNK);
-    let seq = 0;
-    let size = 0;
+  /** Where a committed body is; the bucket is the msgid's first byte, so a group commit shares its directory fsync. */
+  bodyPath(msgid: string): string {
+    return join(this.bucket(msgid), msgid);
+  }
+
+  private bucket(msgid: string): string {
+    return join(this.bodies, msgid.slice(0, 2));
+  }
+
+  /** The bodies first, durable in their buckets; then one transaction makes the batch part of the queue. */
+  async commit(batch: CommitItem[]): Promise<void> {
+    const linked: string[] = [];
     try {
-      for (;;) {
-        const n = readSync(fd, buf, 0, CHUNK, null);
-        if (n === 0) break;
-        this.fault('chunk');
-        insert.run(msgid, seq++, Buffer.from(buf.subarray(0, n)));
-        size += n;
+      await Promise.all(batch.map(async (i) => checkSize(i.msgid, await this.durable.fsyncFile(this.incomingPath(i.msgid)), i.size)));
+      const buckets = [...new Set(batch.map((i) => this.bucket(i.msgid)))];
+      await this.durable.mkdirs(this.bodies, buckets);
+      for (const item of batch) {
+        // a leftover of a failed commit under this unused msgid would refuse the link
+        await rm(this.bodyPath(item.msgid), { force: true });
+        this.durable.step('link');
+        await link(this.incomingPath(item.msgid), this.bodyPath(item.msgid));
+        linked.push(this.bodyPath(item.msgid));
       }
-    } finally {
-      closeSync(fd);
+      for (const b of buckets) await this.durable.fsyncDir(b);
+      this.db.transaction(() => {
+        for (const item of batch) this.storeItem(item);
+        this.fault('commit');
+      })();
+    } catch (err) {
+      for (const path of linked) await rm(path, { force: true }).catch(() => {});
+      throw QueueError.from(err, 'queue commit');
     }
-    this.db.prepare('INSERT INTO messages (msgid, chunks, size) VALUES (?, ?, ?)').run(msgid, seq, size);
+    for (const item of batch) await unlink(this.incomingPath(item.msgid)).catch(() => {});
   }
 
   private storeItem(item: CommitItem): void {
-    this.storeBody(item.msgid);
+    this.db.prepare('INSERT INTO messages (msgid, size) VALUES (?, ?)').run(item.msgid, item.size);
     const insert = this.db.prepare('INSERT INTO envelopes (evpid, msgid, record) VALUES (?, ?, ?)');
     for (const e of item.envelopes) {
       this.fault('envelope');
@@ -99,42 +125,17 @@ export class SqliteQueueBackend implements QueueBackend {
     }
   }
 
-  async commit(batch: CommitItem[]): Promise<void> {
-    try {
-      this.db.transaction(() => {
-        for (const item of batch) this.storeItem(item);
-        this.fault('commit');
-      })();
-    } catch (err) {
-      throw QueueError.from(err, 'queue commit');
-    }
-    for (const item of batch) await unlink(this.incomingPath(item.msgid)).catch(() => {});
-  }
-
   async discard(msgid: string): Promise<void> {
     await rm(this.incomingPath(msgid), { force: true });
   }
 
   async openBody(msgid: string): Promise<BodyHandle> {
-    const row = this.db.prepare('SELECT chunks FROM messages WHERE msgid = ?').get(msgid) as { chunks: number } | undefined;
-    if (!row) throw new QueueError('notfound', `message ${msgid} not found`);
-    const path = join(this.temporary, `${msgid}.${randomBytes(4).toString('hex')}.body`);
-    const get = this.db.prepare('SELECT data FROM chunks WHERE msgid = ? AND seq = ?').pluck();
-    const fh = await open(path, 'wx', 0o600);
-    try {
-      // one chunk at a time, by key: no statement stays open across the awaits
-      for (let seq = 0; seq < row.chunks; seq++) {
-        const data = get.get(msgid, seq) as Buffer | undefined;
-        if (!data) throw new QueueError('io', `message ${msgid} is missing chunk ${seq}`);
-        await fh.write(data);
-      }
-    } catch (err) {
-      await fh.close();
-      await rm(path, { force: true });
+    if (!(await this.hasMessage(msgid))) throw new QueueError('notfound', `message ${msgid} not found`);
+    const path = this.bodyPath(msgid);
+    await stat(path).catch((err) => {
       throw QueueError.from(err, 'open body');
-    }
-    await fh.close();
-    return { path, release: () => rm(path, { force: true }) };
+    });
+    return { path, release: async () => {} };
   }
 
   async loadEnvelope(evpid: string): Promise<Envelope | undefined> {
@@ -154,29 +155,45 @@ export class SqliteQueueBackend implements QueueBackend {
     if (changes === 0) throw new QueueError('notfound', `envelope ${e.id} not found`);
   }
 
-  private dropMessageIfEmpty(msgid: string): void {
+  /** Inside a transaction: the message row goes with its last envelope; true when it went. */
+  private dropMessageIfEmpty(msgid: string): boolean {
     const left = this.db.prepare('SELECT COUNT(*) FROM envelopes WHERE msgid = ?').pluck().get(msgid) as number;
-    if (left > 0) return;
-    this.db.prepare('DELETE FROM chunks WHERE msgid = ?').run(msgid);
-    this.db.prepare('DELETE FROM messages WHERE msgid = ?').run(msgid);
+    if (left > 0) return false;
+    return this.db.prepare('DELETE FROM messages WHERE msgid = ?').run(msgid).changes > 0;
+  }
+
+  /** After the transaction that dropped the message: a crash before this leaves an orphan, purged at open. */
+  private async dropBody(msgid: string): Promise<void> {
+    await rm(this.bodyPath(msgid), { force: true });
   }
 
   async deleteEnvelope(evpid: string): Promise<void> {
+    let dropped: boolean;
     try {
-      this.db.transaction(() => {
+      dropped = this.db.transaction(() => {
         this.db.prepare('DELETE FROM envelopes WHERE evpid = ?').run(evpid);
-        this.dropMessageIfEmpty(msgidOf(evpid));
+        return this.dropMessageIfEmpty(msgidOf(evpid));
       })();
     } catch (err) {
       throw QueueError.from(err, 'delete envelope');
     }
+    if (dropped) await this.dropBody(msgidOf(evpid));
   }
 
   async *walk(): AsyncIterable<WalkEntry> {
     // ids first, records one by one: the caller may quarantine while we iterate
     const ids = this.db.prepare('SELECT evpid FROM envelopes ORDER BY evpid').pluck().all() as string[];
     const get = this.db.prepare('SELECT record FROM envelopes WHERE evpid = ?').pluck();
+    let checked = '';
     for (const evpid of ids) {
+      const msgid = msgidOf(evpid);
+      if (msgid !== checked) {
+        checked = msgid;
+        if (!(await stat(this.bodyPath(msgid)).then(() => true, () => false))) {
+          yield { damaged: msgid, reason: 'message body missing' };
+          continue;
+        }
+      }
       const rec = get.get(evpid) as string | undefined;
       if (rec === undefined) continue;
       const d = decodeEnvelope(rec, evpid);
@@ -198,17 +215,34 @@ export class SqliteQueueBackend implements QueueBackend {
 
   /** The bad record moves to the corrupt table, for the operator; a message left without envelopes goes. */
   async quarantine(id: string, reason: string): Promise<void> {
-    this.db.transaction(() => {
+    const msgid = isEvpid(id) ? msgidOf(id) : id;
+    const dropped = this.db.transaction(() => {
       if (isEvpid(id)) {
         const rec = this.db.prepare('SELECT record FROM envelopes WHERE evpid = ?').pluck().get(id) as string | undefined;
         this.db.prepare('INSERT INTO corrupt (id, record, reason) VALUES (?, ?, ?)').run(id, rec ?? null, reason);
         this.db.prepare('DELETE FROM envelopes WHERE evpid = ?').run(id);
-        this.dropMessageIfEmpty(msgidOf(id));
       } else if (isMsgid(id)) {
         this.db.prepare('INSERT INTO corrupt (id, record, reason) VALUES (?, NULL, ?)').run(id, reason);
         this.db.prepare('DELETE FROM envelopes WHERE msgid = ?').run(id);
-        this.dropMessageIfEmpty(id);
-      }
+      } else return false;
+      return this.dropMessageIfEmpty(msgid);
     })();
+    if (dropped) await this.dropBody(msgid);
+  }
+
+  /** Bodies without a message row: a crash came between linking them and the commit, or after a delete. */
+  private async purgeOrphans(): Promise<void> {
+    for (const b of await readdir(this.bodies)) {
+      for (const name of await readdir(join(this.bodies, b)).catch(() => [] as string[])) {
+        if (isMsgid(name) && !(await this.hasMessage(name))) await rm(join(this.bodies, b, name), { force: true });
+      }
+    }
+  }
+}
+
+/** Earlier versions kept bodies in a `chunks` table, which this one does not read: refuse rather than lose them. */
+function checkLayout(db: Database.Database): void {
+  if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'chunks'").get()) {
+    throw new QueueError('io', `${db.name} keeps message bodies inside the database, as earlier tsmtpd versions did: deliver that queue with the version that wrote it, or move it aside`);
   }
 }

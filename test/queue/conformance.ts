@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { QueueBackend } from '../../src/queue/backend.js';
 import { QueueError } from '../../src/queue/queue.js';
 import { collect, logged, makeQueue, newEnvelope, submit, tempDir } from './helpers.js';
@@ -104,7 +105,7 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
     await assert.rejects(stat(path));
     assert.deepEqual(await collect(q.messages()), []);
     assert.deepEqual(await collect(q.walk()), []);
-    await assert.rejects(q.commit(msgid, [newEnvelope()]), QueueError, 'a rolled-back message cannot be committed');
+    await assert.rejects(q.commit(msgid, [newEnvelope()], 9), QueueError, 'a rolled-back message cannot be committed');
     assert.deepEqual(await collect(q.messages()), []);
   });
 
@@ -165,14 +166,35 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
     assert.equal(await q.load('../../etc/passwd'), undefined);
     await q.remove('zz');
     await assert.rejects(q.body('../x'), QueueError);
-    await assert.rejects(q.commit('nothex!!', [newEnvelope()]), QueueError);
+    await assert.rejects(q.commit('nothex!!', [newEnvelope()], 0), QueueError);
+  });
+
+  test(`${name}: a body of any other length than the one written is never committed (issue 13)`, async (t) => {
+    const { dir, backend, q } = await setup(t, { compression: true });
+    const [kept] = await submit(q, 'survivor');
+    const body = 'Subject: short write\r\n\r\nbody\r\n';
+    for (const claimed of [body.length - 1, body.length + 1]) {
+      // through the front, as the smtp role commits
+      const a = await q.create();
+      await writeFile(a.path, body);
+      await assert.rejects(q.commit(a.msgid, [newEnvelope()], claimed), (e: unknown) => e instanceof QueueError && e.code === 'io' && /octets stored/.test(e.message));
+      // and the backend's own check, on whatever the front hands it
+      const b = await q.create();
+      await writeFile(b.path, body);
+      const item = { msgid: b.msgid, envelopes: [{ ...newEnvelope(), id: `${b.msgid}00000001`, msgid: b.msgid }], size: claimed };
+      await assert.rejects(backend.commit([item]), (e: unknown) => e instanceof QueueError && /octets stored/.test(e.message));
+      await q.rollback(b.msgid);
+    }
+    assert.deepEqual(await collect(q.messages()), [kept!.msgid]);
+    assert.deepEqual((await collect(q.walk())).map((e) => e.id), [kept!.id]);
+    assert.deepEqual(await readdir(join(dir, 'incoming')), []);
   });
 
   test(`${name}: a message committed twice at once is stored once`, async (t) => {
     const { q } = await setup(t);
     const { msgid, path } = await q.create();
     await writeFile(path, 'once');
-    const r = await Promise.allSettled([q.commit(msgid, [newEnvelope()]), q.commit(msgid, [newEnvelope()])]);
+    const r = await Promise.allSettled([q.commit(msgid, [newEnvelope()], 4), q.commit(msgid, [newEnvelope()], 4)]);
     assert.deepEqual(r.map((x) => x.status).sort(), ['fulfilled', 'rejected']);
     assert.equal((await collect(q.walk())).length, 1);
     assert.equal((await bodyText(q, msgid)).toString(), 'once');

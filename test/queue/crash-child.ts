@@ -18,8 +18,9 @@ async function writer(q: Queue, w: number): Promise<void> {
   for (let i = 0; i < MAX_PER_WRITER && Date.now() < DEADLINE; i++) {
     const index = `${w}-${i}`;
     const { msgid, path } = await q.create();
-    await writeFile(path, `crash test ${index}\r\n`);
-    const envs = await q.commit(msgid, [newEnvelope(), newEnvelope({ rcpt: 'carol@example.org' })]);
+    const body = `crash test ${index}\r\n`;
+    await writeFile(path, body);
+    const envs = await q.commit(msgid, [newEnvelope(), newEnvelope({ rcpt: 'carol@example.org' })], body.length);
     process.stdout.write(`${msgid} ${index} ${envs.map((e) => e.id).join(' ')}\n`);
   }
 }

@@ -45,7 +45,7 @@ export async function submit(q: Queue, text: string | Buffer, n = 1): Promise<En
   const { msgid, path } = await q.create();
   await writeFile(path, text);
   const envs = Array.from({ length: n }, (_, i) => newEnvelope({ rcpt: `r${i}@example.org` }));
-  return q.commit(msgid, envs);
+  return q.commit(msgid, envs, Buffer.byteLength(text));
 }
 
 export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {

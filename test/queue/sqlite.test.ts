@@ -1,9 +1,11 @@
-/** The sqlite backend: the shared suite, chunked bodies, and a failing step rolling the transaction back. */
+/** The sqlite backend: the shared suite, bodies as files beside the database, and a failing step rolling the transaction back. */
 import { test } from 'node:test';
+import { mkdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { QueueError } from '../../src/queue/queue.js';
 import { SqliteQueueBackend } from '../../src/queue/sqlite.js';
 import { queueBackendSuite } from './conformance.js';
@@ -15,23 +17,59 @@ queueBackendSuite('sqlite', (spool) => new SqliteQueueBackend(spool), {
     (b as SqliteQueueBackend).db.prepare('UPDATE envelopes SET record = ? WHERE evpid = ?').run('{"version":1,"id":3}', evpid);
   },
   async tamperBody(b, msgid) {
-    const db = (b as SqliteQueueBackend).db;
-    const data = db.prepare('SELECT data FROM chunks WHERE msgid = ? AND seq = 0').pluck().get(msgid) as Buffer;
+    const path = (b as SqliteQueueBackend).bodyPath(msgid);
+    const data = await readFile(path);
     data[data.length >> 1] ^= 0x01;
-    db.prepare('UPDATE chunks SET data = ? WHERE msgid = ? AND seq = 0').run(data, msgid);
+    await writeFile(path, data);
   },
 });
 
-test('sqlite: a body is stored as 64 KiB chunks', async (t) => {
+test('sqlite: a body is a file beside the database, gone with the last envelope (its space back at once)', async (t) => {
   const { dir, cleanup } = await tempDir();
   t.after(cleanup);
   const backend = new SqliteQueueBackend(dir);
   const q = makeQueue(backend, dir);
   await q.open();
   t.after(() => q.close());
-  const [e] = await submit(q, randomBytes(200 * 1024));
-  const n = backend.db.prepare('SELECT COUNT(*) FROM chunks WHERE msgid = ?').pluck().get(e!.msgid);
-  assert.equal(n, 4);
+  const body = randomBytes(200 * 1024);
+  const [a, b] = await submit(q, body, 2);
+  assert.deepEqual(await readFile(backend.bodyPath(a!.msgid)), body);
+  await q.remove(a!.id);
+  assert.equal((await stat(backend.bodyPath(a!.msgid))).size, body.length, 'kept for the other envelope');
+  await q.remove(b!.id);
+  await assert.rejects(stat(backend.bodyPath(a!.msgid)), { code: 'ENOENT' });
+  assert.deepEqual(await collect(q.messages()), []);
+});
+
+test('sqlite: a body whose commit never finished is removed at open; committed ones stay', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.after(cleanup);
+  let backend = new SqliteQueueBackend(dir);
+  let q = makeQueue(backend, dir);
+  await q.open();
+  const [kept] = await submit(q, 'committed');
+  const orphan = backend.bodyPath(`${kept!.msgid.slice(0, 2)}abcdef`);
+  await mkdir(dirname(orphan), { recursive: true });
+  await writeFile(orphan, 'linked, then the process died before the transaction');
+  await q.close();
+  backend = new SqliteQueueBackend(dir);
+  q = makeQueue(backend, dir);
+  await q.open();
+  t.after(() => q.close());
+  await assert.rejects(stat(orphan), { code: 'ENOENT' });
+  assert.equal((await readFile(backend.bodyPath(kept!.msgid))).toString(), 'committed');
+  assert.deepEqual((await collect(q.walk())).map((e) => e.id), [kept!.id]);
+});
+
+test('sqlite: a database that keeps bodies inside (the earlier layout) is refused, never half read', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.after(cleanup);
+  mkdirSync(join(dir, 'queue'));
+  const old = new Database(join(dir, 'queue', 'queue.sqlite'));
+  old.exec('CREATE TABLE chunks (msgid TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (msgid, seq))');
+  old.close();
+  const q = makeQueue(new SqliteQueueBackend(dir), dir);
+  await assert.rejects(q.open(), (e: unknown) => e instanceof QueueError && /bodies inside the database/.test(e.message));
 });
 
 test('sqlite: SQLITE_FULL-like failure at any step: QueueError full, nothing stored', async (t) => {
@@ -54,5 +92,7 @@ test('sqlite: SQLITE_FULL-like failure at any step: QueueError full, nothing sto
     assert.deepEqual((await collect(q.walk())).map((e) => e.id), [kept!.id]);
     assert.deepEqual(await collect(q.messages()), [kept!.msgid]);
     assert.deepEqual(await readdir(join(dir, 'incoming')), []);
+    const buckets = await readdir(join(dir, 'queue', 'bodies'));
+    assert.deepEqual((await Promise.all(buckets.map((b) => readdir(join(dir, 'queue', 'bodies', b))))).flat(), [kept!.msgid]);
   }
 });
