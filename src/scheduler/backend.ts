@@ -41,9 +41,11 @@ export interface SchedulerBackend {
   /** Entries of one message, or all. */
   list(msgid?: string): SchedulerEntry[];
   /**
-   * What is due at `now`: at most `max` deliveries of the kinds allowed; expiries and warnings
-   * of pending envelopes. Returned entries are not marked; the role does that.
+   * What is due at `now`: deliveries of the kinds allowed, by message — a message's due
+   * envelopes for one destination come out together, up to `perMessage` (OpenSMTPD's
+   * max-evp-batch-size) — until `max` envelopes (a whole message may pass it); expiries and
+   * warnings of pending envelopes. Returned entries are not marked; the role does that.
    */
-  batch(now: number, max: number, kinds: ReadonlySet<EnvelopeKind>, warnIntervals: number[]): Batch;
+  batch(now: number, max: number, kinds: ReadonlySet<EnvelopeKind>, warnIntervals: number[], perMessage?: number): Batch;
   readonly size: number;
 }

@@ -60,8 +60,8 @@ export class RamQueue implements SchedulerBackend {
   private readonly entries = new Map<string, SchedulerEntry>();
   private readonly versions = new Map<string, number>();
   private readonly heap = new MinHeap();
-  /** Due entries per destination, waiting for room in flight; each is queued once, not re-sorted. */
-  private readonly ready = new Map<string, Fifo>();
+  /** Due entries per destination, by message, waiting for room in flight; each is queued once, not re-sorted. */
+  private readonly ready = new Map<string, ReadyMessages>();
   private warnIntervals: number[] = [];
 
   get size(): number {
@@ -104,7 +104,7 @@ export class RamQueue implements SchedulerBackend {
     if (e.state === 'pending' && !e.suspended) this.heap.push({ at: this.wakeAt(e), evpid: e.evpid, version });
   }
 
-  batch(now: number, max: number, kinds: ReadonlySet<EnvelopeKind>, warnIntervals: number[]): Batch {
+  batch(now: number, max: number, kinds: ReadonlySet<EnvelopeKind>, warnIntervals: number[], perMessage = 256): Batch {
     // entries indexed before the intervals were known (or before they changed) woke too late
     if (warnIntervals.length !== this.warnIntervals.length || warnIntervals.some((d, i) => d !== this.warnIntervals[i])) {
       this.warnIntervals = [...warnIntervals];
@@ -112,7 +112,7 @@ export class RamQueue implements SchedulerBackend {
     }
     const out: Batch = { deliver: [], expire: [], warn: [], nextWakeAt: Infinity };
     this.promote(now, warnIntervals, out);
-    this.take(now, max, kinds, out);
+    this.take(now, max, kinds, out, perMessage);
     // what is ready but was not taken (no room, or more than max) wants the next round at once
     out.nextWakeAt = this.hasReady(kinds) ? now : (this.heap.peek()?.at ?? Infinity);
     return out;
@@ -138,10 +138,10 @@ export class RamQueue implements SchedulerBackend {
       }
       let q = this.ready.get(e.queueKey);
       if (!q) {
-        q = new Fifo();
+        q = new ReadyMessages();
         this.ready.set(e.queueKey, q);
       }
-      q.push({ evpid: e.evpid, version: top.version });
+      q.push(e.msgid, { evpid: e.evpid, version: top.version });
     }
   }
 
@@ -151,52 +151,113 @@ export class RamQueue implements SchedulerBackend {
     return e && this.versions.get(e.evpid) === item.version && e.state === 'pending' && !e.suspended ? e : undefined;
   }
 
-  /** Round-robin over destinations (action + domain): one big message cannot starve the others. */
-  private take(now: number, max: number, kinds: ReadonlySet<EnvelopeKind>, out: Batch): void {
-    let progress = true;
-    while (out.deliver.length < max && progress) {
-      progress = false;
-      for (const [key, q] of this.ready) {
-        if (out.deliver.length >= max) break;
-        let head = q.peek();
-        while (head && !this.live(head)) {
-          q.shift();
-          head = q.peek();
-        }
-        if (!head) {
-          this.ready.delete(key);
-          continue;
-        }
-        const e = this.live(head)!;
-        if (!kinds.has(e.kind)) continue;
-        q.shift();
-        progress = true;
+  /**
+   * Round-robin over destinations (action + domain), a message at a time: one destination cannot
+   * starve the others, and a message's recipients there leave together, so the mta can put them
+   * in one transaction.
+   */
+  private take(now: number, max: number, kinds: ReadonlySet<EnvelopeKind>, out: Batch, perMessage: number): void {
+    const keys = [...this.ready.keys()];
+    // a full turn over the destinations without taking anything ends the round
+    for (let i = 0, idle = 0; out.deliver.length < max && idle < keys.length; i++) {
+      const key = keys[i % keys.length]!;
+      const q = this.ready.get(key);
+      const head = q && this.liveHead(q);
+      if (!q || !head) {
+        this.ready.delete(key);
+        idle++;
+        continue;
+      }
+      if (!kinds.has(head.kind)) {
+        idle++;
+        continue;
+      }
+      idle = 0;
+      for (const e of q.takeMessage(perMessage, (item) => this.live(item))) {
         if (now >= e.expiresAt) out.expire.push(e.evpid);
         else out.deliver.push(e.evpid);
       }
+      // served: to the back of the line, so the next round starts with the others
+      this.ready.delete(key);
+      this.ready.set(key, q);
     }
+  }
+
+  /** The first live entry of a destination's ready messages, dropping stale items on the way. */
+  private liveHead(q: ReadyMessages): SchedulerEntry | undefined {
+    for (let head = q.peek(); head; head = q.peek()) {
+      const e = this.live(head);
+      if (e) return e;
+      q.dropHead();
+    }
+    return undefined;
   }
 
   private hasReady(kinds: ReadonlySet<EnvelopeKind>): boolean {
     for (const q of this.ready.values()) {
-      const head = q.peek();
-      const e = head && this.live(head);
+      const e = this.liveHead(q);
       if (e && kinds.has(e.kind)) return true;
     }
     return false;
   }
 }
 
+type ReadyItem = { evpid: string; version: number };
+
+/** One destination's due entries, grouped by message, messages in the order they became due. */
+class ReadyMessages {
+  private readonly order = new Fifo<string>();
+  private readonly byMessage = new Map<string, ReadyItem[]>();
+
+  push(msgid: string, item: ReadyItem): void {
+    const items = this.byMessage.get(msgid);
+    if (items) return void items.push(item);
+    this.byMessage.set(msgid, [item]);
+    this.order.push(msgid);
+  }
+
+  peek(): ReadyItem | undefined {
+    const msgid = this.order.peek();
+    return msgid === undefined ? undefined : this.byMessage.get(msgid)![0];
+  }
+
+  dropHead(): void {
+    const msgid = this.order.peek()!;
+    const items = this.byMessage.get(msgid)!;
+    items.shift();
+    if (items.length === 0) this.forget(msgid);
+  }
+
+  /** Up to `n` live entries of the first message; what is left of it stays first in line. */
+  takeMessage(n: number, live: (item: ReadyItem) => SchedulerEntry | undefined): SchedulerEntry[] {
+    const msgid = this.order.peek();
+    if (msgid === undefined) return [];
+    const items = this.byMessage.get(msgid)!;
+    const out: SchedulerEntry[] = [];
+    while (items.length > 0 && out.length < n) {
+      const e = live(items.shift()!);
+      if (e) out.push(e);
+    }
+    if (items.length === 0) this.forget(msgid);
+    return out;
+  }
+
+  private forget(msgid: string): void {
+    this.byMessage.delete(msgid);
+    this.order.shift();
+  }
+}
+
 /** A queue with O(1) push and shift, compacted as it drains. */
-class Fifo {
-  private items: { evpid: string; version: number }[] = [];
+class Fifo<T> {
+  private items: T[] = [];
   private head = 0;
 
-  push(item: { evpid: string; version: number }): void {
+  push(item: T): void {
     this.items.push(item);
   }
 
-  peek(): { evpid: string; version: number } | undefined {
+  peek(): T | undefined {
     return this.items[this.head];
   }
 

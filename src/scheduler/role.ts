@@ -17,12 +17,15 @@ import { createSchedulerBackend } from './registry.js';
 
 const DEFAULT_MAX_INFLIGHT = 5000;
 const DEFAULT_MAX_SCHEDULE = 100;
+const DEFAULT_MAX_EVP_BATCH = 256;
 
 export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
   const backend: SchedulerBackend = createSchedulerBackend(ctx.backends.scheduler);
   const limits = ctx.config.schedulerLimits;
   const maxInflight = limits['max-inflight'] ?? DEFAULT_MAX_INFLIGHT;
   const maxSchedule = limits['max-schedule'] ?? DEFAULT_MAX_SCHEDULE;
+  // a message's recipients at one destination leave together, up to this many (OpenSMTPD's name)
+  const perMessage = limits['max-evp-batch-size'] ?? DEFAULT_MAX_EVP_BATCH;
   const kinds = new Set<EnvelopeKind>(['mda', 'mta', 'bounce']);
   let inflight = 0;
   let timer: Timer | null = null;
@@ -59,7 +62,7 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
     if (!running) return;
     const now = nowSec();
     const room = Math.max(0, Math.min(maxSchedule, maxInflight - inflight));
-    const batch = backend.batch(now, room, kinds, ctx.config.bounce.warnIntervals);
+    const batch = backend.batch(now, room, kinds, ctx.config.bounce.warnIntervals, perMessage);
     for (const evpid of batch.expire) {
       setState(evpid, 'inflight');
       log('info', evpid, 'scheduler', 'expire', { evpid });

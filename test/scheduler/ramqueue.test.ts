@@ -8,10 +8,12 @@ import type { EnvelopeKind } from '../../src/queue/envelope.js';
 const ALL = new Set<EnvelopeKind>(['mda', 'mta', 'bounce']);
 const T = 1_000_000;
 
+/** Envelope n of its own message (`msgid` in `over` puts several in one message). */
 function entry(n: number, over: Partial<SchedulerEntry> = {}): SchedulerEntry {
-  const evpid = `aaaaaaaa${n.toString(16).padStart(8, '0')}`;
+  const msgid = over.msgid ?? n.toString(16).padStart(8, 'a');
+  const evpid = `${msgid}${n.toString(16).padStart(8, '0')}`;
   return {
-    evpid, msgid: evpid.slice(0, 8), kind: 'mta', queueKey: 'relay|example.com', createdAt: T, expiresAt: T + 86400,
+    evpid, msgid, kind: 'mta', queueKey: 'relay|example.com', createdAt: T, expiresAt: T + 86400,
     tries: 0, lastTry: 0, lastWarn: 0, nextTry: T, state: 'pending', suspended: false, ...over,
   };
 }
@@ -103,10 +105,30 @@ test('removed entries and stale versions are skipped; list filters by message', 
   q.insert(entry(1));
   q.insert(entry(2, { msgid: 'bbbbbbbb' }));
   q.update({ ...q.get(entry(1).evpid)!, nextTry: T + 300 });
-  q.remove(entry(2).evpid);
+  q.remove(entry(2, { msgid: 'bbbbbbbb' }).evpid);
   assert.equal(q.size, 1);
   assert.deepEqual(q.list('bbbbbbbb'), []);
   assert.deepEqual(q.list().map((e) => e.evpid), [entry(1).evpid]);
   assert.deepEqual(q.batch(T, 10, ALL, []), { deliver: [], expire: [], warn: [], nextWakeAt: T + 300 });
   assert.deepEqual(q.batch(T + 300, 10, ALL, []).deliver, [entry(1).evpid]);
+});
+
+test('a message\'s recipients at one destination come out together, up to max-evp-batch-size; destinations still take turns', () => {
+  const q = new RamQueue();
+  // two messages to 50 recipients each at big.example, one message at small.example, all due at once
+  for (let i = 0; i < 100; i++) q.insert(entry(i, { msgid: i < 50 ? '0000beef' : '0000bee2', queueKey: 'relay|big.example' }));
+  q.insert(entry(100, { msgid: '0000cafe', queueKey: 'relay|small.example' }));
+  // max 10: a whole message passes the cap, as one unit
+  const first = q.batch(T, 10, ALL, [], 256).deliver;
+  assert.deepEqual(first.sort(), Array.from({ length: 50 }, (_, i) => entry(i, { msgid: '0000beef' }).evpid).sort());
+  // the next round starts with the destination that waited
+  const second = q.batch(T, 10, ALL, [], 256).deliver;
+  assert.equal(second[0], entry(100, { msgid: '0000cafe' }).evpid);
+  assert.equal(second.length, 51);
+  // a per-message cap splits it in batches, the rest first in line
+  const r = new RamQueue();
+  for (let i = 0; i < 50; i++) r.insert(entry(i, { msgid: '0000beef' }));
+  assert.equal(r.batch(T, 10, ALL, [], 20).deliver.length, 20);
+  assert.equal(r.batch(T, 10, ALL, [], 20).deliver.length, 20);
+  assert.equal(r.batch(T, 10, ALL, [], 20).deliver.length, 10);
 });
