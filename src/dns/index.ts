@@ -26,7 +26,9 @@ interface Options {
 }
 
 export function createResolver(config: Pick<Config, 'resolvers'>, clock: Clock = systemClock, o: Options = {}): Resolver {
-  const r = new dns.Resolver({ timeout: o.timeoutMs ?? 3000, tries: o.tries ?? 2 });
+  // resolv.conf(5)'s defaults (RES_TIMEOUT 5 s, 2 attempts), as libc and OpenSMTPD's libasr use:
+  // a shorter first try turned a slow but live DNSBL zone into a miss on a loaded machine
+  const r = new dns.Resolver({ timeout: o.timeoutMs ?? 5000, tries: o.tries ?? 2 });
   if (config.resolvers.length) r.setServers(config.resolvers.map((s) => (s.address.includes(':') ? `[${s.address}]:${s.port}` : `${s.address}:${s.port}`)));
   return new CachingResolver(r, o.hosts ?? loadHosts(), clock);
 }

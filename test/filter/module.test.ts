@@ -135,7 +135,7 @@ describe('DNSBL filter', () => {
 
   before(async () => {
     dns = await startDnsServer({
-      // slow.test answers after 2 s, listed or not
+      // slow.test answers after 2 s, listed or not (inside the resolver's 5 s first try)
       '2.0.0.127.slow.test': { A: ['127.0.0.2'], delayMs: 2000 },
       '1.0.0.127.slow.test': { delayMs: 2000 },
       '9.0.0.127.slow.test': { A: ['127.0.0.2'] },
