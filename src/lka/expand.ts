@@ -70,6 +70,10 @@ class Expansion {
     return action;
   }
 
+  /**
+   * A leaf is kept once per dest: the same user reached through two addresses is two deliveries
+   * (expand_cmp tells nodes apart by their address ancestor), through one address it is one.
+   */
   private leaf(leaf: Leaf): void {
     const key = JSON.stringify(leaf);
     if (this.seen.has(key)) return;
@@ -128,9 +132,9 @@ class Expansion {
     }
     const info = await this.userinfo(action, user);
     if (!info) throw unknownUser();
-    // the final recipient is the user at the domain being expanded, so %{dest.user} names the mailbox
-    const dest = `${user}@${split(rcpt)[1]}`;
-    const mailbox: Leaf = { kind: 'mda', action: action.name, rcpt: dest, user: info, ...(tag ? { subaddress: tag } : {}) };
+    // dest is the nearest address ancestor, not the user (lka_submit: lka_find_ancestor(xn,
+    // EXPAND_ADDRESS)): every address mapped to one vmail user keeps its own %{dest}
+    const mailbox: Leaf = { kind: 'mda', action: action.name, rcpt, user: info, ...(tag ? { subaddress: tag } : {}) };
     if (action.user || fromForwardOf === user) return this.leaf(mailbox);
     const forward = await this.readForward(info);
     if (!forward) {

@@ -8,7 +8,7 @@ import type { DeliveryResult } from '../bus/messages.js';
 import type { Action, Config } from '../config/types.js';
 import type { Envelope, UserInfo } from '../queue/envelope.js';
 import { mdaEnv } from './command.js';
-import { expandFormat, sanitize, splitAddress, type FormatVars } from './format.js';
+import { expandFormat, sanitize, type FormatVars } from './format.js';
 import type { Job } from './jobs.js';
 import { permfail } from './results.js';
 
@@ -50,12 +50,12 @@ export function formatVars(envelope: Envelope, user: UserInfo, subAddrDelim: str
   };
 }
 
-/** The sub-address: the expansion's, else the `+tag` of the final recipient's user part. */
-export function extensionOf(envelope: Envelope, delim: string): string | undefined {
-  if (envelope.subaddress) return envelope.subaddress;
-  const [local] = splitAddress(envelope.rcpt);
-  const at = delim ? local.indexOf(delim[0]!) : -1;
-  return at === -1 ? undefined : local.slice(at + 1) || undefined;
+/**
+ * The sub-address is the expansion's alone (mda_subaddress, set from the user node's `+tag`): the
+ * dest keeps the address as received, so `ann+x@virt` mapped to `vmail` has no extension.
+ */
+export function extensionOf(envelope: Envelope): string | undefined {
+  return envelope.subaddress || undefined;
 }
 
 export function planDelivery(p: PlanInput): Plan {
@@ -99,7 +99,7 @@ function commandPlan(p: PlanInput, vars: FormatVars, command: string): Plan {
     dest: p.envelope.rcpt,
     username: p.user.username,
     home: p.account.directory,
-    extension: extensionOf(p.envelope, p.config.smtp.subAddrDelim),
+    extension: extensionOf(p.envelope),
   });
   return { kind: 'command', command: line, env };
 }
@@ -107,7 +107,7 @@ function commandPlan(p: PlanInput, vars: FormatVars, command: string): Plan {
 function maildirJob(p: PlanInput, vars: FormatVars, path: string, junk: boolean): Plan {
   const expanded = expandFormat(path, vars);
   if (!expanded.ok) return fail(permfail(`maildir path could not be expanded: ${expanded.error}`));
-  const extension = extensionOf(p.envelope, p.config.smtp.subAddrDelim);
+  const extension = extensionOf(p.envelope);
   return {
     kind: 'job',
     inProcess: false,

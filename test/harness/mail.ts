@@ -63,7 +63,7 @@ export async function startMailHost(o: MailHostOptions = {}): Promise<MailHost> 
     'table aliases file:%DIR%/aliases',
     'table users file:%DIR%/users',
     'table domains { example.test }',
-    'action "local" maildir "%DIR%/maildir/%{dest.user:lowercase}" alias <aliases> userbase <users>',
+    'action "local" maildir "%DIR%/maildir/%{user.username:lowercase}" alias <aliases> userbase <users>',
     (o.extra ?? '').replaceAll('%PORT%', String(port)),
     rules,
   ].join('\n');

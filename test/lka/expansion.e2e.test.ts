@@ -17,7 +17,7 @@ before(async () => {
     extra: [
       'table vusers { "info@virtual.test" = bob, "@virtual.test" = carol }',
       'table vdomains { virtual.test }',
-      'action "virtual" maildir "%DIR%/maildir/%{dest.user:lowercase}" virtual <vusers> userbase <users>',
+      'action "virtual" maildir "%DIR%/maildir/%{user.username:lowercase}" virtual <vusers> userbase <users>',
     ].join('\n'),
     rules: [
       'match from any for domain <vdomains> action "virtual"',

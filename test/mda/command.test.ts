@@ -37,7 +37,7 @@ test('the environment is OpenSMTPD\'s and nothing of the daemon leaks', async (t
   process.env['TSMTPD_SECRET_TEST'] = 'leak';
   t.after(() => { delete process.env['TSMTPD_SECRET_TEST']; });
   const s = await setup(t, action({ kind: 'mda', command: 'env > "$HOME/env"; pwd > "$HOME/pwd"' }));
-  assert.equal((await s.run({ rcpt: 'bob+lists@example.org', origRcpt: 'Bob+Lists@Example.org' })).result, 'ok');
+  assert.equal((await s.run({ rcpt: 'bob+lists@example.org', origRcpt: 'Bob+Lists@Example.org', subaddress: 'lists' })).result, 'ok');
   const env = Object.fromEntries((await readFile(join(s.home, 'env'), 'utf8')).trim().split('\n').map((l) => {
     const i = l.indexOf('=');
     return [l.slice(0, i), l.slice(i + 1)];

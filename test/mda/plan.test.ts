@@ -33,11 +33,10 @@ test('each method becomes its job, with OpenSMTPD\'s defaults', () => {
   assert.equal(planDelivery({ envelope: envelope({ mdaTarget: { kind: 'file', value: '/tmp/x' } }), action: action({ kind: 'mbox' }), config: config([]), user: root, account: root, settings }).kind, 'fail');
 });
 
-test('the extension comes from the expansion, else the +tag of the recipient', () => {
-  assert.equal(extensionOf(envelope({ rcpt: 'bob+lists@x' }), '+'), 'lists');
-  assert.equal(extensionOf(envelope({ rcpt: 'bob-lists@x' }), '-'), 'lists');
-  assert.equal(extensionOf(envelope({ rcpt: 'bob@x', subaddress: 'given' }), '+'), 'given');
-  assert.equal(extensionOf(envelope({ rcpt: 'bob@x' }), '+'), undefined);
+test('the extension is the expansion\'s mda_subaddress only, never the +tag of the dest (mda_unpriv EXTENSION)', () => {
+  assert.equal(extensionOf(envelope({ rcpt: 'bob+lists@x' })), undefined, 'a virtual address mapped to a user keeps its tag in dest only');
+  assert.equal(extensionOf(envelope({ rcpt: 'bob@x', subaddress: 'given' })), 'given');
+  assert.equal(extensionOf(envelope({ rcpt: 'bob@x' })), undefined);
 });
 
 test('passwd lines and getent', async () => {
