@@ -2,7 +2,9 @@
  * Delivery status notifications (RFC 3464): a multipart/report with a human-readable part,
  * the machine-readable message/delivery-status, and the original message's headers (or the
  * whole message for a failure with RET=FULL), written to a file with the original streamed from
- * its own file, never held in memory.
+ * its own file, never held in memory. A report naming a UTF-8 address is an internationalized
+ * one (RFC 6533): message/global-delivery-status, `utf-8` address types, a UTF-8 notice, and
+ * it travels with SMTPUTF8.
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -52,17 +54,34 @@ export function bounceRecipient(sender: string): string | undefined {
   return sender === '' ? undefined : sender;
 }
 
-function notice(input: DsnInput): string[] {
+const nonAscii = (s: string) => /[^\x00-\x7f]/.test(s);
+
+/** RFC 6533: a report about a UTF-8 address (the sender's or a recipient's) is internationalized. */
+export function reportNeedsUtf8(sender: string, recipients: DsnRecipient[]): boolean {
+  return nonAscii(sender) || recipients.some((r) => nonAscii(r.finalRcpt) || nonAscii(r.orcpt ?? ''));
+}
+
+/**
+ * An address on a report line: UTF-8 kept in an internationalized report (never a `?` for each
+ * octet), controls and line breaks never, so nothing can start a line of its own.
+ */
+function addressText(value: string, utf8: boolean): string {
+  return utf8 ? value.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\s]|[()<>\\";]/gu, '?').slice(0, 255) : headerSafe(value);
+}
+
+function notice(input: DsnInput, utf8: boolean): string[] {
   const lines = ['Hi!', '', 'This is the MAILER-DAEMON, please DO NOT REPLY to this email.', ''];
   if (input.kind === 'failure') lines.push('An error has occurred while attempting to deliver a message for', 'the following list of recipients:', '');
   else if (input.kind === 'delay') lines.push('Delivery of a message is delayed for the following list of', 'recipients; it will be tried again until it expires:', '');
   else lines.push('Your message was successfully delivered to these recipients:', '');
-  for (const r of input.recipients) lines.push(`${headerSafe(r.finalRcpt)}: ${(r.diagnostic ?? r.status).replace(/[\r\n]+/g, ' ')}`);
+  for (const r of input.recipients) lines.push(`${addressText(r.finalRcpt, utf8)}: ${(r.diagnostic ?? r.status).replace(/[\r\n]+/g, ' ')}`);
   lines.push('', input.kind === 'failure' && input.ret === 'FULL' ? 'Below is a copy of the original message:' : 'Below are the headers of the original message:', '');
   return lines;
 }
 
-function deliveryStatus(input: DsnInput): string[] {
+function deliveryStatus(input: DsnInput, utf8: boolean): string[] {
+  // RFC 6533 §3: a UTF-8 address is of type utf-8; an ASCII one stays rfc822
+  const typed = (addr: string) => (nonAscii(addr) ? `utf-8; ${addressText(addr, true)}` : `rfc822; ${addressText(addr, utf8)}`);
   const lines = [`Reporting-MTA: dns; ${headerSafe(input.reportingMta)}`];
   if (input.envid) lines.push(`Original-Envelope-Id: ${headerSafe(input.envid)}`);
   lines.push(`Arrival-Date: ${rfc5322Date(input.arrivalDate)}`);
@@ -70,9 +89,9 @@ function deliveryStatus(input: DsnInput): string[] {
     lines.push('');
     if (r.orcpt) {
       const [type, ...addr] = r.orcpt.split(';');
-      lines.push(`Original-Recipient: ${headerSafe(type ?? 'rfc822')}; ${headerSafe(addr.join(';'))}`);
+      lines.push(`Original-Recipient: ${headerSafe(type ?? 'rfc822')}; ${addressText(addr.join(';'), utf8)}`);
     }
-    lines.push(`Final-Recipient: rfc822; ${headerSafe(r.finalRcpt)}`, `Action: ${r.action}`, `Status: ${r.status}`);
+    lines.push(`Final-Recipient: ${typed(r.finalRcpt)}`, `Action: ${r.action}`, `Status: ${r.status}`);
     if (r.remoteMta) lines.push(`Remote-MTA: dns; ${headerSafe(r.remoteMta)}`);
     if (r.diagnostic) lines.push(`Diagnostic-Code: smtp; ${r.diagnostic.replace(/[\r\n]+/g, ' ').slice(0, 900)}`);
   }
@@ -111,33 +130,34 @@ export async function writeDsnReport(outPath: string, input: DsnInput): Promise<
   };
   const lines = async (ls: string[]) => write(ls.map((l) => `${l}\r\n`).join(''));
   const whole = input.kind === 'failure' && input.ret === 'FULL';
+  const utf8 = reportNeedsUtf8(input.sender, input.recipients);
   try {
     await lines([
       `From: Mailer Daemon <MAILER-DAEMON@${host}>`,
-      `To: <${headerSafe(input.sender)}>`,
+      `To: <${addressText(input.sender, utf8)}>`,
       `Subject: Delivery status notification: ${SUBJECT[input.kind]}`,
       `Date: ${rfc5322Date(new Date(input.clock.now()))}`,
       `Message-ID: <${randomBytes(12).toString('hex')}@${host}>`,
       'MIME-Version: 1.0',
-      `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
+      `Content-Type: multipart/report; report-type=${utf8 ? 'global-delivery-status' : 'delivery-status'}; boundary="${boundary}"`,
       'Auto-Submitted: auto-replied',
       '',
       'This is a MIME-encapsulated message.',
       '',
       `--${boundary}`,
       'Content-Description: Notification',
-      'Content-Type: text/plain; charset=us-ascii',
+      `Content-Type: text/plain; charset=${utf8 ? 'utf-8' : 'us-ascii'}`,
       '',
-      ...notice(input),
+      ...notice(input, utf8),
       `--${boundary}`,
       'Content-Description: Delivery Report',
-      'Content-Type: message/delivery-status',
+      `Content-Type: message/${utf8 ? 'global-delivery-status' : 'delivery-status'}`,
       '',
-      ...deliveryStatus(input),
+      ...deliveryStatus(input, utf8),
       '',
       `--${boundary}`,
       `Content-Description: ${whole ? 'Undelivered Message' : 'Message Headers'}`,
-      `Content-Type: ${whole ? 'message/rfc822' : 'text/rfc822-headers'}`,
+      `Content-Type: ${whole ? (utf8 ? 'message/global' : 'message/rfc822') : utf8 ? 'message/global-headers' : 'text/rfc822-headers'}`,
       '',
     ]);
     await copyOriginal(input.originalPath, whole, write);

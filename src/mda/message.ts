@@ -61,7 +61,8 @@ export async function hasDeliveredTo(lines: AsyncIterable<Buffer>, dest: string)
   const want = 'delivered-to: ' + dest.toLowerCase();
   let n = 0;
   for await (const raw of lines) {
-    const line = raw.toString('latin1');
+    // UTF-8, as the address it is compared with (an SMTPUTF8 recipient)
+    const line = raw.toString('utf8');
     if (line === '' || ++n > MAX_HEADER_LINES) break;
     if (!line.includes(':') && !/^[ \t]/.test(line)) break;
     if (line.toLowerCase() === want) return true;

@@ -12,7 +12,8 @@ import { DotStuffer } from './dot-stuff.js';
 import { replyText, type Reply } from './reply-parser.js';
 import { checkReply } from './reply-steps.js';
 import { MtaSessionError } from './session-error.js';
-import { mailCommand, rcptCommand, replyResult } from './transaction.js';
+import { mailCommand, rcptCommand, replyResult, utf8Refusal } from './transaction.js';
+import { headersNeedUtf8 } from './utf8-headers.js';
 import { Wire } from './wire.js';
 
 /** smtps: TLS on connect; required: STARTTLS or fail; opportunistic: STARTTLS when offered; none. */
@@ -175,6 +176,10 @@ export class SmtpClientSession {
     }
     const mail = mailCommand(tx, this.caps, size);
     if ('result' in mail) return tx.rcpts.map(() => mail);
+    if (tx.smtputf8 && !this.caps.smtputf8 && await headersNeedUtf8(tx.body)) {
+      const refused = utf8Refusal('headers');
+      return tx.rcpts.map(() => refused);
+    }
     const rcpts = tx.rcpts.map((r) => rcptCommand(r, this.caps));
     const [mailReply, ...rcptReplies] = await this.envelopeCommands(mail.line, rcpts);
     if (checkReply('mail', mailReply!) === 'negative') {

@@ -14,17 +14,30 @@ function unsafe(addr: string): boolean {
 
 const nonAscii = (s: string) => /[^\x00-\x7f]/.test(s);
 
+/** An SMTPUTF8 transaction with a UTF-8 address: only a next hop offering SMTPUTF8 may have it. */
+export function utf8Addresses(tx: Transaction): boolean {
+  return tx.smtputf8 && (nonAscii(tx.sender) || tx.rcpts.some((r) => nonAscii(r.rcpt)));
+}
+
+/**
+ * A next hop without SMTPUTF8 never gets a UTF-8 address or UTF-8 headers: the recipients fail
+ * with RFC 6531's X.6.7 (address) or X.6.9 (header) codes, and the sender gets a bounce.
+ */
+export function utf8Refusal(kind: 'address' | 'headers'): DeliveryResult {
+  return kind === 'address'
+    ? { result: 'permfail', enhanced: '5.6.7', detail: 'Non-ASCII addresses not permitted for that sender/recipient: remote host does not support SMTPUTF8' }
+    : { result: 'permfail', enhanced: '5.6.9', detail: 'UTF-8 header message cannot be transferred to one or more recipients: remote host does not support SMTPUTF8' };
+}
+
 export function mailCommand(tx: Transaction, caps: Capabilities, size: number): { line: string } | DeliveryResult {
   if (unsafe(tx.sender) || tx.rcpts.some((r) => unsafe(r.rcpt))) {
     return { result: 'permfail', enhanced: '5.1.7', detail: 'invalid address in envelope' };
   }
-  const utf8 = tx.smtputf8 && (nonAscii(tx.sender) || tx.rcpts.some((r) => nonAscii(r.rcpt)));
-  if (utf8 && !caps.smtputf8) {
-    return { result: 'permfail', enhanced: '5.6.7', detail: 'remote host does not support SMTPUTF8' };
-  }
+  if (utf8Addresses(tx) && !caps.smtputf8) return utf8Refusal('address');
   const params: string[] = [];
   if (caps.sizeOffered) params.push(`SIZE=${size}`);
-  if (utf8) params.push('SMTPUTF8');
+  // passed on whenever the client asked for it and the next hop offers it
+  if (tx.smtputf8 && caps.smtputf8) params.push('SMTPUTF8');
   if (caps.dsn && tx.ret) params.push(`RET=${tx.ret}`);
   if (caps.dsn && tx.envid) params.push(`ENVID=${xtext(tx.envid)}`);
   return { line: [`MAIL FROM:<${tx.sender}>`, ...params].join(' ') };

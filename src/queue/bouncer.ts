@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { DeliveryResult } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
-import { shouldNotify, writeDsnReport, type DsnKind, type DsnRecipient } from '../bounce/report.js';
+import { reportNeedsUtf8, shouldNotify, writeDsnReport, type DsnKind, type DsnRecipient } from '../bounce/report.js';
 import type { Timer } from '../clock.js';
 import type { Envelope } from './envelope.js';
 import type { Queue } from './queue.js';
@@ -123,8 +123,10 @@ export class Bouncer {
         clock: this.ctx.clock,
       });
       const now = Math.floor(this.ctx.clock.now() / 1000);
+      // a report naming a UTF-8 address is itself UTF-8: it needs SMTPUTF8 wherever it goes
+      const utf8 = reportNeedsUtf8(first.sender, items.map((i) => i.recipient));
       const envelopes = decision.envelopes.map((e) => ({
-        ...e, sender: '', createdAt: now, bounce: { kind, reportedEnvelopeId: first.id },
+        ...e, sender: '', createdAt: now, bounce: { kind, reportedEnvelopeId: first.id }, smtputf8: e.smtputf8 || utf8,
       }));
       const stored = await this.queue.inject(out, envelopes);
       this.ctx.bus.notify('queue.envelope.submit', { envelopes: stored }, () => undefined);

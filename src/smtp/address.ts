@@ -28,8 +28,11 @@ const MAX_PATH = 256;
 const syntax = (what: string): PathResult => ({ ok: false, reply: { code: 501, enhanced: '5.5.4', text: `Syntax error in ${what}` } });
 const bad = (enhanced: '5.1.3' | '5.1.7', text: string): PathResult => ({ ok: false, reply: { code: 553, enhanced, text } });
 
-/** Controls, format characters (bidi overrides), line/paragraph separators, unassigned: never in an address. */
-const UNSAFE_UNICODE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Co}\p{Cn}]/u;
+/**
+ * Controls, format characters (bidi overrides), line/paragraph separators, unassigned, and U+FFFD
+ * (what octets that were not UTF-8 became when the line was read): never in an address.
+ */
+const UNSAFE_UNICODE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Co}\p{Cn}\uFFFD]/u;
 
 /** atext of RFC 5322, plus non-ASCII characters when SMTPUTF8 is in use (RFC 6531 §3.3). */
 function isAtext(ch: string, utf8: boolean): boolean {
@@ -122,7 +125,7 @@ function parseMailbox(mailbox: string, o: PathOptions): PathResult | Address {
   // tricks route through a host, so they are refused rather than silently stripped
   if (mailbox.startsWith('@')) return bad('5.1.3', 'Source routes are not accepted');
   if (!o.smtputf8 && /[^\x00-\x7f]/.test(mailbox)) {
-    return { ok: false, reply: { code: 553, enhanced: '5.6.7', text: 'Non-ASCII address requires SMTPUTF8' } };
+    return { ok: false, reply: { code: 553, enhanced: '5.6.7', text: 'Non-ASCII addresses not permitted for that sender/recipient' } };
   }
   const parts = splitMailbox(mailbox);
   if (!parts) return bad('5.1.3', 'Invalid address syntax');

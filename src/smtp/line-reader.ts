@@ -29,6 +29,15 @@ export const RUNAWAY_LINE = 65535;
 /** `BDAT size [LAST]`: the size bounded so it stays an exact integer. */
 export const BDAT_COMMAND = /^BDAT +(\d{1,15})(?: +(LAST))? *$/i;
 
+/**
+ * A command line's text. Commands are UTF-8 (RFC 6531 §3.3: SMTPUTF8 addresses travel as UTF-8
+ * octets); octets that are not UTF-8 become U+FFFD, which no address accepts. Decoding as latin1
+ * instead would make every later step (lookups, Return-Path, relaying) see mojibake.
+ */
+function commandText(octets: Buffer): string {
+  return octets.toString('utf8');
+}
+
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
@@ -128,9 +137,9 @@ export class LineReader {
         events.push({ kind: 'too-long' });
       } else if (lf === 0 || data[lf - 1] !== CR) {
         // never acted on: a bare LF is refused as a bare CR is, so it cannot start DATA or BDAT
-        events.push({ kind: 'line', line: data.subarray(0, lf).toString('latin1'), bareLf: true });
+        events.push({ kind: 'line', line: commandText(data.subarray(0, lf)), bareLf: true });
       } else {
-        const line = data.subarray(0, lf - 1).toString('latin1');
+        const line = commandText(data.subarray(0, lf - 1));
         events.push({ kind: 'line', line });
         this.afterLine(line);
       }
