@@ -327,7 +327,8 @@ export interface Catalog {
   'control.queue.show': {
     to: 'queue';
     req: { id: string; what: 'envelope' | 'message' };
-    res: { found: boolean; text: string };
+    /** An envelope comes as data (control prints it as smtpctl does), a message as its text. */
+    res: { found: boolean; text: string; envelope?: Envelope };
   };
   'control.queue.discover': {
     to: 'queue';

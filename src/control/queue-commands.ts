@@ -6,6 +6,7 @@
 import type { SchedulerView } from '../bus/messages.js';
 import { isEvpid, isMsgid, type Envelope } from '../queue/envelope.js';
 import type { CommandEnv, ControlCommand } from './commands.js';
+import { envelopeText } from './envelope-text.js';
 
 /** `show queue` lists at most this many envelopes per request. */
 const SHOW_LIMIT = 100_000;
@@ -47,6 +48,8 @@ function show(what: 'envelope' | 'message') {
   return async (env: CommandEnv, [id]: string[]) => {
     const res = await env.bus.request('control.queue.show', { id: id!, what });
     if (!res.found) throw new Error(`no such ${what}: ${id}`);
+    // --json prints the envelope as tsmtpd keeps it; the text is smtpctl's envelope file
+    if (res.envelope) return { envelope: res.envelope, text: envelopeText(res.envelope) };
     return { text: res.text };
   };
 }

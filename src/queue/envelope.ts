@@ -84,3 +84,13 @@ export function isEvpid(s: string): boolean {
 export function msgidOf(evpid: string): string {
   return evpid.slice(0, 8);
 }
+
+/**
+ * The error line an envelope keeps (smtpctl's errorline, `show queue`'s last column): a peer's
+ * reply as it came (`450 4.2.0 mailbox busy`, as mta.c keeps it), else tsmtpd's own words after
+ * their enhanced code. The code is never written twice.
+ */
+export function errorLine(enhanced: string, detail: string): string {
+  if (/^\d{3}(?:[ -]|$)/.test(detail) || detail.split(/\s+/).includes(enhanced)) return detail;
+  return `${enhanced} ${detail}`;
+}

@@ -13,7 +13,7 @@ import type { BodyHandle } from './backend.js';
 import { BodyReaders } from './body-readers.js';
 import { Bouncer } from './bouncer.js';
 import { IncomingBodies } from './incoming.js';
-import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
+import { errorLine, isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { readFile } from 'node:fs/promises';
 import { Queue, QueueError } from './queue.js';
 import { createQueueBackend } from './registry.js';
@@ -126,7 +126,7 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
       case 'tempfail':
       case 'loop': {
         const tries = envelope.tries + (result.result === 'tempfail' ? 1 : 0);
-        await queue.update({ ...envelope, tries, lastTry: now, lastError: `${result.enhanced} ${result.detail}` });
+        await queue.update({ ...envelope, tries, lastTry: now, lastError: errorLine(result.enhanced, result.detail) });
         return void ctx.bus.notify('queue.envelope.retry', { evpid: envelope.id, tries, lastTry: now }, () => undefined);
       }
     }
@@ -168,7 +168,7 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
   async function show(id: string, what: 'envelope' | 'message'): Promise<Res<'control.queue.show'>> {
     if (what === 'envelope') {
       const e = isEvpid(id) ? await queue.load(id) : undefined;
-      return e ? { found: true, text: JSON.stringify(e, null, 2) + '\n' } : { found: false, text: '' };
+      return e ? { found: true, text: '', envelope: e } : { found: false, text: '' };
     }
     const msgid = isEvpid(id) ? msgidOf(id) : id;
     if (!isMsgid(msgid)) return { found: false, text: '' };

@@ -101,14 +101,18 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
   }
 
   function command(op: 'schedule' | 'remove' | 'suspend' | 'resume', target: string): Res<'control.scheduler.command'> {
-    const list = targets(target);
+    let list = targets(target);
+    // scheduler_ram_schedule: an envelope out for delivery is not rescheduled, nor counted
+    if (op === 'schedule') list = list.filter((e) => e.state !== 'inflight');
     for (const e of list) {
       if (op === 'remove') {
         if (e.state === 'inflight') continue;
         backend.remove(e.evpid);
         notify('scheduler.envelope.remove', { evpid: e.evpid });
       } else if (op === 'schedule') {
-        backend.update({ ...e, nextTry: nowSec(), suspended: false });
+        // due now, but a paused envelope stays paused (rq_envelope_schedule keeps
+        // RQ_ENVELOPE_SUSPEND): `resume envelope` is what sends it, at once
+        backend.update({ ...e, nextTry: nowSec() });
       } else {
         backend.update({ ...e, suspended: op === 'suspend' });
       }

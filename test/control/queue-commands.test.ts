@@ -53,7 +53,8 @@ test('pause mda keeps mail queued; show queue, envelope and message display it',
   assert.equal(f[4], 'sender@client.test');
   assert.equal(f[5], 'alice@example.test');
   assert.equal(f[11], 'pending');
-  const envelope = JSON.parse(ok('show', 'envelope', f[0]!)) as { rcpt: string; action: string };
+  assert.match(ok('show', 'envelope', f[0]!), /^version: 3\ndispatcher: local\n(.+\n)*type: mda\n/);
+  const { envelope } = JSON.parse(ok('--json', 'show', 'envelope', f[0]!)) as { envelope: { rcpt: string; action: string } };
   assert.equal(envelope.action, 'local');
   assert.match(ok('show', 'message', msgid), /body of held-1/);
   const json = JSON.parse(ok('--json', 'show', 'queue', msgid)) as { envelopes: { id: string }[] };

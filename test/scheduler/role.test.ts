@@ -180,8 +180,11 @@ test('admin commands: pause mta, suspend and resume, schedule now, remove', asyn
     await s.control.request('control.scheduler.pause', { kind: 'mta', paused: false });
     await walk(s.clock, 1, 1);
     assert.deepEqual(s.seen.scheduled.map((x) => x.evpid), [a.id]);
-    // `schedule` brings a suspended or waiting envelope forward to now
+    // `schedule` brings a waiting envelope forward to now; a suspended one is counted but stays paused
     assert.deepEqual(await s.control.request('control.scheduler.command', { op: 'schedule', target: 'all' }), { count: 2 });
+    await walk(s.clock, 1, 1);
+    assert.deepEqual(s.seen.scheduled.map((x) => x.evpid), [a.id, a.id]);
+    await s.control.request('control.scheduler.command', { op: 'resume', target: b.msgid });
     await walk(s.clock, 1, 1);
     assert.deepEqual(s.seen.scheduled.map((x) => x.evpid), [a.id, a.id, b.id]);
     const listed = await s.control.request('control.scheduler.list', { msgid: b.msgid });
@@ -190,6 +193,30 @@ test('admin commands: pause mta, suspend and resume, schedule now, remove', asyn
     assert.deepEqual(await s.control.request('control.scheduler.command', { op: 'remove', target: a.id }), { count: 1 });
     assert.equal((await s.control.request('control.scheduler.status', {})).envelopes, 1);
     await assert.rejects(s.control.request('control.scheduler.command', { op: 'remove', target: 'nonsense' }), /invalid envelope or message id/);
+  } finally {
+    await s.role.stop();
+  }
+});
+
+test('schedule on a paused envelope leaves it paused; resume then sends it at once (rq_envelope_schedule keeps RQ_ENVELOPE_SUSPEND)', async () => {
+  const s = await setup({ fail: true });
+  try {
+    const env = envelope(7, s.start);
+    await s.submit([env]);
+    await walk(s.clock, 1, 1);
+    assert.equal(s.seen.scheduled.length, 1);
+    assert.deepEqual(await s.control.request('control.scheduler.command', { op: 'suspend', target: env.id }), { count: 1 });
+    // scheduler_ram_schedule counts the paused envelope as scheduled...
+    assert.deepEqual(await s.control.request('control.scheduler.command', { op: 'schedule', target: env.msgid }), { count: 1 });
+    await walk(s.clock, 600, 10);
+    // ...but it is not tried, and `show queue` still says suspend
+    assert.equal(s.seen.scheduled.length, 1);
+    const { entries } = await s.control.request('control.scheduler.list', { msgid: env.msgid });
+    assert.equal(entries[0]!.suspended, true);
+    // its retry was due at +400 s; scheduled by hand, it goes the moment it is resumed
+    await s.control.request('control.scheduler.command', { op: 'resume', target: env.id });
+    await walk(s.clock, 1, 1);
+    assert.equal(s.seen.scheduled.length, 2);
   } finally {
     await s.role.stop();
   }
