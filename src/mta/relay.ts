@@ -10,6 +10,7 @@ import type { Resolver } from '../dns/resolver.js';
 import type { MessageBody } from '../queue/body-ref.js';
 import type { Envelope } from '../queue/envelope.js';
 import { Connector, type ConnectorLimits, type Via } from './connector.js';
+import { rewriteSender } from './mail-from.js';
 import { resolveHost, resolveMx } from './mx.js';
 import { RouteTable } from './route.js';
 import { DEFAULT_TIMEOUTS, type Timeouts, type Transaction } from './session.js';
@@ -94,7 +95,8 @@ export class RelayPool {
     p.timer.cancel();
     const first = p.items[0]!.envelope;
     const tx: Transaction = {
-      sender: p.spec.mailFrom ?? senderFor(first, p.spec.srsKey, this.o.clock.now()),
+      // mail-from first, then SRS on the result, as mta.c builds task->sender before mta_session encodes it
+      sender: senderFor({ ...first, sender: rewriteSender(first.sender, p.spec.mailFrom) }, p.spec.srsKey, this.o.clock.now()),
       rcpts: p.items.map((i) => ({ rcpt: i.envelope.rcpt, dsn: i.envelope.dsn })),
       smtputf8: p.items.some((i) => i.envelope.smtputf8),
       body: p.body,

@@ -14,6 +14,7 @@ import { messageBody, type MessageBody } from '../queue/body-ref.js';
 import type { Envelope } from '../queue/envelope.js';
 import { RelayPool, type Outcome } from './relay.js';
 import { MtaInspector } from './inspect.js';
+import { rewriteSender } from './mail-from.js';
 import type { Timeouts } from './session.js';
 import { relaySpec, type SpecContext } from './spec.js';
 
@@ -95,7 +96,9 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
     // per destination domain, so an admin sees each domain's deliveries at runtime
     count('mta.delivery', { domain: domainOf(envelope.rcpt), result: outcome.result.result });
     inspector.record(domainOf(envelope.rcpt), outcome);
-    logDelivery(envelope, outcome, ctx.clock.now());
+    // the log names the sender the next hop was given (mta_log prints task->sender)
+    const mailFrom = ctx.config.actions.get(envelope.action)?.relay?.mailFrom;
+    logDelivery({ ...envelope, sender: rewriteSender(envelope.sender, mailFrom) }, outcome, ctx.clock.now());
     return outcome.result;
   }
 
