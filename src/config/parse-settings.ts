@@ -86,10 +86,13 @@ function queueKey(c: Cursor): string {
 export const QUEUE_KEY_BYTES = 32;
 
 export function parseQueue(c: Cursor, config: Config): void {
-  const what = c.value('compression, encryption or ttl');
+  const what = c.value('compression, encryption, ttl, url, node or lease');
   if (what === 'compression') config.queue.compression = true;
   else if (what === 'encryption') config.queue.encryption = { key: queueKey(c) };
   else if (what === 'ttl') config.queue.ttl = delay(c);
+  else if (what === 'url') config.queue.url = c.name('a postgresql:// url');
+  else if (what === 'node') config.queue.node = c.name('a node name');
+  else if (what === 'lease') config.queue.lease = delay(c);
   else c.fail(`syntax error: unknown queue option: ${what}`);
   c.end();
 }

@@ -265,6 +265,10 @@ export interface Config {
     /** The 32-character key as written in the config. */
     encryption?: { key: string };
     ttl: number;
+    /** tsmtpd additions for `-B queue=postgres`: `queue url`, `queue node`, `queue lease` (seconds). */
+    url?: string;
+    node?: string;
+    lease?: number;
   };
   smtp: {
     ciphers: string;

@@ -30,7 +30,7 @@ export interface QueueRole extends Role<'queue'> {
 
 export function createQueueRole(ctx: RoleContext): QueueRole {
   const { config } = ctx;
-  const queue = new Queue(createQueueBackend(ctx.backends.queue, ctx.spool), {
+  const queue = new Queue(createQueueBackend(ctx.backends.queue, ctx.spool, config.queue), {
     spool: ctx.spool,
     clock: ctx.clock,
     compression: config.queue.compression,

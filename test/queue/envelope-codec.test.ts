@@ -65,7 +65,7 @@ test('unknown versions, mismatched ids and garbage are rejected with a reason', 
 });
 
 test('registry: fs, ram and sqlite are known; an unknown name throws', () => {
-  assert.deepEqual(queueBackendNames(), ['fs', 'ram', 'sqlite']);
+  assert.deepEqual(queueBackendNames(), ['fs', 'postgres', 'ram', 'sqlite']);
   for (const n of queueBackendNames()) assert.equal(createQueueBackend(n, '/nonexistent').name, n);
   assert.throws(() => createQueueBackend('proc', '/x'), /unknown queue backend "proc"/);
   assert.throws(() => createQueueBackend('__proto__', '/x'), /unknown queue backend/);
