@@ -7,7 +7,7 @@ export const LOG_EVENTS = [
   'startup', 'ready', 'shutdown', 'config-error', 'fatal', 'process-start', 'process-exit', 'bus-error', 'users',
   // smtp
   'listen', 'connected', 'disconnected', 'protocol-client', 'protocol-server', 'tls', 'auth',
-  'envelope', 'message', 'failed-command', 'timeout', 'limit', 'rcpt-refused', 'message-refused',
+  'envelope', 'message', 'failed-command', 'bad-input', 'authentication', 'cert-check', 'timeout', 'limit', 'rcpt-refused', 'message-refused',
   'session-error', 'banned',
   // queue and scheduler
   'queue-load', 'queue-damaged', 'queue-database', 'commit', 'commit-failed', 'remove', 'expire', 'delay-notice', 'schedule',

@@ -7,7 +7,13 @@ import type { LogEvent } from './log-events.js';
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 const RANK: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
-export type Fields = Record<string, string | number | boolean | undefined | null>;
+/** A value written in quotes even when it needs none, where OpenSMTPD's line has them (`result="Ok"`). */
+export interface Quoted {
+  quoted: string;
+}
+export const quoted = (value: string): Quoted => ({ quoted: value });
+
+export type Fields = Record<string, string | number | boolean | Quoted | undefined | null>;
 
 export interface LogSink {
   write(line: string): void;
@@ -55,7 +61,7 @@ export function logLevel(): Level {
 }
 
 /** Quote a value when it holds spaces, quotes or `=`, and escape anything not printable ASCII. */
-export function escapeValue(value: string): string {
+export function escapeValue(value: string, forceQuotes = false): string {
   let out = '';
   for (const ch of value) {
     const c = ch.codePointAt(0)!;
@@ -64,14 +70,14 @@ export function escapeValue(value: string): string {
     else if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
     else out += ch;
   }
-  return out === '' || /[\s"=\\]/.test(value) ? `"${out}"` : out;
+  return forceQuotes || out === '' || /[\s"=\\]/.test(value) ? `"${out}"` : out;
 }
 
 export function formatFields(fields: Fields): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(fields)) {
     if (v === undefined || v === null) continue;
-    parts.push(`${k}=${escapeValue(String(v))}`);
+    parts.push(`${k}=${typeof v === 'object' ? escapeValue(v.quoted, true) : escapeValue(String(v))}`);
   }
   return parts.join(' ');
 }

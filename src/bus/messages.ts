@@ -187,7 +187,7 @@ export interface Catalog {
   'smtp.message.commit': {
     to: 'queue';
     req: { msgid: string; sessionId: string; size: number; junk: boolean; data: Buffer };
-    res: { result: 'ok'; evpids: string[] } | { result: 'tempfail' | 'reject'; reply: WireReply };
+    res: { result: 'ok'; envelopes: { evpid: string; rcpt: string }[] } | { result: 'tempfail' | 'reject'; reply: WireReply };
   };
   'smtp.message.rollback': {
     to: 'queue';

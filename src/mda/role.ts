@@ -81,7 +81,8 @@ export function logDelivery(e: Envelope, r: DeliveryResult, nowMs: number): void
     evpid: e.id,
     from: `<${e.sender}>`,
     to: `<${e.rcpt}>`,
-    rcpt: `<${e.origRcpt}>`,
+    // mda_log() names the original recipient only where expansion changed it
+    ...(e.origRcpt && e.origRcpt !== e.rcpt ? { rcpt: `<${e.origRcpt}>` } : {}),
     user: e.user?.username ?? '',
     delay: durationText(Math.floor(nowMs / 1000) - e.createdAt),
     result: RESULT_WORD[r.result],

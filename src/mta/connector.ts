@@ -14,6 +14,10 @@ import { SmtpClientSession, type SessionParams, type Transaction } from './sessi
 export interface Via {
   host: string;
   address: string;
+  /** The local address the session connected from (`source=` in the delivery line). */
+  source: string;
+  /** The session's id, which leads its delivery lines as OpenSMTPD's mta_log() does. */
+  session: string;
 }
 
 export interface Task {
@@ -135,7 +139,7 @@ export class Connector {
         log('warn', this.deps.id, 'mta', 'tls-downgrade', { address: `${address}:${params.port}`, host, reason: session.downgraded });
         this.deps.count?.('mta.tls.downgrade');
       }
-      return { session, via: { host, address } };
+      return { session, via: { host, address, source: session.localAddress, session: session.id } };
     } catch (err) {
       const e = err instanceof MtaSessionError ? err : new MtaSessionError('io', (err as Error).message);
       this.deps.count?.('mta.connect.failed');

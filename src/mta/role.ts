@@ -8,7 +8,7 @@ import type { RoleContext } from '../daemon/context.js';
 import { systemClock } from '../clock.js';
 import { createResolver } from '../dns/index.js';
 import type { Resolver } from '../dns/resolver.js';
-import { log } from '../log.js';
+import { log, quoted } from '../log.js';
 import { durationText } from '../mda/deliver.js';
 import { messageBody, type MessageBody } from '../queue/body-ref.js';
 import type { Envelope } from '../queue/envelope.js';
@@ -125,18 +125,25 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
   };
 }
 
-/** `<evpid> mta delivery evpid=.. from=<..> to=<..> rcpt=<..> relay="host [addr]" delay=.. result=Ok stat=..` */
+/**
+ * mta_log(): `<session> mta delivery evpid=.. from=<..> to=<..> rcpt=<..> source=".." relay="addr (name)"
+ * delay=.. result="Ok" stat=".."`, the quotes where OpenSMTPD writes them. Without a session (no
+ * host could be reached) the relay is the domain and the source `-`, as mta_flush_task() logs it.
+ */
 export function logDelivery(e: Envelope, o: Outcome, nowMs: number): void {
   const r = o.result;
-  log(r.result === 'ok' ? 'info' : 'warn', e.id, 'mta', 'delivery', {
+  const via = o.via;
+  const host = (a: string) => (a.includes(':') ? `[${a}]` : a);
+  log(r.result === 'ok' ? 'info' : 'warn', via?.session ?? e.id, 'mta', 'delivery', {
     evpid: e.id,
     from: `<${e.sender}>`,
     to: `<${e.rcpt}>`,
-    rcpt: e.origRcpt && e.origRcpt !== e.rcpt ? `<${e.origRcpt}>` : '-',
-    relay: o.via ? `${o.via.host} [${o.via.address}]` : '-',
+    rcpt: `<${e.origRcpt && e.origRcpt !== e.rcpt ? e.origRcpt : '-'}>`,
+    source: quoted(via?.source ? host(via.source) : '-'),
+    relay: quoted(via ? (via.host === via.address ? host(via.address) : `${host(via.address)} (${via.host})`) : domainOf(e.rcpt)),
     delay: durationText(Math.floor(nowMs / 1000) - e.createdAt),
-    result: RESULT_WORD[r.result],
-    stat: r.detail,
+    result: quoted(RESULT_WORD[r.result]),
+    stat: quoted(r.detail),
   });
 }
 

@@ -2,6 +2,7 @@
  * One SMTP (or LMTP) client session: greeting, EHLO/HELO, STARTTLS, AUTH, then any number of
  * transactions, each answering per recipient, and QUIT. It knows nothing of relays or retries.
  */
+import { randomBytes } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import type { DeliveryResult } from '../bus/messages.js';
 import type { Clock } from '../clock.js';
@@ -70,6 +71,9 @@ export class SmtpClientSession {
    */
   downgraded: string | null = null;
 
+  /** 16 hex digits, as OpenSMTPD's session ids. */
+  readonly id = randomBytes(8).toString('hex');
+
   private constructor(private readonly wire: Wire, readonly params: SessionParams) {}
 
   static async open(p: SessionParams): Promise<SmtpClientSession> {
@@ -83,6 +87,10 @@ export class SmtpClientSession {
       wire.destroy();
       throw err;
     }
+  }
+
+  get localAddress(): string {
+    return this.wire.localAddress;
   }
 
   get secure(): boolean {

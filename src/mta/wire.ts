@@ -45,6 +45,10 @@ export class Wire {
     });
   }
 
+  get localAddress(): string {
+    return (this.socket.localAddress ?? '').replace(/^::ffff:/, '');
+  }
+
   get closed(): boolean {
     return this.ended;
   }

@@ -79,7 +79,7 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
       const stored = await queue.commit(req.msgid, req.junk ? envelopes.map((e) => ({ ...e, junk: true })) : envelopes, req.size);
       submit(stored);
       ctx.bus.notify('stat.increment', { key: 'queue.message' }, () => undefined);
-      return { result: 'ok', evpids: stored.map((e) => e.id) };
+      return { result: 'ok', envelopes: stored.map((e) => ({ evpid: e.id, rcpt: e.origRcpt })) };
     } catch (err) {
       await queue.rollback(req.msgid).catch(() => undefined);
       const full = QueueError.from(err, 'commit').code === 'full';

@@ -48,6 +48,12 @@ export class SaslExchange {
     return { exchange, step: exchange.next(initial === '=' ? '' : initial) };
   }
 
+  /** How a log names the line the client sends next (OpenSMTPD's STATE_AUTH_INIT, _USERNAME, _PASSWORD). */
+  get label(): string {
+    if (this.mechanism === 'PLAIN') return 'AUTH PLAIN (...)';
+    return this.user === null ? 'AUTH LOGIN (username)' : 'AUTH LOGIN (password)';
+  }
+
   /** The client's next line. */
   next(line: string): SaslStep {
     if (line === '*') return cancelled;

@@ -25,6 +25,7 @@ import { parseMailParams, parseRcptParams } from './params.js';
 import { traceHeader, submissionHeaders } from './trace.js';
 import { acceptTls, tlsDetails, type ListenerTls, type TlsDetails } from './tls.js';
 import { SaslExchange, type SaslStep } from './sasl.js';
+import { commandLabel, logAccepted, logAuthentication, logConnected, logReply } from './session-log.js';
 import { FilterLineTooLong, SessionFilters } from './filter-client.js';
 import type { FilterPhase } from '../config/types.js';
 import type { PhaseVerdict } from '../filter/engine.js';
@@ -89,11 +90,15 @@ export class Session {
   private junkCommands = 0;
   private authFailures = 0;
   private mails = 0;
+  /** The client said EHLO (`proto=ESMTP` in the message line). */
+  private esmtp = false;
   private tx: Transaction | null = null;
   /** The reply owed at the end of the current BDAT chunk (RFC 3030 answers after the octets). */
   private chunkReply: Reply | null = null;
   private chunkLast = false;
   private tls: TlsDetails | null = null;
+  /** The command the next 4xx/5xx answers, as failed-command names it; null for a line too long to read. */
+  private cmd: string | null = '';
   /** An AUTH exchange waiting for the client's next line. */
   private sasl: SaslExchange | null = null;
   private readonly filters: SessionFilters;
@@ -125,7 +130,6 @@ export class Session {
   }
 
   start(): void {
-    log('info', this.id, 'smtp', 'connected', { address: this.facts.clientAddress, port: this.facts.clientPort, listener: this.deps.listenerIndex });
     if (this.deps.listener.tls === 'smtps' && this.deps.tls) {
       // SMTPS: the handshake comes before the banner
       this.socket.on('error', () => this.close(null, 'error'));
@@ -196,8 +200,10 @@ export class Session {
     plain.on('error', () => undefined);
     this.tls = tlsDetails(this.socket as import('node:tls').TLSSocket);
     this.facts.tls = true;
-    log('info', this.id, 'smtp', 'tls', { version: this.tls.version, cipher: this.tls.cipher, verified: this.tls.verified });
-    this.filters.report('link-tls', [`${this.tls.version}:${this.tls.cipher}:${this.tls.bits}`]);
+    // smtp_tls_started(): `ciphers=` in tls_to_text()'s version:cipher:bits
+    const ciphers = `${this.tls.version}:${this.tls.cipher}:${this.tls.bits}`;
+    log('info', this.id, 'smtp', 'tls', { ciphers });
+    this.filters.report('link-tls', [ciphers]);
     this.attach();
     this.socket.pause();
     this.junkCommands = 0;
@@ -217,6 +223,7 @@ export class Session {
       }
     }
     if (this.closed) return;
+    logConnected(this.id, this.facts, this.deps.hostname);
     const f = this.facts;
     const endpoint = (a: string, port: number) => (f.socket ? 'unix:socket' : a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
     this.filters.report('link-connect', [f.rdns ?? '', f.fcrdns === 'pass' ? 'pass' : 'fail', endpoint(f.clientAddress, f.clientPort), endpoint(f.localAddress, f.localPort)]);
@@ -239,6 +246,7 @@ export class Session {
     this.deadline.stop();
     const socket = this.socket;
     if (last && socket.writable) {
+      logReply(this.id, this.cmd, last);
       socket.end(formatReply(last));
       // keep reading (and dropping) so the last reply is not lost to a reset, but not for ever
       socket.resume();
@@ -337,6 +345,7 @@ export class Session {
       case 'line': {
         // credentials never leave the session, not even to a filter
         this.filters.report('protocol-client', [this.sasl ? '********' : /^AUTH\s/i.test(ev.line) ? ev.line.replace(/^(AUTH\s+\S+).*$/i, '$1 ********') : ev.line]);
+        this.cmd = this.sasl ? this.sasl.label : commandLabel(ev.line);
         if (ev.bareLf || ev.line.includes('\r')) return this.bareLineEnd(ev.line);
         if (this.sasl) return this.saslStep(this.sasl.next(ev.line));
         const reply = await this.command(ev.line);
@@ -345,8 +354,10 @@ export class Session {
         return reply;
       }
       case 'too-long':
+        this.cmd = null;
         return REPLIES.lineTooLong;
       case 'runaway':
+        this.cmd = null;
         // OpenSMTPD's smtp_io: no LF within SMTP_LINE_MAX octets ends the session
         this.closing = 'line-too-long';
         return REPLIES.lineTooLong;
@@ -521,7 +532,7 @@ export class Session {
     } catch (err) {
       return this.failed('AUTH', err);
     }
-    log('info', this.id, 'smtp', 'auth', { user: step.user, result: result === 'pass' ? 'ok' : result === 'fail' ? 'permfail' : 'tempfail' });
+    logAuthentication(this.id, step.user, result);
     this.filters.report('link-auth', [result, step.user]);
     if (result === 'fail') return this.authFailed(REPLIES.authFailed);
     if (result === 'error') return { code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' };
@@ -563,6 +574,7 @@ export class Session {
     this.junk ||= v.junk;
     await this.reset();
     this.facts.helo = arg;
+    this.esmtp = verb === 'EHLO';
     this.filters.report('link-identify', [verb, arg]);
     this.state = State.Greeted;
     const greeting = `${this.deps.hostname} Hello ${arg} [${this.facts.clientAddress}], pleased to meet you`;
@@ -749,8 +761,8 @@ export class Session {
         this.mails++;
         this.junkCommands = 0;
         this.deps.bus.notify('stat.increment', { key: 'smtp.message', labels: { listener: String(this.deps.listenerIndex) } }, () => undefined);
-        log('info', this.id, 'smtp', 'message', {
-          msgid: tx.msgid, from: `<${tx.sender}>`, nrcpt: tx.rcpts.length, size: tx.received,
+        logAccepted(this.id, {
+          msgid: tx.msgid!, size: tx.received, rcpts: tx.rcpts.map((r) => r.rcpt), esmtp: this.esmtp, sender: tx.sender, envelopes: tx.envelopes,
         });
       }
       return reply;
@@ -809,11 +821,12 @@ export class Session {
   }
 
   private failed(command: string, err: unknown): Reply {
-    log('warn', this.id, 'smtp', 'failed-command', { command, error: (err as Error).message });
+    log('warn', this.id, 'smtp', 'session-error', { command, error: (err as Error).message });
     return REPLIES.tempfail;
   }
 
   private reply(reply: Reply): void {
+    logReply(this.id, this.cmd, reply);
     const text = formatReply(reply);
     if (this.filters.enabled) for (const line of text.split('\r\n').slice(0, -1)) this.filters.report('protocol-server', [line]);
     if (this.socket.writable) this.socket.write(text);

@@ -35,6 +35,8 @@ export class Transaction {
   msgid: string | null = null;
   private writer: MessageWriter | null = null;
   private scan: HeaderScan | null = null;
+  /** The stored envelopes, once committed: each with the RCPT address it came from. */
+  envelopes: { evpid: string; rcpt: string }[] = [];
   /** Octets of the body received, whether written or not (SIZE is enforced on this). */
   received = 0;
   tooBig = false;
@@ -120,6 +122,7 @@ export class Transaction {
       this.msgid = null;
       return { code: res.reply.code, enhanced: res.reply.enhanced ?? '4.3.0', text: res.reply.text };
     }
+    this.envelopes = res.envelopes;
     return { code: 250, enhanced: '2.0.0', text: `${this.msgid} Message accepted for delivery` };
   }
 

@@ -119,7 +119,7 @@ export async function startSmtpRole(o: SmtpRoleOptions): Promise<SmtpRole> {
     'smtp.message.commit': (req: { msgid: string }) => late(() => {
       openMessages.delete(req.msgid);
       state.committed++;
-      return { result: 'ok', evpids: [] };
+      return { result: 'ok', envelopes: [] };
     }),
     'smtp.message.rollback': (req: { msgid: string }) => late(() => void openMessages.delete(req.msgid)),
   };

@@ -46,7 +46,7 @@ test('the daemon relays a remote recipient to the smarthost, recipients batched,
   assert.deepEqual(tx.rcpts.map((r) => r.replace(/ .*/, '')).sort(), ['RCPT', 'RCPT']);
   assert.ok(tx.body.endsWith(body + '\r\n'), tx.body);
   assert.ok(sink.commands[0]!.includes('EHLO relay.example.test'));
-  await host.daemon.waitForLog(/mta delivery evpid=\S+ from=<sender@client\.test> to=<b@remote\.test> .*relay="127\.0\.0\.2 \[127\.0\.0\.2\]".*result=Ok/);
+  await host.daemon.waitForLog(/mta delivery evpid=\S+ from=<sender@client\.test> to=<b@remote\.test> .*relay="127\.0\.0\.2".*result="Ok"/);
   assert.equal(sink.transactions.length, 1, 'both recipients in one transaction');
 });
 
@@ -55,9 +55,9 @@ test('issue 13: a next hop that answers 250 to DATA gets no body and no delivery
   const replies = await sendMessage(host.port, 'sender@client.test', ['a@remote.test'], 'Subject: kept\r\n\r\nbody');
   assert.equal(replies.at(-1)!.code, 250);
   await host.daemon.waitForLog(/mta-error .*reply not allowed to DATA: 250 2\.0\.0 ok, but no 354/);
-  await host.daemon.waitForLog(/mta delivery evpid=\S+ from=<sender@client\.test> to=<a@remote\.test> .*result=TempFail/);
+  await host.daemon.waitForLog(/mta delivery evpid=\S+ from=<sender@client\.test> to=<a@remote\.test> .*result="TempFail"/);
   assert.match(ctl(host, 'show', 'queue'), /a@remote\.test/);
-  assert.doesNotMatch(host.daemon.logs(), /result=Ok|bounce/);
+  assert.doesNotMatch(host.daemon.logs(), /result="Ok"|bounce/);
   assert.equal(sink.transactions.length, 0);
   assert.ok(!sink.commands.flat().some((c) => c.startsWith('Subject:')), 'no body line was sent');
 });
@@ -66,7 +66,7 @@ test('issue 13: a STARTTLS handshake that breaks is retried in clear with a warn
   const { sink, host } = await relayTo(t, { caps: ['STARTTLS'], cert: makeCert(['127.0.0.2']), brokenTls: true });
   const replies = await sendMessage(host.port, 'sender@client.test', ['a@remote.test'], 'Subject: in clear\r\n\r\nbody');
   assert.equal(replies.at(-1)!.code, 250);
-  await host.daemon.waitForLog(/mta delivery .*to=<a@remote\.test> .*result=Ok/);
+  await host.daemon.waitForLog(/mta delivery .*to=<a@remote\.test> .*result="Ok"/);
   assert.equal(sink.transactions[0]!.tls, false);
   assert.match(host.daemon.logs(), /mta tls-downgrade address=127\.0\.0\.2:\d+ host=127\.0\.0\.2 reason="TLS handshake failed: [^"]+"/);
   assert.match(ctl(host, 'show', 'stats'), /^mta\.tls\.downgrade=1$/m);

@@ -23,7 +23,7 @@ test('relay host <table>, src <table> and helo-src <table>', async () => {
     assert.equal((await sendMessage(host.port, 's@client.test', ['x@remote.test'], 'Subject: t\r\n\r\nx')).at(-1)!.code, 250);
     await eventually(async () => sink.transactions[0], 'relayed');
     assert.ok(sink.commands[0]!.includes('EHLO out7.example.test'), JSON.stringify(sink.commands[0]));
-    await host.daemon.waitForLog(/mta delivery .*result=Ok/);
+    await host.daemon.waitForLog(/mta delivery .*result="Ok"/);
   } finally {
     await host.stop();
     await sink.close();
