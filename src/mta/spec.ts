@@ -3,6 +3,7 @@
  * relay host URL), TLS policy, credentials, HELO and source. Specs with equal keys share
  * connections and batch their recipients.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { DeliveryResult, Req, Res } from '../bus/messages.js';
 import type { Config, RelayOptions } from '../config/types.js';
@@ -131,6 +132,9 @@ export async function relaySpec(e: Envelope, r: RelayOptions, sc: SpecContext): 
   };
   const ca = caFor(r, sc);
   if (ca) spec.ca = ca;
-  spec.key = JSON.stringify([spec.target, spec.port, spec.tls, spec.verify, spec.lmtp, spec.helo, url?.label ?? '', r.authTable ?? '', spec.localAddress ?? '', r.ca ?? '', spec.backupOf ?? '']);
+  // the credentials as looked up now, not just their label: sessions logged in with a password
+  // that `tsmtpctl update table` has since replaced are not reused (a digest keeps it out of logs)
+  const login = auth ? createHash('sha256').update(`${auth.user}\0${auth.password}`).digest('hex').slice(0, 16) : '';
+  spec.key = JSON.stringify([spec.target, spec.port, spec.tls, spec.verify, spec.lmtp, spec.helo, url?.label ?? '', r.authTable ?? '', login, spec.localAddress ?? '', r.ca ?? '', spec.backupOf ?? '']);
   return spec;
 }
