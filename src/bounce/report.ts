@@ -27,6 +27,12 @@ export interface DsnRecipient {
   remoteMta?: string;
 }
 
+/** Seconds: how long the message has been delayed, and how long the queue keeps it (its ttl). */
+export interface DsnDelay {
+  delayedFor: number;
+  keptFor: number;
+}
+
 export interface DsnInput {
   reportingMta: string;
   sender: string;
@@ -34,12 +40,30 @@ export interface DsnInput {
   envid?: string;
   ret: 'FULL' | 'HDRS';
   kind: DsnKind;
+  /** For a delay notice. */
+  delay?: DsnDelay;
   recipients: DsnRecipient[];
   originalPath: string;
   clock: Clock;
 }
 
-const SUBJECT: Record<DsnKind, string> = { failure: 'failed', delay: 'delayed', success: 'delivered' };
+/** bounce.c action_str(): a success notice for a relay without DSN says `relayed`. */
+function subject(input: DsnInput): string {
+  if (input.kind === 'failure') return 'failed';
+  if (input.kind === 'delay') return 'delayed';
+  return relayedOnly(input) ? 'relayed' : 'delivered';
+}
+
+function relayedOnly(input: DsnInput): boolean {
+  return input.recipients.length > 0 && input.recipients.every((r) => r.action === 'relayed');
+}
+
+/** bounce.c bounce_duration(): seconds, minutes, hours or days, whichever is the largest whole unit. */
+export function duration(seconds: number): string {
+  const d = Math.max(0, Math.floor(seconds));
+  const [n, unit] = d < 60 ? [d, 'second'] : d < 3600 ? [Math.floor(d / 60), 'minute'] : d < 86400 ? [Math.floor(d / 3600), 'hour'] : [Math.floor(d / 86400), 'day'];
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
 
 /** RFC 3461 §4.1: NOTIFY=NEVER silences everything; without NOTIFY, failures and delays are reported. */
 export function shouldNotify(dsn: DsnParams, kind: DsnKind): boolean {
@@ -71,11 +95,18 @@ function addressText(value: string, utf8: boolean): string {
 
 function notice(input: DsnInput, utf8: boolean): string[] {
   const lines = ['Hi!', '', 'This is the MAILER-DAEMON, please DO NOT REPLY to this email.', ''];
+  // bounce.c's notice_error, notice_warning(2), notice_success and notice_relay
   if (input.kind === 'failure') lines.push('An error has occurred while attempting to deliver a message for', 'the following list of recipients:', '');
-  else if (input.kind === 'delay') lines.push('Delivery of a message is delayed for the following list of', 'recipients; it will be tried again until it expires:', '');
-  else lines.push('Your message was successfully delivered to these recipients:', '');
+  else if (input.kind === 'delay') lines.push(`A message is delayed for more than ${duration(input.delay?.delayedFor ?? 0)} for the following`, 'list of recipients:', '');
+  else if (relayedOnly(input)) lines.push('Your message was relayed to these recipients.', '');
+  else lines.push('Your message was successfully delivered to these recipients.', '');
   for (const r of input.recipients) lines.push(`${addressText(r.finalRcpt, utf8)}: ${(r.diagnostic ?? r.status).replace(/[\r\n]+/g, ' ')}`);
-  lines.push('', input.kind === 'failure' && input.ret === 'FULL' ? 'Below is a copy of the original message:' : 'Below are the headers of the original message:', '');
+  lines.push('');
+  if (input.kind === 'delay' && input.delay) {
+    lines.push('Please note that this is only a temporary failure report.', `The message is kept in the queue for up to ${duration(input.delay.keptFor)}.`,
+      'You DO NOT NEED to re-send the message to these recipients.', '');
+  }
+  lines.push(input.kind === 'failure' && input.ret === 'FULL' ? 'Below is a copy of the original message:' : 'Below are the headers of the original message:', '');
   return lines;
 }
 
@@ -135,7 +166,7 @@ export async function writeDsnReport(outPath: string, input: DsnInput): Promise<
     await lines([
       `From: Mailer Daemon <MAILER-DAEMON@${host}>`,
       `To: <${addressText(input.sender, utf8)}>`,
-      `Subject: Delivery status notification: ${SUBJECT[input.kind]}`,
+      `Subject: Delivery status notification: ${subject(input)}`,
       `Date: ${rfc5322Date(new Date(input.clock.now()))}`,
       `Message-ID: <${randomBytes(12).toString('hex')}@${host}>`,
       'MIME-Version: 1.0',

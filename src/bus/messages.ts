@@ -69,12 +69,17 @@ export interface WireReply {
 }
 
 /** A delivery outcome, from mta and mda back to the queue. */
+/**
+ * `remoteMta`: the host whose reply decided the result (a report's Remote-MTA). `relayed`: an
+ * SMTP next hop took the message on (not a final delivery) and whether it offered DSN, so that
+ * NOTIFY went with it (OpenSMTPD's MTA_EXT_DSN in IMSG_MTA_DELIVERY_OK).
+ */
 export type DeliveryResult =
-  | { result: 'ok'; detail: string }
-  | { result: 'tempfail'; enhanced: string; detail: string }
-  | { result: 'permfail'; enhanced: string; detail: string }
+  | { result: 'ok'; detail: string; remoteMta?: string; relayed?: { dsn: boolean } }
+  | { result: 'tempfail'; enhanced: string; detail: string; remoteMta?: string }
+  | { result: 'permfail'; enhanced: string; detail: string; remoteMta?: string }
   /** The route or host failed before the envelope was tried; reschedule without counting a try. */
-  | { result: 'loop'; enhanced: string; detail: string };
+  | { result: 'loop'; enhanced: string; detail: string; remoteMta?: string };
 
 /** One envelope as the scheduler sees it, for `tsmtpctl show queue`. */
 export interface SchedulerView {

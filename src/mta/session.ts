@@ -188,8 +188,13 @@ export class SmtpClientSession {
       const refused = utf8Refusal('headers');
       return tx.rcpts.map(() => refused);
     }
+    return (await this.exchange(tx, mail.line)).map((r) => this.decidedRemotely(r));
+  }
+
+  /** MAIL, RCPTs, DATA: every result here is the remote's answer. */
+  private async exchange(tx: Transaction, mail: string): Promise<DeliveryResult[]> {
     const rcpts = tx.rcpts.map((r) => rcptCommand(r, this.caps));
-    const [mailReply, ...rcptReplies] = await this.envelopeCommands(mail.line, rcpts);
+    const [mailReply, ...rcptReplies] = await this.envelopeCommands(mail, rcpts);
     if (checkReply('mail', mailReply!) === 'negative') {
       await this.reset();
       return tx.rcpts.map(() => replyResult(mailReply!));
@@ -200,6 +205,17 @@ export class SmtpClientSession {
     const finals = await this.data(tx.body, accepted.length);
     accepted.forEach((idx, k) => (results[idx] = finals[k]!));
     return results;
+  }
+
+  /**
+   * A result the remote's reply decided names the remote (Remote-MTA). An SMTP next hop that
+   * accepted relays rather than delivers, and took NOTIFY over only if it offered DSN; LMTP
+   * delivers.
+   */
+  private decidedRemotely(r: DeliveryResult): DeliveryResult {
+    const remoteMta = this.params.hostname;
+    if (r.result !== 'ok' || this.params.lmtp) return { ...r, remoteMta };
+    return { ...r, remoteMta, relayed: { dsn: this.caps.dsn } };
   }
 
   /** MAIL and RCPTs in one write when PIPELINING is offered, else one at a time. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { DeliveryResult } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
-import { reportNeedsUtf8, shouldNotify, writeDsnReport, type DsnKind, type DsnRecipient } from '../bounce/report.js';
+import { reportNeedsUtf8, shouldNotify, writeDsnReport, type DsnDelay, type DsnKind, type DsnRecipient } from '../bounce/report.js';
 import type { Timer } from '../clock.js';
 import type { Envelope } from './envelope.js';
 import type { Queue } from './queue.js';
@@ -29,7 +29,7 @@ export class Bouncer {
   constructor(private readonly ctx: RoleContext, private readonly queue: Queue) {}
 
   failed(envelope: Envelope, result: Extract<DeliveryResult, { result: 'permfail' }>): Promise<void> {
-    this.gather(envelope, { status: result.enhanced, action: 'failed', diagnostic: result.detail });
+    this.gather(envelope, { status: result.enhanced, action: 'failed', diagnostic: result.detail, ...remote(result) });
     return Promise.resolve();
   }
 
@@ -39,17 +39,31 @@ export class Bouncer {
     return Promise.resolve();
   }
 
-  /** A delay notice now; the envelope stays queued and remembers when it was warned. */
+  /**
+   * A delay notice now; the envelope stays queued and remembers when it was warned. It says, as
+   * OpenSMTPD's does, for how long the message has been delayed (the warn interval that came due,
+   * scheduler.c) and for how long it is kept in the queue (the envelope's ttl).
+   */
   async delayed(envelope: Envelope): Promise<void> {
     const now = Math.floor(this.ctx.clock.now() / 1000);
     await this.queue.update({ ...envelope, lastWarn: now });
     if (!shouldNotify(envelope.dsn, 'delay')) return;
-    await this.report('delay', [{ envelope, recipient: this.recipient(envelope, { status: '4.4.7', action: 'delayed', diagnostic: envelope.lastError ?? 'Delivery delayed' }) }]);
+    const age = now - envelope.createdAt;
+    const due = this.ctx.config.bounce.warnIntervals.filter((d) => d <= age);
+    const delay = { delayedFor: due.length ? Math.max(...due) : age, keptFor: envelope.ttl };
+    await this.report('delay', [{ envelope, recipient: this.recipient(envelope, { status: '4.4.7', action: 'delayed', diagnostic: envelope.lastError ?? 'Delivery delayed' }) }], delay);
   }
 
-  async delivered(envelope: Envelope): Promise<void> {
+  /**
+   * NOTIFY=SUCCESS: a local delivery is reported as delivered; a relay to a next hop that offered
+   * DSN got NOTIFY with the message, so the notice is the next hop's to send; one that did not
+   * gets a `relayed` notice (queue.c IMSG_MTA_DELIVERY_OK, mta_without_dsn; RFC 3461 §6.2.6.2).
+   */
+  async delivered(envelope: Envelope, result: Extract<DeliveryResult, { result: 'ok' }>): Promise<void> {
     if (!envelope.dsn.notify?.includes('SUCCESS')) return;
-    await this.report('success', [{ envelope, recipient: this.recipient(envelope, { status: '2.0.0', action: 'delivered' }) }]).catch((err: Error) =>
+    if (result.relayed?.dsn) return;
+    const action = result.relayed ? 'relayed' : 'delivered';
+    await this.report('success', [{ envelope, recipient: this.recipient(envelope, { status: '2.0.0', action, ...remote(result) }) }]).catch((err: Error) =>
       log('warn', envelope.id, 'queue', 'dsn-failed', { evpid: envelope.id, error: err.message }));
   }
 
@@ -58,11 +72,11 @@ export class Bouncer {
     await Promise.all([...this.pending.keys()].map((msgid) => this.flushMessage(msgid)));
   }
 
-  private recipient(e: Envelope, r: { status: string; action: DsnRecipient['action']; diagnostic?: string }): DsnRecipient {
+  private recipient(e: Envelope, r: Omit<DsnRecipient, 'finalRcpt' | 'origRcpt' | 'orcpt'>): DsnRecipient {
     return { finalRcpt: e.rcpt, origRcpt: e.origRcpt, ...(e.dsn.orcpt ? { orcpt: e.dsn.orcpt } : {}), ...r };
   }
 
-  private gather(envelope: Envelope, r: { status: string; action: DsnRecipient['action']; diagnostic?: string }): void {
+  private gather(envelope: Envelope, r: Omit<DsnRecipient, 'finalRcpt' | 'origRcpt' | 'orcpt'>): void {
     let entry = this.pending.get(envelope.msgid);
     if (!entry) {
       entry = { items: [], timer: this.ctx.clock.setTimer(GATHER_MS, () => void this.flushMessage(envelope.msgid)) };
@@ -93,7 +107,7 @@ export class Bouncer {
   }
 
   /** Build the report, route it to the original sender and store it as a new message. */
-  private async report(kind: DsnKind, items: { envelope: Envelope; recipient: DsnRecipient }[]): Promise<void> {
+  private async report(kind: DsnKind, items: { envelope: Envelope; recipient: DsnRecipient }[], delay?: DsnDelay): Promise<void> {
     const first = items[0]!.envelope;
     // never a report about a report: the null sender gets nothing back
     if (first.sender === '') {
@@ -112,12 +126,15 @@ export class Bouncer {
     const body = await this.queue.body(first.msgid);
     try {
       await writeDsnReport(out, {
-        reportingMta: this.ctx.serverName,
+        // the name the message was received under (the listener's hostname), as bounce.c uses
+        // the envelope's smtpname: not whatever this machine happens to call itself
+        reportingMta: first.hostname || this.ctx.serverName,
         sender: first.sender,
         arrivalDate: new Date(first.createdAt * 1000),
         ...(first.dsn.envid ? { envid: first.dsn.envid } : {}),
         ret: first.dsn.ret ?? 'HDRS',
         kind,
+        ...(delay ? { delay } : {}),
         recipients: items.map((i) => i.recipient),
         originalPath: body.path,
         clock: this.ctx.clock,
@@ -136,4 +153,9 @@ export class Bouncer {
       await rm(out, { force: true });
     }
   }
+}
+
+/** The host whose reply decided a result, for the report's Remote-MTA. */
+function remote(result: DeliveryResult): { remoteMta?: string } {
+  return result.remoteMta ? { remoteMta: result.remoteMta } : {};
 }

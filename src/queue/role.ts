@@ -118,7 +118,7 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
     const now = Math.floor(ctx.clock.now() / 1000);
     switch (result.result) {
       case 'ok':
-        await bouncer.delivered(envelope);
+        await bouncer.delivered(envelope, result);
         await queue.remove(envelope.id);
         return void ctx.bus.notify('queue.envelope.done', { evpid: envelope.id }, () => undefined);
       case 'permfail':

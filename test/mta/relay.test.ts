@@ -99,8 +99,8 @@ test('per-recipient 4xx and 5xx in one transaction reach their own envelopes', a
   t.after(async () => { await mta.stop(); await sink.close(); });
   const [r0, r1, r2] = await Promise.all([0, 1, 2].map((i) => mta.deliver(mtaEnvelope(i))));
   assert.equal(r0!.result, 'ok');
-  assert.deepEqual(r1, { result: 'permfail', enhanced: '5.1.1', detail: '550 5.1.1 unknown user' });
-  assert.deepEqual(r2, { result: 'tempfail', enhanced: '4.2.2', detail: '452 4.2.2 mailbox full' });
+  assert.deepEqual(r1, { result: 'permfail', enhanced: '5.1.1', detail: '550 5.1.1 unknown user', remoteMta: 'dst.test' });
+  assert.deepEqual(r2, { result: 'tempfail', enhanced: '4.2.2', detail: '452 4.2.2 mailbox full', remoteMta: 'dst.test' });
   assert.equal(sink.transactions.length, 1);
   assert.ok(logs.some((l) => l.includes('to=<user1@dst.test>') && l.includes('result="PermFail"')));
 });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseCapabilities, xtext } from '../../src/mta/capabilities.js';
 import { forBackup, orderMx } from '../../src/mta/mx.js';
-import { mailCommand, rcptCommand } from '../../src/mta/transaction.js';
+import { mailCommand, rcptCommand, utf8Refusal } from '../../src/mta/transaction.js';
 import { backoffSeconds, RouteTable } from '../../src/mta/route.js';
 import { parseRelayUrl } from '../../src/mta/url.js';
 
@@ -59,12 +59,16 @@ test('EHLO capabilities and xtext', () => {
   assert.equal(xtext('a+b=c d\u00e9'), 'a+2Bb+3Dc+20d+C3+A9');
 });
 
-test('MAIL/RCPT lines: SMTPUTF8 only when needed and offered, forged addresses refused', () => {
+test('MAIL/RCPT lines: SMTPUTF8 passed on when asked for and offered, never a UTF-8 address without it, forged addresses refused', () => {
   const caps = parseCapabilities({ code: 250, lines: ['mx', 'DSN'] });
   const tx = { sender: 'a@x', rcpts: [{ rcpt: 'b@y', dsn: {} }], smtputf8: true, body: bufferBody(Buffer.alloc(0)) };
   assert.deepEqual(mailCommand(tx, caps, 10), { line: 'MAIL FROM:<a@x>' });
+  assert.deepEqual(mailCommand(tx, { ...caps, smtputf8: true }, 10), { line: 'MAIL FROM:<a@x> SMTPUTF8' });
+  assert.deepEqual(mailCommand({ ...tx, smtputf8: false }, { ...caps, smtputf8: true }, 10), { line: 'MAIL FROM:<a@x>' });
   const utf8 = { ...tx, rcpts: [{ rcpt: 'bj\u00f6rn@y', dsn: {} }] };
-  assert.deepEqual(mailCommand(utf8, caps, 10), { result: 'permfail', enhanced: '5.6.7', detail: 'remote host does not support SMTPUTF8' });
+  assert.deepEqual(mailCommand(utf8, caps, 10), utf8Refusal('address'));
+  assert.equal((utf8Refusal('address') as { enhanced: string }).enhanced, '5.6.7');
+  assert.equal((utf8Refusal('headers') as { enhanced: string }).enhanced, '5.6.9');
   assert.deepEqual(mailCommand(utf8, { ...caps, smtputf8: true }, 10), { line: 'MAIL FROM:<a@x> SMTPUTF8' });
   assert.equal((mailCommand({ ...tx, sender: 'a@x>\r\nRCPT TO:<evil@z' }, caps, 1) as { result: string }).result, 'permfail');
   assert.equal(rcptCommand({ rcpt: 'b@y', dsn: { notify: ['NEVER'], orcpt: 'rfc822;B@y' } }, caps), 'RCPT TO:<b@y> NOTIFY=NEVER ORCPT=rfc822;B@y');

@@ -42,9 +42,10 @@ test('a pipelined transaction: per-recipient 2xx/4xx/5xx, ESMTP params only as o
     t.rcpts[0]!.dsn = { notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;Ok@dst.test' };
     const results = await s.send(t);
     await s.quit();
-    assert.equal(results[0]!.result, 'ok');
-    assert.deepEqual(results[1], { result: 'permfail', enhanced: '5.1.1', detail: '550 5.1.1 no such user' });
-    assert.deepEqual(results[2], { result: 'tempfail', enhanced: '4.3.0', detail: '451 4.3.0 try later' });
+    // the remote's answers name it (Remote-MTA); an SMTP next hop offering DSN took NOTIFY over
+    assert.deepEqual(results[0], { result: 'ok', detail: '250 2.0.0 queued', remoteMta: 'mx1.test', relayed: { dsn: true } });
+    assert.deepEqual(results[1], { result: 'permfail', enhanced: '5.1.1', detail: '550 5.1.1 no such user', remoteMta: 'mx1.test' });
+    assert.deepEqual(results[2], { result: 'tempfail', enhanced: '4.3.0', detail: '451 4.3.0 try later', remoteMta: 'mx1.test' });
     assert.equal(sink.transactions.length, 1);
     const got = sink.transactions[0]!;
     assert.equal(got.mail, `MAIL FROM:<alice@src.test> SIZE=${Buffer.byteLength(BODY)} RET=HDRS ENVID=id+2B1`);
