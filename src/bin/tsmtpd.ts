@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * tsmtpd, the daemon: `-n` checks the config, `-d` runs in the foreground logging to stderr,
- * otherwise it detaches and logs to a file. Exit codes: see EXIT in daemon/cli.ts.
+ * otherwise it detaches and logs to syslog's mail facility (as OpenSMTPD's log_init does without
+ * -d) or, with `--log FILE`, to a file. Exit codes: see EXIT in daemon/cli.ts.
  */
 import { spawn } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
@@ -34,14 +35,29 @@ function parseOrExit(): CliOptions {
   }
 }
 
-/** Re-run ourselves detached with `-d`; exit once the child says it is ready, or with its code. */
-function detach(spool: string, logFile: string | undefined): void {
-  const out = openSync(logFile ?? join(spool, 'tsmtpd.log'), 'a', 0o640);
+/**
+ * Re-run ourselves detached with `-d`; exit once the child says it is ready, or with its code.
+ * To syslog, every process's lines go through one pipe to logger(1), tagged `smtpd` as
+ * OpenSMTPD's are, so the filters and reports written for its lines find them; each line
+ * carries its own priority (src/log.ts).
+ */
+function detach(spool: string, where: string): void {
+  const target = logTarget(where);
+  const out = target.kind === 'file' ? openSync(target.path, 'a', 0o640) : 'pipe';
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '-d'], {
     detached: true,
-    stdio: ['ignore', out, out, 'ipc'],
-    env: { ...process.env, [CHILD_MARK]: '1' },
+    stdio: ['ignore', target.kind === 'file' ? out : 'ignore', out, 'ipc'],
+    env: { ...process.env, [CHILD_MARK]: target.kind === 'file' ? '1' : 'syslog' },
   });
+  if (target.kind === 'syslog') {
+    const socket = target.socket ? ['--socket', target.socket] : [];
+    const logger = spawn('logger', ['--tag', 'smtpd', `--id=${child.pid}`, '--prio-prefix', '--priority', 'mail.info', ...socket], {
+      detached: true,
+      stdio: [child.stderr!, 'ignore', 'ignore'],
+    });
+    logger.on('error', (err) => fail(EXIT.STARTUP, `cannot log to syslog with logger(1): ${err.message}`));
+    logger.unref();
+  }
   child.on('message', (m) => {
     if (m === 'ready') {
       process.stdout.write(`tsmtpd: started, pid ${child.pid}\n`);
@@ -50,7 +66,14 @@ function detach(spool: string, logFile: string | undefined): void {
       process.exit(EXIT.OK);
     }
   });
-  child.on('exit', (code) => fail(code ?? EXIT.FATAL, `daemon exited during startup, see ${logFile ?? join(spool, 'tsmtpd.log')}`));
+  child.on('exit', (code) => fail(code ?? EXIT.FATAL, `daemon exited during startup, see ${target.kind === 'file' ? target.path : 'the mail log'}`));
+}
+
+/** `--log`: syslog (the default), syslog:SOCKET, or a file. */
+function logTarget(where: string): { kind: 'syslog'; socket?: string } | { kind: 'file'; path: string } {
+  if (where === 'syslog') return { kind: 'syslog' };
+  if (where.startsWith('syslog:')) return { kind: 'syslog', socket: where.slice('syslog:'.length) };
+  return { kind: 'file', path: where };
 }
 
 async function main(): Promise<void> {
@@ -79,10 +102,11 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(EXIT.STARTUP, `cannot prepare the spool: ${(err as Error).message}`);
   }
-  if (!opts.foreground) return detach(spool, opts.logFile);
+  if (!opts.foreground) return detach(spool, opts.logFile ?? 'syslog');
 
   const timestamps = process.env[CHILD_MARK] === '1';
-  configureLog({ level: opts.verbose > 0 ? 'debug' : 'info', timestamps });
+  const syslog = process.env[CHILD_MARK] === 'syslog';
+  configureLog({ level: opts.verbose > 0 ? 'debug' : 'info', timestamps, syslog });
   let release: () => void;
   try {
     release = lockSpool(spool);
@@ -92,7 +116,7 @@ async function main(): Promise<void> {
   const daemon = new Supervisor({
     config, spool, backends: opts.backends, verbose: opts.verbose > 0, serverName: findServerName(), users: opts.users,
     // the tests ask for the copy check on the parent's own bus too (between the parent's roles)
-    checkBus: process.env['TSMTPD_CHECK_BUS'] === '1', timestamps,
+    checkBus: process.env['TSMTPD_CHECK_BUS'] === '1', timestamps, syslog,
   });
   const shutdown = (signal: string) => {
     log('info', null, 'daemon', 'shutdown', { signal });

@@ -32,7 +32,7 @@ export interface ChildInit {
   verbose: boolean;
   checkBus: boolean;
   keys?: Keyring;
-  log: { level: Level; timestamps: boolean };
+  log: { level: Level; timestamps: boolean; syslog: boolean };
 }
 
 /** What the parent sends a child besides bus traffic. */
@@ -74,7 +74,7 @@ function die(err: unknown): never {
 }
 
 async function init(i: ChildInit): Promise<void> {
-  configureLog({ level: i.log.level, timestamps: i.log.timestamps });
+  configureLog({ level: i.log.level, timestamps: i.log.timestamps, syslog: i.log.syslog });
   bus = new Bus({ process: name, checkSerializable: i.checkBus });
   bus.attach(new IpcLink('parent', process), PROCESS_ROLES.parent);
   if (kind === 'lka') filters = new FilterProxy((m) => process.send!(m));

@@ -28,7 +28,8 @@ export const HELP = `${USAGE}
   -n             check the configuration and what it names on this machine (files, addresses,
                  programs), print "configuration OK" or file:line: message, and exit
   -v             log more (debug)
-  --log file     where a detached daemon logs (default SPOOL/tsmtpd.log)
+  --log where    where a detached daemon logs: syslog (the default: the mail facility, through
+                 logger(1) to /dev/log), syslog:SOCKET (another syslog socket), or a file
   --spool dir    all state: queue, control socket, pid file (default /var/spool/tsmtpd as root,
                  ./spool otherwise)
   --user name    as root, the system user of the unprivileged processes (default _tsmtpd)

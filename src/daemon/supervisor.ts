@@ -57,6 +57,8 @@ export interface SupervisorOptions {
   /** Copy payloads on the parent's own bus as a process boundary would (tests). */
   checkBus: boolean;
   timestamps: boolean;
+  /** Lines carry a syslog priority for logger(1) (detached, logging to syslog). */
+  syslog?: boolean;
 }
 
 interface Slot {
@@ -170,7 +172,7 @@ export class Supervisor {
     return {
       config: this.o.config, spool: this.o.spool, backends: this.o.backends, serverName: this.o.serverName,
       verbose: this.o.verbose, checkBus: this.o.checkBus, ...(keys ? { keys } : {}),
-      log: { level: logLevel(), timestamps: this.o.timestamps },
+      log: { level: logLevel(), timestamps: this.o.timestamps, syslog: this.o.syslog ?? false },
     };
   }
 

@@ -92,14 +92,14 @@ test('a second daemon on the same spool refuses to start with exit 3', async () 
   }
 });
 
-test('without -d the daemon detaches, logs to SPOOL/tsmtpd.log and stops on SIGTERM', async () => {
+test('without -d the daemon detaches, logs to the --log file and stops on SIGTERM', async () => {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'tsmtpd-detach-'));
   await chmod(dir, 0o755);
   const path = join(dir, 'smtpd.conf');
   await writeFile(path, config(port).replace('%DIR%', dir));
   const spool = join(dir, 'spool');
-  const r = run(['-f', path, '--spool', spool]);
+  const r = run(['-f', path, '--spool', spool, '--log', join(dir, 'tsmtpd.log')]);
   assert.equal(r.status, 0, r.stderr);
   const pid = Number(/started, pid (\d+)/.exec(r.stdout)?.[1]);
   assert.ok(pid > 0, r.stdout);
@@ -119,7 +119,7 @@ test('without -d the daemon detaches, logs to SPOOL/tsmtpd.log and stops on SIGT
     await new Promise((res) => setTimeout(res, 50));
   }
   assert.throws(() => process.kill(pid, 0), /ESRCH/);
-  const logText = await readFile(join(spool, 'tsmtpd.log'), 'utf8');
+  const logText = await readFile(join(dir, 'tsmtpd.log'), 'utf8');
   assert.match(logText, /^\d{4}-\d\d-\d\dT[\d:.]+Z - daemon ready /m);
   assert.match(logText, /daemon shutdown signal=TERM/);
 });

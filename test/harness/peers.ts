@@ -50,6 +50,8 @@ export const PEERS = {
   'filter-rspamd': { here: () => executable(`${LIBEXEC}/filter-rspamd`), install: 'opensmtpd-filter-rspamd' },
   'filter-senderscore': { here: () => executable(`${LIBEXEC}/filter-senderscore`), install: 'opensmtpd-filter-senderscore' },
   openssl: { here: () => onPath('openssl'), install: 'openssl' },
+  logger: { here: () => onPath('logger'), install: 'bsdutils' },
+  'fail2ban-regex': { here: () => onPath('fail2ban-regex') && executable('/usr/bin/python3'), install: 'fail2ban' },
   namespaces: { here: namespaces, install: '(run as root where unshare(1) may create mount and network namespaces)' },
 } satisfies Record<string, { here: () => boolean; install: string }>;
 
