@@ -5,6 +5,7 @@
 export const LOG_EVENTS = [
   // daemon lifecycle, processes and the bus between them
   'startup', 'ready', 'shutdown', 'config-error', 'fatal', 'process-start', 'process-exit', 'bus-error', 'users',
+  'offline',
   // smtp
   'listen', 'connected', 'disconnected', 'protocol-client', 'protocol-server', 'tls', 'auth',
   'envelope', 'message', 'failed-command', 'bad-input', 'authentication', 'cert-check', 'timeout', 'limit', 'rcpt-refused', 'message-refused',

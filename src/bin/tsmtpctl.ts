@@ -13,7 +13,7 @@ import { ControlClient, DaemonNotRunningError } from '../control/client.js';
 import { formatStats, MONITOR_HEADER, monitorRow, sumByKey, type StatLine } from '../control/format.js';
 import { commandSynopses, SUBSYSTEMS_LINE } from '../control/help.js';
 import { CONTROL_SOCKET } from '../control/role.js';
-import { defaultSpool } from '../daemon/spool.js';
+import { clientSpool } from '../daemon/spool.js';
 
 const USAGE = 'usage: tsmtpctl [-h] [--json] [--resolver addr:port] [--spool dir] command [argument ...]';
 
@@ -21,8 +21,8 @@ const HELP = `${USAGE}
   -h, --help            print this help and exit
   --json                print the answer of a show command as JSON
   --resolver addr:port  the DNS server spf walk asks (default: /etc/resolv.conf)
-  --spool dir           the daemon's spool, where its control socket is (default /var/spool/tsmtpd
-                        as root, ./spool otherwise)
+  --spool dir           the daemon's spool, where its control socket is (default: TSMTPD_SPOOL,
+                        else /var/spool/tsmtpd when it exists, else ./spool)
 Commands may be abbreviated to any unique prefix; "tsmtpctl help" lists them.
 Invoked as mailq (tsmtpd-mailq) it is "show queue", as newaliases (tsmtpd-newaliases) "update table aliases".
 Exit status: 0 success, 1 the daemon refused or is not running, 2 usage error.
@@ -116,7 +116,7 @@ async function main(): Promise<void> {
   if ('encrypt'.startsWith(words[0]!) && words[0]!.length >= 2) return encrypt(words.slice(1));
   if (words[0] === 'spf' && words[1] !== undefined && 'walk'.startsWith(words[1])) return spf(parsed.values.resolver);
 
-  const path = join(parsed.values.spool ?? defaultSpool(), CONTROL_SOCKET);
+  const path = join(parsed.values.spool ?? clientSpool(), CONTROL_SOCKET);
   let client: ControlClient;
   try {
     client = await ControlClient.open(path);

@@ -2,11 +2,22 @@
  * The spool directory holds all of the daemon's state. A pid file in it, taken with O_EXCL,
  * keeps a second daemon off the same spool; a stale one (its process gone) is taken over.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
+export const SYSTEM_SPOOL = '/var/spool/tsmtpd';
+
 export function defaultSpool(): string {
-  return process.getuid?.() === 0 ? '/var/spool/tsmtpd' : resolve('spool');
+  return process.getuid?.() === 0 ? SYSTEM_SPOOL : resolve('spool');
+}
+
+/**
+ * The spool sendmail, mailq and tsmtpctl talk to: TSMTPD_SPOOL, else the system's spool when
+ * there is one (a user's cron job or mail(1) reaches the daemon root started), else ./spool.
+ */
+export function clientSpool(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.TSMTPD_SPOOL) return resolve(env.TSMTPD_SPOOL);
+  return process.getuid?.() === 0 || existsSync(SYSTEM_SPOOL) ? SYSTEM_SPOOL : resolve('spool');
 }
 
 export function prepareSpool(dir: string): string {

@@ -29,6 +29,7 @@ import type { BackendChoice, RoleContext } from './context.js';
 import { FilterHost, type FilterRequest } from './filter-host.js';
 import { EMPTY_KEYRING, loadKeyring, type Keyring } from './keyring.js';
 import { LinkBroker } from './link-broker.js';
+import { enqueueOffline, prepareOfflineDir } from './offline.js';
 import { createParentRole } from './parent-role.js';
 import { accounts, prepareQueueDirs, type Account, type Accounts } from './privileges.js';
 import { buildRole } from './roles.js';
@@ -100,6 +101,7 @@ export class Supervisor {
     const { config, spool } = this.o;
     this.users = accounts(this.o.users);
     prepareQueueDirs(spool, this.users.queue);
+    prepareOfflineDir(spool);
     this.keys = loadKeyring(config);
     this.broker = await LinkBroker.open();
     this.filterHost = new FilterHost(this.users.unprivileged, this.broker, (m, handle) => this.sendTo('lka', m, handle));
@@ -121,6 +123,8 @@ export class Supervisor {
     await this.openSockets();
     reportLoopDelay(this.bus, 'parent', 'parent');
     log('info', null, 'daemon', 'ready', { spool, processes: this.slots.length + 1, workers });
+    // what sendmail kept while the daemon was down goes in now, through the socket just opened
+    void enqueueOffline(spool);
   }
 
   /** The mda and the parent's own role live here, on a bus linked to every child by its IPC channel. */

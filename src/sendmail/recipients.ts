@@ -1,6 +1,7 @@
 /**
  * `sendmail -t`: the recipients named in a message's To, Cc and Bcc headers, and the header
- * section with Bcc removed (a blind copy must not show in what recipients receive).
+ * section with Bcc removed (a blind copy must not show in what recipients receive). A bare name
+ * (`To: bob`) is a local user: qualified with the server's name, as enqueue.c qualify_addr does.
  */
 
 const RECIPIENT_HEADERS = new Set(['to', 'cc', 'bcc']);
@@ -35,7 +36,7 @@ export function addressesIn(value: string): string[] {
   const flush = () => {
     const angle = /<([^<>]*)>/.exec(current);
     const candidate = (angle ? angle[1]! : current.replace(/^[^:]*:/, '')).trim();
-    if (/^[^\s@<>]+@[^\s@<>]+$/.test(candidate)) out.push(candidate);
+    if (/^[^\s@<>]+(?:@[^\s@<>]+)?$/.test(candidate)) out.push(candidate);
     current = '';
   };
   for (const ch of value) {
@@ -53,11 +54,27 @@ export function addressesIn(value: string): string[] {
   return out;
 }
 
-export function recipientsFromHeaders(headerText: string): string[] {
+/** enqueue.c qualify_addr: an address without `@` gets `@host`; the empty (null) one stays empty. */
+export function qualify(address: string, host: string): string {
+  return address !== '' && !address.includes('@') ? `${address}@${host}` : address;
+}
+
+export function recipientsFromHeaders(headerText: string, host: string): string[] {
   const rcpts = splitHeaders(headerText)
     .filter((h) => RECIPIENT_HEADERS.has(h.name))
-    .flatMap((h) => addressesIn(h.value));
+    .flatMap((h) => addressesIn(h.value))
+    .map((a) => qualify(a, host));
   return [...new Set(rcpts)];
+}
+
+/**
+ * The envelope sender a message's From: gives when sendmail has no -f: the last address of the
+ * last From: header, qualified (enqueue.c parse_message with get_from, parse_addr_terminal).
+ */
+export function senderFromHeaders(headerText: string, host: string): string | undefined {
+  const from = splitHeaders(headerText).filter((h) => h.name === 'from').flatMap((h) => addressesIn(h.value));
+  const last = from[from.length - 1];
+  return last === undefined ? undefined : qualify(last, host);
 }
 
 /** The header section without its Bcc headers, as the recipients must see it. */

@@ -8,8 +8,11 @@ import { connect, type Socket } from 'node:net';
 
 export class SubmitError extends Error {}
 
+/** Nobody listens on the socket: the daemon is not running (sendmail then queues offline). */
+export class DaemonDownError extends SubmitError {}
+
 export interface Submission {
-  socketPath: string;
+  socket: Socket;
   sender: string;
   recipients: string[];
   /** The message lines (no line endings), as they come; `stop` ends them early (sendmail without -i). */
@@ -18,7 +21,7 @@ export interface Submission {
 }
 
 export async function submit(s: Submission): Promise<string> {
-  const socket = await open(s.socketPath);
+  const socket = s.socket;
   const replies = new ReplyReader(socket, s.timeoutMs ?? 60_000);
   try {
     await replies.expect(2, 'banner');
@@ -39,10 +42,14 @@ export async function submit(s: Submission): Promise<string> {
   }
 }
 
-function open(path: string): Promise<Socket> {
+/** The enqueue socket, connected; a missing socket or one nobody accepts on is DaemonDownError. */
+export function connectDaemon(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect(path, () => resolve(socket));
-    socket.once('error', (err) => reject(new SubmitError(`cannot reach the daemon at ${path}: ${err.message}`)));
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      const down = err.code === 'ENOENT' || err.code === 'ECONNREFUSED';
+      reject(new (down ? DaemonDownError : SubmitError)(`cannot reach the daemon at ${path}: ${err.message}`));
+    });
   });
 }
 

@@ -19,6 +19,11 @@ export type PathResult = { ok: true; address: Address; params: string } | { ok: 
 
 export interface PathOptions {
   smtputf8: boolean;
+  /**
+   * Completes a mailbox without a domain (`<bob>`), as smtp_session.c smtp_mailaddr does with the
+   * session's smtpname; given for the local socket only, where sendmail and cron submit.
+   */
+  defaultDomain?: string;
 }
 
 const MAX_LOCAL = 64;
@@ -106,8 +111,8 @@ function splitPath(text: string): { path: string; params: string } | null {
   return null;
 }
 
-/** The last `@` outside a quoted local part separates local part and domain. */
-function splitMailbox(mailbox: string): [string, string] | null {
+/** The last `@` outside a quoted local part separates local part and domain; none takes `defaultDomain`. */
+function splitMailbox(mailbox: string, defaultDomain?: string): [string, string] | null {
   let quoted = false;
   let at = -1;
   for (let i = 0; i < mailbox.length; i++) {
@@ -116,6 +121,7 @@ function splitMailbox(mailbox: string): [string, string] | null {
     if (ch === '"') quoted = !quoted;
     else if (ch === '@' && !quoted) at = i;
   }
+  if (at === -1 && !quoted && defaultDomain) return [mailbox, defaultDomain];
   if (at <= 0 || quoted) return null;
   return [mailbox.slice(0, at), mailbox.slice(at + 1)];
 }
@@ -127,7 +133,7 @@ function parseMailbox(mailbox: string, o: PathOptions): PathResult | Address {
   if (!o.smtputf8 && /[^\x00-\x7f]/.test(mailbox)) {
     return { ok: false, reply: { code: 553, enhanced: '5.6.7', text: 'Non-ASCII addresses not permitted for that sender/recipient' } };
   }
-  const parts = splitMailbox(mailbox);
+  const parts = splitMailbox(mailbox, o.defaultDomain);
   if (!parts) return bad('5.1.3', 'Invalid address syntax');
   const [local, domain] = parts;
   if (Buffer.byteLength(local) > MAX_LOCAL) return bad('5.1.3', 'Local part too long');

@@ -590,6 +590,14 @@ export class Session {
     };
   }
 
+  /**
+   * On the local socket a bare `<user>` is user@this listener's name, as smtp_mailaddr completes
+   * it; network clients keep to RFC 5321's full addresses.
+   */
+  private completion(): { defaultDomain?: string } {
+    return this.deps.listener.kind === 'socket' ? { defaultDomain: this.deps.hostname.toLowerCase() } : {};
+  }
+
   private async mail(arg: string): Promise<Reply | null> {
     if (this.state !== State.Greeted) return REPLIES.heloFirst;
     if (this.tx) return { code: 503, enhanced: '5.5.1', text: 'Invalid command: Transaction already in progress' };
@@ -597,7 +605,7 @@ export class Session {
     const m = /^FROM:(.*)$/i.exec(arg);
     if (!m) return { code: 501, enhanced: '5.5.4', text: 'Syntax: MAIL FROM:<address>' };
     const smtputf8 = /(?:^|\s)SMTPUTF8(?:\s|$)/i.test(m[1]!);
-    const path = parseReversePath(m[1]!, { smtputf8 });
+    const path = parseReversePath(m[1]!, { smtputf8, ...this.completion() });
     if (!path.ok) return path.reply;
     const params = parseMailParams(path.params, { dsn: !this.deps.listener.noDsn });
     if (!params.ok) return params.reply;
@@ -636,7 +644,7 @@ export class Session {
     if (tx.rcpts.length >= this.deps.config.smtp.maxRcpt) return { code: 452, enhanced: '4.5.3', text: 'Too many recipients' };
     const m = /^TO:(.*)$/i.exec(arg);
     if (!m) return { code: 501, enhanced: '5.5.4', text: 'Syntax: RCPT TO:<address>' };
-    const path = parseForwardPath(m[1]!, { smtputf8: tx.params.smtputf8 });
+    const path = parseForwardPath(m[1]!, { smtputf8: tx.params.smtputf8, ...this.completion() });
     if (!path.ok) return path.reply;
     const params = parseRcptParams(path.params, { dsn: !this.deps.listener.noDsn });
     if (!params.ok) return params.reply;

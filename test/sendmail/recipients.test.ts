@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { addressesIn, recipientsFromHeaders, splitHeaders, withoutBcc } from '../../src/sendmail/recipients.js';
+import { addressesIn, qualify, recipientsFromHeaders, senderFromHeaders, splitHeaders, withoutBcc } from '../../src/sendmail/recipients.js';
 
 const HEADERS = [
   'From: Me <me@here.example>',
@@ -18,13 +18,13 @@ const HEADERS = [
 ].join('\n');
 
 test('To, Cc and Bcc (any case, folded) give the recipients, in order and once', () => {
-  assert.deepEqual(recipientsFromHeaders(HEADERS), [
+  assert.deepEqual(recipientsFromHeaders(HEADERS, 'host.test'), [
     'a@x.example', 'john@x.example', 'b@x.example', 'c@x.example', 'd@x.example', 'secret@y.example', 'secret2@y.example',
   ]);
-  assert.deepEqual(recipientsFromHeaders('To: a@x\r\nCc: a@x, b@x\r\n'), ['a@x', 'b@x']);
-  assert.deepEqual(recipientsFromHeaders('Subject: none\n'), []);
+  assert.deepEqual(recipientsFromHeaders('To: a@x\r\nCc: a@x, b@x\r\n', 'host.test'), ['a@x', 'b@x']);
+  assert.deepEqual(recipientsFromHeaders('Subject: none\n', 'host.test'), []);
   // two addresses without a comma are not an address list: neither is guessed at
-  assert.deepEqual(recipientsFromHeaders('To: a@x b@x\n'), []);
+  assert.deepEqual(recipientsFromHeaders('To: a@x b@x\n', 'host.test'), []);
 });
 
 test('address lists: display names, comments, groups, empty groups, junk', () => {
@@ -59,9 +59,19 @@ test('property: no header text makes -t throw, and Bcc never survives', () => {
   const piece = fc.constantFrom('To: ', 'Bcc: ', 'bcc:', 'Cc: ', ' ', '\t', '\n', '\r\n', 'a@b', '<', '>', '"', '(', ')', ',', ';', ':', 'x');
   fc.assert(
     fc.property(fc.string({ unit: piece, maxLength: 40 }), (text) => {
-      for (const r of recipientsFromHeaders(text)) assert.match(r, /^[^\s@<>]+@[^\s@<>]+$/);
+      for (const r of recipientsFromHeaders(text, 'host.test')) assert.match(r, /^[^\s@<>]+@[^\s@<>]+$/);
       assert.ok(splitHeaders(withoutBcc(text)).every((h) => h.name !== 'bcc'));
     }),
     { numRuns: 2000 },
   );
+});
+
+test('bare names are local users: qualified with the server\'s name (enqueue.c qualify_addr); From: gives the sender', () => {
+  assert.deepEqual(recipientsFromHeaders('To: bob, Alice <alice>, c@x.example\nCc: "Root" <root>\n', 'host.test'),
+    ['bob@host.test', 'alice@host.test', 'c@x.example', 'root@host.test']);
+  assert.equal(qualify('', 'host.test'), '', 'the null sender stays null');
+  assert.equal(qualify('a@b', 'host.test'), 'a@b');
+  assert.equal(senderFromHeaders('Subject: x\nFrom: root (Cron Daemon)\n', 'host.test'), 'root@host.test');
+  assert.equal(senderFromHeaders('From: A <a@x.example>\nFrom: b@y.example\n', 'host.test'), 'b@y.example');
+  assert.equal(senderFromHeaders('To: bob\n', 'host.test'), undefined);
 });

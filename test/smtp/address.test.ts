@@ -156,3 +156,15 @@ test('property: a generated valid address parses back to itself', () => {
     { numRuns: 1000 },
   );
 });
+
+test('local socket: a bare local part takes the listener\'s name (smtp_session.c smtp_mailaddr); elsewhere it is refused', () => {
+  const local = { smtputf8: false, defaultDomain: 'mx.example.test' };
+  assert.deepEqual(ok(parseForwardPath('<bob>', local)).address, { local: 'bob', domain: 'mx.example.test', asciiDomain: 'mx.example.test' });
+  assert.equal(addressKey(ok(parseReversePath('<root> BODY=8BITMIME', local)).address), 'root@mx.example.test');
+  assert.equal(addressKey(ok(parseForwardPath('<"a b">', local)).address), '"a b"@mx.example.test');
+  assert.equal(addressKey(ok(parseForwardPath('<a@b.example>', local)).address), 'a@b.example');
+  assert.equal(addressKey(ok(parseReversePath('<>', local)).address), '', 'the null sender stays null');
+  refused(parseForwardPath('<"unterminated>', local), 501, '5.5.4');
+  refused(parseForwardPath('<bad..dots>', local), 553, '5.1.3');
+  refused(parseForwardPath('<bob>', ascii), 553, '5.1.3');
+});
