@@ -66,7 +66,7 @@ test('a next hop offering DSN gets NOTIFY, ORCPT, RET and ENVID, and the sender 
   const tx = await eventually(async () => sink.transactions[0], 'the relayed message');
   assert.equal(tx.mail, 'MAIL FROM:<alice@example.test> RET=HDRS ENVID=env+2B1');
   assert.deepEqual(tx.rcpts, ['RCPT TO:<a@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@remote.test']);
-  await host.daemon.waitForLog(/mta delivery .*to=<a@remote\.test> .*result=Ok/);
+  await host.daemon.waitForLog(/mta delivery .*to=<a@remote\.test> .*result="Ok"/);
   await queueEmpty(host);
   assert.doesNotMatch(host.daemon.logs(), /queue bounce /);
   assert.deepEqual(await host.maildir('alice'), []);

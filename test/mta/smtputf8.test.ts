@@ -109,7 +109,7 @@ test('a next hop without SMTPUTF8 never gets a UTF-8 address: a 5.6.7 bounce nam
   assert.match(bounce!, /^Final-Recipient: utf-8; jörg@remote\.test$/m);
   assert.match(bounce!, /^Status: 5\.6\.7$/m);
   assert.match(bounce!, /^jörg@remote\.test: Non-ASCII addresses not permitted/m);
-  await host.daemon.waitForLog(/mta delivery .*result=PermFail/);
+  await host.daemon.waitForLog(/mta delivery .*result="PermFail"/);
 });
 
 test('a next hop without SMTPUTF8 never gets UTF-8 headers either: 5.6.9 (RFC 6531 §3.2); ASCII headers go without SMTPUTF8', async (t) => {
