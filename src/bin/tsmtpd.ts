@@ -13,6 +13,7 @@ import { ConfigError } from '../errors.js';
 import { configureLog, log } from '../log.js';
 import { EXIT, HELP, parseCli, USAGE, UsageError, type CliOptions } from '../daemon/cli.js';
 import { preflight } from '../daemon/preflight.js';
+import { obtainQueueKey } from '../daemon/queue-key.js';
 import { findServerName } from '../daemon/server-name.js';
 import { defaultSpool, lockSpool, prepareSpool } from '../daemon/spool.js';
 import { Supervisor, V8_FLAGS } from '../daemon/supervisor.js';
@@ -39,16 +40,18 @@ function parseOrExit(): CliOptions {
  * Re-run ourselves detached with `-d`; exit once the child says it is ready, or with its code.
  * To syslog, every process's lines go through one pipe to logger(1), tagged `smtpd` as
  * OpenSMTPD's are, so the filters and reports written for its lines find them; each line
- * carries its own priority (src/log.ts).
+ * carries its own priority (src/log.ts). A queue key read at start goes to the child on its
+ * standard input, never on its command line.
  */
-function detach(spool: string, where: string): void {
+function detach(spool: string, where: string, queueKey: string | undefined): void {
   const target = logTarget(where);
   const out = target.kind === 'file' ? openSync(target.path, 'a', 0o640) : 'pipe';
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '-d'], {
     detached: true,
-    stdio: ['ignore', target.kind === 'file' ? out : 'ignore', out, 'ipc'],
+    stdio: [queueKey === undefined ? 'ignore' : 'pipe', target.kind === 'file' ? out : 'ignore', out, 'ipc'],
     env: { ...process.env, [CHILD_MARK]: target.kind === 'file' ? '1' : 'syslog' },
   });
+  if (queueKey !== undefined) child.stdin!.end(`${queueKey}\n`);
   if (target.kind === 'syslog') {
     const socket = target.socket ? ['--socket', target.socket] : [];
     const logger = spawn('logger', ['--tag', 'smtpd', `--id=${child.pid}`, '--prio-prefix', '--priority', 'mail.info', ...socket], {
@@ -96,13 +99,19 @@ async function main(): Promise<void> {
     process.stderr.write('configuration OK\n');
     return;
   }
+  const keyAtStart = config.queue.encryption?.from !== undefined && config.queue.encryption.from !== 'config';
+  try {
+    obtainQueueKey(config, keyAtStart && process.env[CHILD_MARK] !== undefined);
+  } catch (err) {
+    fail(EXIT.STARTUP, (err as Error).message);
+  }
   let spool: string;
   try {
     spool = prepareSpool(opts.spool ?? defaultSpool());
   } catch (err) {
     fail(EXIT.STARTUP, `cannot prepare the spool: ${(err as Error).message}`);
   }
-  if (!opts.foreground) return detach(spool, opts.logFile ?? 'syslog');
+  if (!opts.foreground) return detach(spool, opts.logFile ?? 'syslog', keyAtStart ? config.queue.encryption!.key : undefined);
 
   const timestamps = process.env[CHILD_MARK] === '1';
   const syslog = process.env[CHILD_MARK] === 'syslog';

@@ -68,19 +68,18 @@ export function parseCa(c: Cursor, config: Config): void {
 }
 
 /**
- * `queue encryption KEY`: OpenSMTPD's crypto_setup() takes the key as 32 bytes as written (what
- * `openssl rand -hex 16` prints) and `smtpd -n` refuses any other length. smtpd can also read
- * the key at start (no key: a prompt; `stdin` or `-`: a line of stdin); tsmtpd cannot yet, and
- * refuses those forms rather than encrypt with a key nobody chose.
+ * `queue encryption [KEY]` (parse.y): no key, the parent asks for it at start; `stdin` or `-`
+ * (any case), it reads a line of standard input (daemon/queue-key.ts). A key written here must be
+ * 32 octets as written (`openssl rand -hex 16`), which crypto_setup() checks under `smtpd -n`.
  */
-function queueKey(c: Cursor): string {
-  if (c.done()) c.fail('queue encryption without a key: tsmtpd cannot ask for it at start yet, write the key here');
+function queueKey(c: Cursor): NonNullable<Config['queue']['encryption']> {
+  if (c.done()) return { from: 'prompt' };
   const key = c.name('a key');
-  if (key.toLowerCase() === 'stdin' || key === '-') c.fail(`queue encryption ${key}: tsmtpd cannot read the key at start yet, write the key here`);
+  if (key.toLowerCase() === 'stdin' || key === '-') return { from: 'stdin' };
   if (Buffer.byteLength(key) !== QUEUE_KEY_BYTES) {
     c.fail(`invalid key for queue encryption: it must be ${QUEUE_KEY_BYTES} characters (openssl rand -hex 16), not ${Buffer.byteLength(key)}`);
   }
-  return key;
+  return { key, from: 'config' };
 }
 
 export const QUEUE_KEY_BYTES = 32;
@@ -88,7 +87,7 @@ export const QUEUE_KEY_BYTES = 32;
 export function parseQueue(c: Cursor, config: Config): void {
   const what = c.value('compression, encryption, ttl, url, node or lease');
   if (what === 'compression') config.queue.compression = true;
-  else if (what === 'encryption') config.queue.encryption = { key: queueKey(c) };
+  else if (what === 'encryption') config.queue.encryption = queueKey(c);
   else if (what === 'ttl') config.queue.ttl = delay(c);
   else if (what === 'url') config.queue.url = c.name('a postgresql:// url');
   else if (what === 'node') config.queue.node = c.name('a node name');

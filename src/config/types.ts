@@ -262,8 +262,11 @@ export interface Config {
   mdaLimits: Record<string, number>;
   queue: {
     compression: boolean;
-    /** The 32-character key as written in the config. */
-    encryption?: { key: string };
+    /**
+     * `queue encryption [KEY|stdin|-]`: the 32-character key as written, or where the parent reads
+     * it at start (daemon/queue-key.ts); `key` is filled then, and only the queue process gets it.
+     */
+    encryption?: { key?: string; from: 'config' | 'stdin' | 'prompt' };
     ttl: number;
     /** tsmtpd additions for `-B queue=postgres`: `queue url`, `queue node`, `queue lease` (seconds). */
     url?: string;

@@ -6,6 +6,7 @@
  * here). It accepts connections without reading them and hands each to the smtp worker with the
  * fewest sessions, or to the control process.
  */
+import { withoutQueueKey } from './queue-key.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { chmodSync, unlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -174,7 +175,7 @@ export class Supervisor {
     // only the processes that terminate or originate TLS hold certificates and keys
     const keys = slot.kind === 'smtp' || slot.kind === 'mta' ? this.keys : undefined;
     return {
-      config: this.o.config, spool: this.o.spool, backends: this.o.backends, serverName: this.o.serverName,
+      config: slot.kind === 'queue' ? this.o.config : withoutQueueKey(this.o.config), spool: this.o.spool, backends: this.o.backends, serverName: this.o.serverName,
       verbose: this.o.verbose, checkBus: this.o.checkBus, ...(keys ? { keys } : {}),
       log: { level: logLevel(), timestamps: this.o.timestamps, syslog: this.o.syslog ?? false },
     };

@@ -1,6 +1,7 @@
 /** The contract every queue storage backend (fs, sqlite, ram) fulfils, and the queue's error type. */
 import { TsmtpdError } from '../errors.js';
 import type { Envelope } from './envelope.js';
+import type { RecordCodec } from './record-codec.js';
 
 export type QueueErrorCode = 'full' | 'io' | 'notfound';
 
@@ -56,6 +57,8 @@ export type WalkEntry = { envelope: Envelope } | { damaged: string; reason: stri
 
 export interface QueueBackend {
   readonly name: string;
+  /** How envelope records are written and read; the front sets it before open() (plain by default). */
+  records: RecordCodec;
   open(): Promise<void>;
   close(): Promise<void>;
   /** Absolute path of the file the body of a message under reception is written to. */

@@ -1,32 +1,21 @@
 /**
  * Compression (gzip) then encryption (AES-256-GCM) of message bodies, streamed file to file so a
- * body is never whole in memory. Encrypted framing as OpenSMTPD's: 0x01, 12-byte IV, ciphertext,
- * 16-byte tag. Decoding writes to a file the caller hands out only once the tag has verified.
+ * body is never whole in memory. Encrypted framing as OpenSMTPD's crypto_encrypt_file(): 0x01,
+ * 12-byte IV, ciphertext, 16-byte tag. Decoding writes to a file the caller hands out only once the tag has verified.
  */
-import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { QueueError } from './backend.js';
+import { API_VERSION as VERSION, IV_SIZE as IV_LEN, TAG_SIZE as TAG_LEN } from './crypto.js';
 
 export interface BodyCodec {
   compress: boolean;
-  /** 32-byte AES key, or none. */
+  /** 32-byte AES key (crypto.ts queueKey()), or none. */
   key?: Buffer;
-}
-
-const VERSION = 0x01;
-const IV_LEN = 12;
-const TAG_LEN = 16;
-const SALT = 'tsmtpd queue body encryption v1';
-
-/** smtpd.conf gives the key as a string; scrypt turns any string into 32 well-spread bytes. */
-export function deriveKey(secret: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(secret, SALT, 32, { N: 1 << 14, r: 8, p: 1 }, (err, key) => (err ? reject(err) : resolve(key)));
-  });
 }
 
 export function isPlain(codec: BodyCodec): boolean {

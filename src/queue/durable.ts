@@ -67,7 +67,7 @@ export class Durable {
   }
 
   /** Replace a file atomically: temp file, fsync, rename over, fsync the directory. */
-  async replaceFile(path: string, tmp: string, dir: string, data: string): Promise<void> {
+  async replaceFile(path: string, tmp: string, dir: string, data: string | Uint8Array): Promise<void> {
     await rm(tmp, { force: true });
     await this.writeFile(tmp, data);
     this.step('rename');

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
 import { Durable, type FaultHook } from './durable.js';
-import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
+import { plainRecords, type RecordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
 
@@ -20,6 +20,7 @@ function missing(err: unknown): boolean {
 
 export class FsQueueBackend implements QueueBackend {
   readonly name = 'fs';
+  records: RecordCodec = plainRecords;
   readonly durable: Durable;
   private readonly incoming: string;
   private readonly queue: string;
@@ -68,7 +69,7 @@ export class FsQueueBackend implements QueueBackend {
     this.durable.step('link');
     await link(this.incomingPath(item.msgid), join(dir, 'message'));
     // in parallel: the filesystem's journal folds concurrent fsyncs into one commit
-    await Promise.all(item.envelopes.map((e) => this.durable.writeFile(join(dir, e.id), encodeEnvelope(e))));
+    await Promise.all(item.envelopes.map((e) => this.durable.writeFile(join(dir, e.id), this.records.encode(e))));
     await this.durable.fsyncDir(dir);
     return dir;
   }
@@ -118,14 +119,14 @@ export class FsQueueBackend implements QueueBackend {
 
   async loadEnvelope(evpid: string): Promise<Envelope | undefined> {
     if (!isEvpid(evpid)) return undefined;
-    let text: string;
+    let record: Buffer;
     try {
-      text = await readFile(this.evpPath(evpid), 'utf8');
+      record = await readFile(this.evpPath(evpid));
     } catch (err) {
       if (missing(err)) return undefined;
       throw QueueError.from(err, 'load envelope');
     }
-    const d = decodeEnvelope(text, evpid);
+    const d = this.records.decode(record, evpid);
     return d.ok ? d.envelope : undefined;
   }
 
@@ -138,7 +139,7 @@ export class FsQueueBackend implements QueueBackend {
     }
     const tmp = join(dir, `.${e.id}.${randomBytes(4).toString('hex')}`);
     try {
-      await this.durable.replaceFile(join(dir, e.id), tmp, dir, encodeEnvelope(e));
+      await this.durable.replaceFile(join(dir, e.id), tmp, dir, this.records.encode(e));
     } catch (err) {
       await rm(tmp, { force: true }).catch(() => {});
       throw QueueError.from(err, 'update envelope');
@@ -191,8 +192,8 @@ export class FsQueueBackend implements QueueBackend {
       return;
     }
     for (const evpid of names) {
-      const text = await readFile(join(this.msgDir(msgid), evpid), 'utf8').catch(() => undefined);
-      const d = text === undefined ? { ok: false as const, reason: 'unreadable' } : decodeEnvelope(text, evpid);
+      const record = await readFile(join(this.msgDir(msgid), evpid)).catch(() => undefined);
+      const d = record === undefined ? { ok: false as const, reason: 'unreadable' } : this.records.decode(record, evpid);
       yield d.ok ? { envelope: d.envelope } : { damaged: evpid, reason: d.reason };
     }
   }

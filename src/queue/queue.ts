@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import { log } from '../log.js';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend } from './backend.js';
-import { decodeBody, deriveKey, encodeBody, isPlain, type BodyCodec } from './body-codec.js';
+import { decodeBody, encodeBody, isPlain, type BodyCodec } from './body-codec.js';
+import { queueKey } from './crypto.js';
+import { recordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, type Envelope } from './envelope.js';
 
 export { QueueError } from './backend.js';
@@ -18,7 +20,7 @@ export interface QueueOptions {
   spool: string;
   clock: Clock;
   compression: boolean;
-  /** As smtpd.conf `queue encryption KEY` gives it. */
+  /** As smtpd.conf `queue encryption KEY` gives it, or as read at start: 32 octets used as they are. */
   encryptionKey?: string;
 }
 
@@ -48,11 +50,14 @@ export class Queue {
     private readonly opts: QueueOptions,
   ) {
     this.codec = { compress: opts.compression };
+    // queue.c: crypto_setup() refuses any key but 32 octets, before anything is stored
+    if (opts.encryptionKey !== undefined) this.codec.key = queueKey(opts.encryptionKey);
+    // queue_backend.c: envelopes are compressed and encrypted as bodies are
+    backend.records = recordCodec(this.codec);
   }
 
   /** Opens the backend and removes stale incoming files: uncommitted mail of a previous run was never acknowledged. */
   async open(): Promise<void> {
-    if (this.opts.encryptionKey !== undefined) this.codec.key = await deriveKey(this.opts.encryptionKey);
     try {
       await this.backend.open();
       const stale = await this.backend.purgeIncoming();

@@ -2,16 +2,17 @@
 import { link, mkdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
-import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
+import { plainRecords, type RecordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
 
 export class RamQueueBackend implements QueueBackend {
   readonly name = 'ram';
+  records: RecordCodec = plainRecords;
   /** msgid → its envelope ids. */
   private readonly msgs = new Map<string, Set<string>>();
   /** evpid → encoded record: stored encoded, so the codec is exercised as on disk. */
-  private readonly records = new Map<string, string>();
+  private readonly stored = new Map<string, string | Buffer>();
   private readonly incoming: string;
   private readonly bodies: string;
   private readonly temporary: string;
@@ -40,9 +41,14 @@ export class RamQueueBackend implements QueueBackend {
     return join(this.bodies, msgid);
   }
 
+  /** The stored record as kept (tests check it is sealed). */
+  peek(evpid: string): string | Buffer | undefined {
+    return this.stored.get(evpid);
+  }
+
   /** Replace a stored record as is (tests use it to damage one). */
   poke(evpid: string, text: string): void {
-    this.records.set(evpid, text);
+    this.stored.set(evpid, text);
   }
 
   async commit(batch: CommitItem[]): Promise<void> {
@@ -59,7 +65,7 @@ export class RamQueueBackend implements QueueBackend {
     }
     for (const item of batch) {
       this.msgs.set(item.msgid, new Set(item.envelopes.map((e) => e.id)));
-      for (const e of item.envelopes) this.records.set(e.id, encodeEnvelope(e));
+      for (const e of item.envelopes) this.stored.set(e.id, this.records.encode(e));
       await unlink(this.incomingPath(item.msgid)).catch(() => {});
     }
   }
@@ -77,19 +83,19 @@ export class RamQueueBackend implements QueueBackend {
   }
 
   async loadEnvelope(evpid: string): Promise<Envelope | undefined> {
-    const rec = this.records.get(evpid);
+    const rec = this.stored.get(evpid);
     if (rec === undefined) return undefined;
-    const d = decodeEnvelope(rec, evpid);
+    const d = this.records.decode(rec, evpid);
     return d.ok ? d.envelope : undefined;
   }
 
   async updateEnvelope(e: Envelope): Promise<void> {
-    if (!this.records.has(e.id)) throw new QueueError('notfound', `envelope ${e.id} not found`);
-    this.records.set(e.id, encodeEnvelope(e));
+    if (!this.stored.has(e.id)) throw new QueueError('notfound', `envelope ${e.id} not found`);
+    this.stored.set(e.id, this.records.encode(e));
   }
 
   async deleteEnvelope(evpid: string): Promise<void> {
-    this.records.delete(evpid);
+    this.stored.delete(evpid);
     const msgid = msgidOf(evpid);
     const set = this.msgs.get(msgid);
     if (!set) return;
@@ -102,9 +108,9 @@ export class RamQueueBackend implements QueueBackend {
   async *walk(): AsyncIterable<WalkEntry> {
     for (const [, ids] of [...this.msgs].sort(([a], [b]) => a.localeCompare(b))) {
       for (const evpid of [...ids].sort()) {
-        const rec = this.records.get(evpid);
+        const rec = this.stored.get(evpid);
         if (rec === undefined) continue;
-        const d = decodeEnvelope(rec, evpid);
+        const d = this.records.decode(rec, evpid);
         yield d.ok ? { envelope: d.envelope } : { damaged: evpid, reason: d.reason };
       }
     }

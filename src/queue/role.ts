@@ -34,7 +34,7 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
     spool: ctx.spool,
     clock: ctx.clock,
     compression: config.queue.compression,
-    ...(config.queue.encryption ? { encryptionKey: config.queue.encryption.key } : {}),
+    ...(config.queue.encryption ? { encryptionKey: keyOf(config.queue.encryption) } : {}),
   });
   const bouncer = new Bouncer(ctx, queue);
   const incoming = new IncomingBodies();
@@ -236,4 +236,10 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
       await queue.close();
     },
   };
+}
+
+/** The queue never runs without the key it was told to encrypt with (smtpd.c reads it before starting the queue). */
+function keyOf(enc: { key?: string; from: string }): string {
+  if (enc.key === undefined) throw new Error(`queue encryption ${enc.from}: the queue process got no key`);
+  return enc.key;
 }

@@ -12,7 +12,7 @@ import { link, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
 import { Durable, type FaultHook } from './durable.js';
-import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
+import { plainRecords, type RecordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
 
@@ -27,6 +27,7 @@ export const SQLITE_FILE = 'queue/queue.sqlite';
 
 export class SqliteQueueBackend implements QueueBackend {
   readonly name = 'sqlite';
+  records: RecordCodec = plainRecords;
   readonly durable: Durable;
   private handle: Database.Database | undefined;
   private readonly incoming: string;
@@ -121,7 +122,7 @@ export class SqliteQueueBackend implements QueueBackend {
     const insert = this.db.prepare('INSERT INTO envelopes (evpid, msgid, record) VALUES (?, ?, ?)');
     for (const e of item.envelopes) {
       this.fault('envelope');
-      insert.run(e.id, item.msgid, encodeEnvelope(e));
+      insert.run(e.id, item.msgid, this.records.encode(e));
     }
   }
 
@@ -139,16 +140,16 @@ export class SqliteQueueBackend implements QueueBackend {
   }
 
   async loadEnvelope(evpid: string): Promise<Envelope | undefined> {
-    const rec = this.db.prepare('SELECT record FROM envelopes WHERE evpid = ?').pluck().get(evpid) as string | undefined;
+    const rec = this.db.prepare('SELECT record FROM envelopes WHERE evpid = ?').pluck().get(evpid) as string | Buffer | undefined;
     if (rec === undefined) return undefined;
-    const d = decodeEnvelope(rec, evpid);
+    const d = this.records.decode(rec, evpid);
     return d.ok ? d.envelope : undefined;
   }
 
   async updateEnvelope(e: Envelope): Promise<void> {
     let changes: number;
     try {
-      changes = this.db.prepare('UPDATE envelopes SET record = ? WHERE evpid = ?').run(encodeEnvelope(e), e.id).changes;
+      changes = this.db.prepare('UPDATE envelopes SET record = ? WHERE evpid = ?').run(this.records.encode(e), e.id).changes;
     } catch (err) {
       throw QueueError.from(err, 'update envelope');
     }
@@ -194,9 +195,9 @@ export class SqliteQueueBackend implements QueueBackend {
           continue;
         }
       }
-      const rec = get.get(evpid) as string | undefined;
+      const rec = get.get(evpid) as string | Buffer | undefined;
       if (rec === undefined) continue;
-      const d = decodeEnvelope(rec, evpid);
+      const d = this.records.decode(rec, evpid);
       yield d.ok ? { envelope: d.envelope } : { damaged: evpid, reason: d.reason };
     }
   }
@@ -218,7 +219,7 @@ export class SqliteQueueBackend implements QueueBackend {
     const msgid = isEvpid(id) ? msgidOf(id) : id;
     const dropped = this.db.transaction(() => {
       if (isEvpid(id)) {
-        const rec = this.db.prepare('SELECT record FROM envelopes WHERE evpid = ?').pluck().get(id) as string | undefined;
+        const rec = this.db.prepare('SELECT record FROM envelopes WHERE evpid = ?').pluck().get(id) as string | Buffer | undefined;
         this.db.prepare('INSERT INTO corrupt (id, record, reason) VALUES (?, ?, ?)').run(id, rec ?? null, reason);
         this.db.prepare('DELETE FROM envelopes WHERE evpid = ?').run(id);
       } else if (isMsgid(id)) {

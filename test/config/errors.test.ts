@@ -89,8 +89,6 @@ const CASES: [string, string, number, RegExp][] = [
   ['leading comma', 'table t { , a }\n' + OK_TAIL, 1, /a comma without table entries before it/],
   ['double comma', 'table t { a,, b }\n' + OK_TAIL, 1, /a comma without table entries before it/],
   ['list and map mixed inline', OK_TAIL + 'match from src { a, b = c } for any action a\n', 3, /mixes list entries/],
-  ['queue key to be read at start', 'queue encryption stdin\n' + OK_TAIL, 1, /cannot read the key at start yet/],
-  ['queue key to be asked for', 'queue encryption\n' + OK_TAIL, 1, /without a key: tsmtpd cannot ask for it/],
   ['queue key not 32 bytes (crypto_setup)', 'queue encryption 0123456789abcdef\n' + OK_TAIL, 1, /invalid key for queue encryption: it must be 32 characters/],
   ['pki name not a host name (res_hnok)', 'pki my_cert cert "/c"\n' + OK_TAIL, 1, /not a valid domain name: my_cert/],
   ['mx is a keyword', 'pki mx cert "/c"\n' + OK_TAIL, 1, /"mx" is a keyword/],

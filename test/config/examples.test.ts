@@ -173,7 +173,7 @@ stat listen on 127.0.0.1 port 9199
   assert.deepEqual(f1.kind === 'builtin' && f1.decision, { kind: 'junk' });
   assert.equal((c.filters.get('f4') as { protocol?: string }).protocol, '0.6');
   assert.deepEqual((c.filters.get('f5') as { options: string[] }).options, ['zones', 'zen.example', 'threshold', '2']);
-  assert.deepEqual(c.queue, { compression: true, encryption: { key: '0123456789abcdef0123456789abcdef' }, ttl: 3 * 86400 });
+  assert.deepEqual(c.queue, { compression: true, encryption: { key: '0123456789abcdef0123456789abcdef', from: 'config' }, ttl: 3 * 86400 });
   assert.deepEqual(c.smtp, {
     ciphers: 'HIGH:!aNULL', maxMails: 10, maxRcpt: 20, maxMessageSize: 10 * 1024 * 1024, subAddrDelim: '-',
     timeout: 120, workers: 3, maxSessions: 500, maxSessionsPerAddress: 7, maxCommandTime: 60, minDataRate: 1024,

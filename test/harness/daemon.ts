@@ -43,6 +43,8 @@ export interface DaemonOptions {
   readyPattern?: RegExp;
   dir?: string;
   readyTimeoutMs?: number;
+  /** Written to the daemon's standard input, which is then closed (default: no input). */
+  stdin?: string;
   /** Run the daemon as this user instead of the test's (root tests of the unprivileged mode). */
   uid?: number;
   gid?: number;
@@ -61,11 +63,12 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
   const argv = [process.execPath, TSMTPD_BIN, '-d', '-f', configPath, '--spool', spool, ...(options.args ?? [])];
   const { file, args } = options.wrap ? await options.wrap(argv, dir) : { file: argv[0]!, args: argv.slice(1) };
   const child = spawn(file, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     ...(options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {}),
     // every payload between the parent's own roles is copied as across processes
     env: { ...process.env, TSMTPD_CHECK_BUS: '1', ...options.env },
   });
+  if (options.stdin !== undefined) child.stdin!.end(options.stdin);
   let output = '';
   const waiters = new Set<() => void>();
   const onData = (chunk: Buffer) => {

@@ -41,6 +41,8 @@ export interface MailHostOptions {
   listen?: boolean;
   /** Runs the daemon through another command (harness/daemon.ts `wrap`). */
   wrap?: DaemonOptions['wrap'];
+  /** The daemon's standard input (harness/daemon.ts `stdin`). */
+  stdin?: string;
 }
 
 export async function startMailHost(o: MailHostOptions = {}): Promise<MailHost> {
@@ -67,7 +69,7 @@ export async function startMailHost(o: MailHostOptions = {}): Promise<MailHost> 
     (o.extra ?? '').replaceAll('%PORT%', String(port)),
     rules,
   ].join('\n');
-  const daemon = await startDaemon({ config, dir, ...(o.args ? { args: o.args } : {}), ...(o.wrap ? { wrap: o.wrap } : {}) });
+  const daemon = await startDaemon({ config, dir, ...(o.args ? { args: o.args } : {}), ...(o.wrap ? { wrap: o.wrap } : {}), ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) });
   const host: MailHost = {
     daemon,
     port,

@@ -18,7 +18,12 @@ export interface SuiteHooks {
   corruptEnvelope(backend: QueueBackend, evpid: string): Promise<void>;
   /** Flip one byte of the stored body of `msgid`. */
   tamperBody(backend: QueueBackend, msgid: string): Promise<void>;
+  /** The stored record of `evpid`, as kept. */
+  rawEnvelope(backend: QueueBackend, evpid: string): Promise<Buffer>;
 }
+
+const KEY1 = '0123456789abcdef0123456789abcdef';
+const KEY2 = 'fedcba9876543210fedcba9876543210';
 
 type Make = (spool: string) => QueueBackend;
 
@@ -138,7 +143,7 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
   });
 
   test(`${name}: compression + encryption round trip, large and empty bodies`, async (t) => {
-    const { q } = await setup(t, { compression: true, encryptionKey: 'correct horse battery staple' });
+    const { q } = await setup(t, { compression: true, encryptionKey: KEY1 });
     const big = randomBytes(300 * 1024);
     const a = await submit(q, big);
     const b = await submit(q, '');
@@ -147,14 +152,44 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
   });
 
   test(`${name}: a tampered encrypted body fails to open with a clear error`, async (t) => {
-    const { dir, backend, q } = await setup(t, { encryptionKey: 'k1' });
+    const { dir, backend, q } = await setup(t, { encryptionKey: KEY1 });
     const envs = await submit(q, 'Subject: secret\r\n\r\nsecret body\r\n');
     await hooks.tamperBody(backend, envs[0]!.msgid);
     await assert.rejects(q.body(envs[0]!.msgid), (e: unknown) => e instanceof QueueError && /authentication/.test(e.message));
     const envs2 = await submit(q, 'other\r\n');
-    const wrongKey = makeQueue(backend, dir, { encryptionKey: 'k2' });
+    const wrongKey = makeQueue(backend, dir, { encryptionKey: KEY2 });
     await wrongKey.open();
     await assert.rejects(wrongKey.body(envs2[0]!.msgid), /authentication/);
+  });
+
+  // queue_backend.c queue_envelope_dump_buffer(): envelopes are compressed then encrypted like bodies
+  for (const compression of [false, true]) {
+    test(`${name}: with queue encryption${compression ? ' and compression' : ''} envelope records are sealed as crypto_encrypt_buffer() seals them`, async (t) => {
+      const { dir, backend, q } = await setup(t, { compression, encryptionKey: KEY1 });
+      const [e] = await submit(q, 'Subject: x\r\n\r\nx\r\n', 1);
+      await q.update({ ...e!, tries: 3 });
+      const raw = await hooks.rawEnvelope(backend, e!.id);
+      assert.equal(raw[0], 0x01, 'API_VERSION first');
+      for (const secret of ['r0@example.org', 'alice@example.net', 'client.example.net']) assert.ok(!raw.includes(secret), `${secret} stored in clear`);
+      // version, 12-octet IV, ciphertext, 16-octet tag: decryptable with the key as written
+      const { createDecipheriv } = await import('node:crypto');
+      const { gunzipSync } = await import('node:zlib');
+      const d = createDecipheriv('aes-256-gcm', Buffer.from(KEY1), raw.subarray(1, 13));
+      d.setAuthTag(raw.subarray(raw.length - 16));
+      let plain = Buffer.concat([d.update(raw.subarray(13, raw.length - 16)), d.final()]);
+      if (compression) plain = gunzipSync(plain);
+      assert.equal(JSON.parse(plain.toString()).rcpt, 'r0@example.org');
+      assert.equal((await q.load(e!.id))?.tries, 3);
+      assert.deepEqual((await collect(q.walk())).map((x) => x.id), [e!.id]);
+      makeQueue(backend, dir, { compression, encryptionKey: KEY2 });
+      assert.equal(await backend.loadEnvelope(e!.id), undefined, 'another key cannot read it');
+    });
+  }
+
+  test(`${name}: a queue key of any other length than 32 octets is refused (crypto_setup)`, async (t) => {
+    const { dir, backend } = await setup(t);
+    assert.throws(() => makeQueue(backend, dir, { encryptionKey: 'correct horse battery staple' }), /invalid key for queue encryption/);
+    assert.throws(() => makeQueue(backend, dir, { encryptionKey: `${KEY1}x` }), /invalid key for queue encryption/);
   });
 
   test(`${name}: inject stores a file the daemon made; bad ids are refused, not thrown deep`, async (t) => {

@@ -17,6 +17,7 @@ queueBackendSuite('fs', (spool) => new FsQueueBackend(spool), {
   async corruptEnvelope(b, evpid) {
     await writeFile(join(msgDir((b as FsQueueBackend).spool, evpid.slice(0, 8)), evpid), '{"version":9}');
   },
+  rawEnvelope: (b, evpid) => readFile(join(msgDir((b as FsQueueBackend).spool, evpid.slice(0, 8)), evpid)),
   async tamperBody(b, msgid) {
     const path = join(msgDir((b as FsQueueBackend).spool, msgid), 'message');
     const data = await readFile(path);

@@ -8,6 +8,9 @@ queueBackendSuite('ram', (spool) => new RamQueueBackend(spool), {
   async corruptEnvelope(b, evpid) {
     (b as RamQueueBackend).poke(evpid, 'garbage');
   },
+  async rawEnvelope(b, evpid) {
+    return Buffer.from((b as RamQueueBackend).peek(evpid)!);
+  },
   async tamperBody(b, msgid) {
     const path = (b as RamQueueBackend).bodyPath(msgid);
     const data = await readFile(path);

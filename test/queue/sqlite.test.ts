@@ -16,6 +16,9 @@ queueBackendSuite('sqlite', (spool) => new SqliteQueueBackend(spool), {
   async corruptEnvelope(b, evpid) {
     (b as SqliteQueueBackend).db.prepare('UPDATE envelopes SET record = ? WHERE evpid = ?').run('{"version":1,"id":3}', evpid);
   },
+  async rawEnvelope(b, evpid) {
+    return Buffer.from((b as SqliteQueueBackend).db.prepare('SELECT record FROM envelopes WHERE evpid = ?').pluck().get(evpid) as Uint8Array);
+  },
   async tamperBody(b, msgid) {
     const path = (b as SqliteQueueBackend).bodyPath(msgid);
     const data = await readFile(path);
