@@ -19,7 +19,7 @@ import type pg from 'pg';
 import { nextTry } from '../scheduler/backoff.js';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
 import { Durable } from './durable.js';
-import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
+import { plainRecords, recordAsText, recordFromText, type RecordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { acquirePool, checkUrl, query, releasePool, transaction, WAKE_CHANNEL, type SharedQueueSettings } from './pg-pool.js';
 import { purgeScratch } from './scratch.js';
@@ -67,6 +67,7 @@ function firstTry(e: Envelope): number {
 
 export class PostgresQueueBackend implements QueueBackend {
   readonly name = 'postgres';
+  records: RecordCodec = plainRecords;
   readonly durable = new Durable();
   private handle: pg.Pool | undefined;
   private readonly incoming: string;
@@ -121,7 +122,7 @@ export class PostgresQueueBackend implements QueueBackend {
     await transaction(this.pool, 'queue commit', async (c) => {
       for (const [n, item] of batch.entries()) {
         await c.query('INSERT INTO tsmtpd_messages (msgid, size, body) VALUES ($1, $2, $3)', [item.msgid, item.size, bodies[n]]);
-        for (const e of item.envelopes) await c.query(INSERT_ENVELOPE, envelopeRow(e));
+        for (const e of item.envelopes) await c.query(INSERT_ENVELOPE, envelopeRow(e, this.records));
       }
       await c.query(`SELECT pg_notify('${WAKE_CHANNEL}', '')`);
     });
@@ -151,7 +152,7 @@ export class PostgresQueueBackend implements QueueBackend {
     const res = await query<{ record: string }>(this.pool, 'load envelope', 'SELECT record FROM tsmtpd_envelopes WHERE evpid = $1', [evpid]);
     const rec = res.rows[0]?.record;
     if (rec === undefined) return undefined;
-    const d = decodeEnvelope(rec, evpid);
+    const d = this.records.decode(recordFromText(rec), evpid);
     return d.ok ? d.envelope : undefined;
   }
 
@@ -159,7 +160,7 @@ export class PostgresQueueBackend implements QueueBackend {
   async updateEnvelope(e: Envelope): Promise<void> {
     const res = await query(this.pool, 'update envelope',
       'UPDATE tsmtpd_envelopes SET record = $2, tries = $3, last_try = $4, last_warn = $5 WHERE evpid = $1',
-      [e.id, encodeEnvelope(e), e.tries, e.lastTry, e.lastWarn]);
+      [e.id, recordAsText(this.records.encode(e)), e.tries, e.lastTry, e.lastWarn]);
     if (res.rowCount === 0) throw new QueueError('notfound', `envelope ${e.id} not found`);
   }
 
@@ -178,7 +179,7 @@ export class PostgresQueueBackend implements QueueBackend {
       const page = ids.slice(i, i + 500);
       const res = await query<{ evpid: string; record: string }>(this.pool, 'walk', 'SELECT evpid, record FROM tsmtpd_envelopes WHERE evpid = ANY($1) ORDER BY evpid', [page]);
       for (const { evpid, record } of res.rows) {
-        const d = decodeEnvelope(record, evpid);
+        const d = this.records.decode(recordFromText(record), evpid);
         yield d.ok ? { envelope: d.envelope } : { damaged: evpid, reason: d.reason };
       }
     }
@@ -219,8 +220,8 @@ const INSERT_ENVELOPE = `INSERT INTO tsmtpd_envelopes
   (evpid, msgid, record, kind, created_at, expires_at, tries, last_try, last_warn, next_try)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
 
-function envelopeRow(e: Envelope): unknown[] {
-  return [e.id, e.msgid, encodeEnvelope(e), e.kind, e.createdAt, e.createdAt + e.ttl, e.tries, e.lastTry, e.lastWarn, firstTry(e)];
+function envelopeRow(e: Envelope, records: RecordCodec): unknown[] {
+  return [e.id, e.msgid, recordAsText(records.encode(e)), e.kind, e.createdAt, e.createdAt + e.ttl, e.tries, e.lastTry, e.lastWarn, firstTry(e)];
 }
 
 /** Taken before an envelope of the message goes: two nodes deleting its last two then see each other's delete. */

@@ -47,3 +47,15 @@ export function recordCodec(opts: { compress: boolean; key?: Buffer }): RecordCo
     },
   };
 }
+
+/**
+ * For stores whose record column is text (postgres): a sealed record is kept as `=` and its
+ * base64, which no plain (JSON) record starts with.
+ */
+export function recordAsText(record: string | Buffer): string {
+  return typeof record === 'string' ? record : `=${record.toString('base64')}`;
+}
+
+export function recordFromText(text: string): string | Buffer {
+  return text.startsWith('=') ? Buffer.from(text.slice(1), 'base64') : text;
+}

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import pg from 'pg';
 import { QueueError } from '../../src/queue/queue.js';
+import { recordFromText } from '../../src/queue/record-codec.js';
 import { PostgresQueueBackend } from '../../src/queue/postgres.js';
 import { sharedQueueSettings } from '../../src/queue/pg-pool.js';
 import { PG_ADMIN_URL, pgDatabase, pgQuery, pgSkip } from '../harness/pg-db.js';
@@ -50,6 +51,11 @@ if (skip) {
     persistent: true,
     async corruptEnvelope(b, evpid) {
       await (b as PostgresQueueBackend).pool.query('UPDATE tsmtpd_envelopes SET record = $1 WHERE evpid = $2', ['{"version":1,"id":3}', evpid]);
+    },
+    async rawEnvelope(b, evpid) {
+      const res = await (b as PostgresQueueBackend).pool.query('SELECT record FROM tsmtpd_envelopes WHERE evpid = $1', [evpid]);
+      const rec = recordFromText((res.rows[0] as { record: string }).record);
+      return typeof rec === 'string' ? Buffer.from(rec) : rec;
     },
     async tamperBody(b, msgid) {
       await (b as PostgresQueueBackend).pool.query(
