@@ -38,10 +38,11 @@ function getpass(prompt: string): string | null {
     return readLine(0);
   }
   try {
-    writeSync(tty, prompt);
     const stty = (args: string[]) => execFileSync('stty', args, { stdio: [tty, 'ignore', 'ignore'] });
+    // echo off before the prompt, as readpassphrase() does: what is typed after it is never shown
     stty(['-echo']);
     try {
+      writeSync(tty, prompt);
       return readLine(tty)?.replace(/\r$/, '') ?? null;
     } finally {
       stty(['echo']);
