@@ -9,10 +9,10 @@ import { createResolver } from '../dns/index.js';
 import { spfWalk } from '../control/spf-walk.js';
 import { parseArgs } from 'node:util';
 import bcrypt from 'bcryptjs';
-import { ControlClient, DaemonNotRunningError } from '../control/client.js';
+import { ControlClient, ControlPermissionError, DaemonNotRunningError } from '../control/client.js';
 import { formatStats, MONITOR_HEADER, monitorRow, sumByKey, type StatLine } from '../control/format.js';
 import { commandSynopses, SUBSYSTEMS_LINE } from '../control/help.js';
-import { CONTROL_SOCKET } from '../control/role.js';
+import { CONTROL_SOCKET, QUERY_SOCKET } from '../control/role.js';
 import { clientSpool } from '../daemon/spool.js';
 
 const USAGE = 'usage: tsmtpctl [-h] [--json] [--resolver addr:port] [--spool dir] command [argument ...]';
@@ -116,12 +116,15 @@ async function main(): Promise<void> {
   if ('encrypt'.startsWith(words[0]!) && words[0]!.length >= 2) return encrypt(words.slice(1));
   if (words[0] === 'spf' && words[1] !== undefined && 'walk'.startsWith(words[1])) return spf(parsed.values.resolver);
 
-  const path = join(parsed.values.spool ?? clientSpool(), CONTROL_SOCKET);
+  const spool = parsed.values.spool ?? clientSpool();
   let client: ControlClient;
   try {
-    client = await ControlClient.open(path);
+    client = await ControlClient.open(join(spool, CONTROL_SOCKET));
   } catch (err) {
-    die(1, (err as Error).message);
+    if (!(err instanceof ControlPermissionError)) die(1, (err as Error).message);
+    // not root nor the daemon's user: the mailq socket answers `show queue`, and says
+    // "need root privileges" to the rest, as smtpctl does
+    client = await ControlClient.open(join(spool, QUERY_SOCKET)).catch(() => die(1, (err as Error).message));
   }
   try {
     if (!parsed.values.json && 'monitor'.startsWith(words[0]!) && words[0]!.length >= 2) await monitor(client);

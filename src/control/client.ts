@@ -7,6 +7,11 @@ export class DaemonNotRunningError extends Error {
   readonly code = 'TSMTPD_ERR_NOT_RUNNING';
 }
 
+/** The control socket is root's and the daemon user's (tsmtpctl then asks the mailq socket). */
+export class ControlPermissionError extends Error {
+  override name = 'ControlPermissionError';
+}
+
 export class ControlClient {
   private nextId = 1;
   private readonly pending = new Map<number, (r: ControlReply) => void>();
@@ -37,7 +42,7 @@ export class ControlClient {
         if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
           reject(new DaemonNotRunningError(`tsmtpd doesn't seem to be running (no control socket at ${path})`));
         } else if (err.code === 'EACCES') {
-          reject(new Error(`permission denied on ${path}: control commands need root or the daemon's user`));
+          reject(new ControlPermissionError(`permission denied on ${path}: control commands need root or the daemon's user`));
         } else reject(err);
       });
     });

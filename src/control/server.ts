@@ -10,6 +10,26 @@ import { log } from '../log.js';
 import { CONTROL_VERSION, decodeRequest, encode, LineSplitter, type ControlReply } from './protocol.js';
 import { resolveCommand, type CommandEnv, type ControlCommand } from './commands.js';
 
+/** What the mailq socket answers: smtpctl's `show queue`, which mailq is. */
+export const QUERY_COMMANDS = ['show queue'];
+
+/**
+ * The mailq socket's answer: the queue lines any user may see (as Postfix's showq shows them),
+ * not the envelopes behind them (client addresses, authenticated users, local accounts).
+ */
+export function queueLinesOnly(data: unknown): unknown {
+  const text = (data as { text?: unknown }).text;
+  return typeof text === 'string' ? { lines: text.split('\n').filter(Boolean), text } : {};
+}
+
+export interface ControlServerOptions {
+  /** Only these commands (their words joined); the others get smtpctl's "need root privileges". */
+  only?: string[];
+  mode?: number;
+  /** What of an answer leaves this socket (the mailq socket: smtpctl's lines, not whole envelopes). */
+  project?: (data: unknown) => unknown;
+}
+
 export class ControlServer {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
@@ -18,6 +38,7 @@ export class ControlServer {
     private readonly path: string,
     private readonly table: () => ControlCommand[],
     private readonly env: CommandEnv,
+    private readonly options: ControlServerOptions = {},
   ) {}
 
   async listen(): Promise<void> {
@@ -31,7 +52,7 @@ export class ControlServer {
       server.once('error', reject);
       server.listen(this.path, () => resolve());
     });
-    chmodSync(this.path, 0o600);
+    chmodSync(this.path, this.options.mode ?? 0o600);
     this.server = server;
   }
 
@@ -71,10 +92,13 @@ export class ControlServer {
     if ('error' in found) {
       return void reply({ v: CONTROL_VERSION, id: req.id, ok: false, error: { code: 'TSMTPD_ERR_CONTROL', message: found.error } });
     }
+    if (this.options.only && !this.options.only.includes(found.command.words.join(' '))) {
+      return void reply({ v: CONTROL_VERSION, id: req.id, ok: false, error: { code: 'TSMTPD_ERR_PERMISSION', message: 'need root privileges' } });
+    }
     try {
       const data = await found.command.handler(this.env, found.args);
       log('info', null, 'control', 'control', { command: found.command.words.join(' '), args: found.args.join(' ') || undefined });
-      reply({ v: CONTROL_VERSION, id: req.id, ok: true, data });
+      reply({ v: CONTROL_VERSION, id: req.id, ok: true, data: this.options.project ? this.options.project(data) : data });
     } catch (err) {
       reply({ v: CONTROL_VERSION, id: req.id, ok: false, error: { code: 'TSMTPD_ERR_CONTROL', message: (err as Error).message } });
     }

@@ -42,7 +42,8 @@ export type ParentMessage =
   | { t: 'conn'; listener: number; id: number }
   /** A connection turned away (paused, over a cap, banned): the worker gives it `reply`, over TLS where it must. */
   | { t: 'refuse'; listener: number; reply: Reply }
-  | { t: 'control-conn' }
+  /** `query`: from the mailq socket, which answers `show queue` alone. */
+  | { t: 'control-conn'; query: boolean }
   | { t: 'log'; level: Level }
   | { t: 'stop' }
   | FilterReply;
@@ -123,7 +124,7 @@ function onMessage(m: ParentMessage | { bus: unknown }, handle: unknown): void {
     case 'refuse':
       return (roles[0] as SmtpRole).refuse(handle as Socket, m.listener, m.reply);
     case 'control-conn':
-      return (roles.find((r) => r.name === 'control') as ControlRole).adopt(handle as Socket);
+      return (roles.find((r) => r.name === 'control') as ControlRole).adopt(handle as Socket, m.query);
     case 'log':
       return configureLog({ level: m.level });
     case 'stop':

@@ -18,7 +18,7 @@ import { IpcLink } from '../bus/link.js';
 import type { ProcessStatus, RoleName } from '../bus/messages.js';
 import { systemClock } from '../clock.js';
 import type { Config } from '../config/types.js';
-import { CONTROL_SOCKET } from '../control/role.js';
+import { CONTROL_SOCKET, QUERY_SOCKET } from '../control/role.js';
 import { configureLog, log, logLevel, type Level } from '../log.js';
 import { Admission } from '../smtp/admission.js';
 import { openListener } from '../smtp/listener.js';
@@ -263,18 +263,23 @@ export class Supervisor {
         log('info', null, 'smtp', 'listen', typeof a === 'string' || a === null ? { path: a } : { address: a.address, port: a.port });
       }
     }
-    const path = join(spool, CONTROL_SOCKET);
+    // root and the daemon's user only; the mailq socket is anyone's, for the one command it answers
+    await this.openControlSocket(join(spool, CONTROL_SOCKET), 0o600, false);
+    await this.openControlSocket(join(spool, QUERY_SOCKET), 0o666, true);
+  }
+
+  private async openControlSocket(path: string, mode: number, query: boolean): Promise<void> {
     try {
       unlinkSync(path); // left by a daemon that died; the spool's pid lock says none runs now
     } catch {
       // none
     }
-    const control = createServer({ pauseOnConnect: true }, (s) => this.sendTo('control', { t: 'control-conn' }, s));
+    const control = createServer({ pauseOnConnect: true }, (s) => this.sendTo('control', { t: 'control-conn', query }, s));
     await new Promise<void>((resolve, reject) => {
       control.once('error', reject);
       control.listen(path, () => resolve());
     });
-    chmodSync(path, 0o600);
+    chmodSync(path, mode);
     this.servers.push(control);
   }
 
