@@ -1,6 +1,6 @@
 /**
- * AUTH checks: the listener's credentials table (`user crypt-hash` lines, bcrypt or
- * sha512-crypt as OpenSMTPD's crypt_checkpass takes them), or the system's accounts when no
+ * AUTH checks: the listener's credentials table (`user crypt-hash` lines, any scheme of the
+ * system's crypt(3), as OpenSMTPD's crypt_checkpass takes them), or the system's accounts when no
  * table is named — a question for the parent, which alone may read the shadow file. A lookup
  * error is `error` (454), never `pass`. Hashes are checked off the event loop.
  */
@@ -45,7 +45,8 @@ async function shadowHash(user: string): Promise<string | undefined> {
   const text = await readFile('/etc/shadow', 'utf8');
   for (const line of text.split('\n')) {
     const fields = line.split(':');
-    if (fields[0] === user && fields[1] && fields[1].startsWith('$')) return fields[1];
+    // any scheme the system's crypt(3) knows (verifyPassword refuses locked `!`/`*` entries)
+    if (fields[0] === user && fields[1]) return fields[1];
   }
   return undefined;
 }

@@ -1,10 +1,14 @@
 /**
- * Password checks against crypt(3) hashes as OpenSMTPD's credentials tables hold them: bcrypt
- * (`$2a$`, `$2b$`, `$2y$`, what `smtpctl encrypt` prints) and sha512-/sha256-crypt (`$6$`, `$5$`,
- * what `openssl passwd -6` and most shadow files hold). Any other format is refused, not guessed.
+ * Password checks against crypt(3) hashes as OpenSMTPD's credentials tables and the system's
+ * shadow file hold them. With the system's crypt(3) (system-crypt.ts) every scheme it supports
+ * is checked as OpenSMTPD's crypt_checkpass() does: crypt(password, hash) must give the hash.
+ * Where it cannot be loaded, bcrypt (`$2a$`, `$2b$`, `$2y$`) and sha512-/sha256-crypt (`$6$`,
+ * `$5$`) are checked in JavaScript. Any other format is refused, not guessed.
  */
+import { timingSafeEqual } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 import { verify as verifyShaCrypt } from 'unixcrypt';
+import { hasSystemCrypt, systemCrypt } from './system-crypt.js';
 
 export type HashScheme = 'bcrypt' | 'sha512-crypt' | 'sha256-crypt' | 'unknown';
 
@@ -15,8 +19,22 @@ export function hashScheme(hash: string): HashScheme {
   return 'unknown';
 }
 
-/** bcryptjs knows $2a$/$2b$; $2y$ (PHP's name for the fixed variant) is the same algorithm. */
 export async function verifyPassword(hash: string, password: string): Promise<boolean> {
+  // an empty or locked hash (`*`, `!...`, `x`) matches no password, whatever crypt() would make of it
+  if (hash.length < 2 || /^[*!]/.test(hash) || password === '') return false;
+  if (hasSystemCrypt()) return sameString(systemCrypt(password, hash), hash);
+  return verifyInJs(hash, password);
+}
+
+function sameString(a: string | null, b: string): boolean {
+  if (a === null) return false;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** bcryptjs knows $2a$/$2b$; $2y$ (PHP's name for the fixed variant) is the same algorithm. */
+async function verifyInJs(hash: string, password: string): Promise<boolean> {
   switch (hashScheme(hash)) {
     case 'bcrypt':
       return bcrypt.compare(password, hash.replace(/^\$2y\$/, '$2b$'));

@@ -51,6 +51,7 @@ export const PEERS = {
   'filter-senderscore': { here: () => executable(`${LIBEXEC}/filter-senderscore`), install: 'opensmtpd-filter-senderscore' },
   openssl: { here: () => onPath('openssl'), install: 'openssl' },
   logger: { here: () => onPath('logger'), install: 'bsdutils' },
+  mkpasswd: { here: () => onPath('mkpasswd'), install: 'whois' },
   'fail2ban-regex': { here: () => onPath('fail2ban-regex') && executable('/usr/bin/python3'), install: 'fail2ban' },
   namespaces: { here: namespaces, install: '(run as root where unshare(1) may create mount and network namespaces)' },
 } satisfies Record<string, { here: () => boolean; install: string }>;
