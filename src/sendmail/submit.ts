@@ -26,7 +26,9 @@ export async function submit(s: Submission): Promise<string> {
   try {
     await replies.expect(2, 'banner');
     await command(socket, replies, 'EHLO localhost', 2);
-    await command(socket, replies, `MAIL FROM:<${s.sender}>`, 2);
+    // a UTF-8 address needs SMTPUTF8, or the daemon refuses it (553 5.6.7, RFC 6531 §3.5)
+    const utf8 = [s.sender, ...s.recipients].some((a) => /[^\x00-\x7f]/.test(a));
+    await command(socket, replies, `MAIL FROM:<${s.sender}>${utf8 ? ' SMTPUTF8' : ''}`, 2);
     for (const rcpt of s.recipients) await command(socket, replies, `RCPT TO:<${rcpt}>`, 2);
     await command(socket, replies, 'DATA', 3);
     for await (const line of s.lines) {
