@@ -36,7 +36,7 @@ export const MONITOR_COLUMNS: { title: string; key: string; delta: boolean }[] =
   { title: 'conn', key: 'smtp.session.total', delta: true },
   { title: 'disc', key: 'smtp.session.closed', delta: true },
   { title: 'curr', key: 'scheduler.envelope', delta: false },
-  { title: 'enq', key: 'scheduler.envelope.incoming', delta: true },
+  { title: 'enq', key: 'scheduler.envelope.enqueued', delta: true },
   { title: 'deq', key: 'scheduler.envelope.dequeued', delta: true },
   { title: 'ok', key: 'scheduler.delivery.ok', delta: true },
   { title: 'tmpfail', key: 'scheduler.delivery.tempfail', delta: true },

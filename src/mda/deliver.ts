@@ -12,7 +12,7 @@ import type { MessageBody } from '../queue/body-ref.js';
 import { bodyLines, deliveryHeaders, hasDeliveredTo, withPrefix } from './message.js';
 import { getentPasswd, type PasswdLookup } from './passwd.js';
 import { planDelivery, type Plan, type PlanSettings } from './plan.js';
-import { fromFsError, permfail, tempfail } from './results.js';
+import { fromFsError, loop, permfail, tempfail } from './results.js';
 
 export interface MdaOptions {
   /** The mbox spool; default `$TSMTPD_MBOX_DIR` or /var/mail. */
@@ -63,7 +63,7 @@ export class Deliverer {
     const account = await this.account(action.user, user);
     if ('result' in account) return account;
     try {
-      if (await hasDeliveredTo(bodyLines(body), envelope.rcpt)) return permfail('Loop detected', 'loop');
+      if (await hasDeliveredTo(bodyLines(body), envelope.rcpt)) return loop();
     } catch (err) {
       return fromFsError(err, 'cannot read message');
     }

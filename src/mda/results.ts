@@ -24,6 +24,11 @@ export function ok(detail = 'Delivered'): DeliveryResult {
   return { result: 'ok', detail };
 }
 
+/** mda.c: our own Delivered-To already in the message is IMSG_MDA_DELIVERY_LOOP, not a plain failure. */
+export function loop(): DeliveryResult {
+  return { result: 'loop', enhanced: `5.${ESC.loop}`, detail: 'Loop detected' };
+}
+
 export function tempfail(detail: string, esc: EscKey = 'mailSystem'): DeliveryResult {
   return { result: 'tempfail', enhanced: `4.${ESC[esc]}`, detail };
 }

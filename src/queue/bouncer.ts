@@ -28,7 +28,7 @@ export class Bouncer {
 
   constructor(private readonly ctx: RoleContext, private readonly queue: Queue) {}
 
-  failed(envelope: Envelope, result: Extract<DeliveryResult, { result: 'permfail' }>): Promise<void> {
+  failed(envelope: Envelope, result: Extract<DeliveryResult, { result: 'permfail' | 'loop' }>): Promise<void> {
     this.gather(envelope, { status: result.enhanced, action: 'failed', diagnostic: result.detail, ...remote(result) });
     return Promise.resolve();
   }
@@ -147,6 +147,8 @@ export class Bouncer {
       }));
       const stored = await this.queue.inject(out, envelopes);
       this.ctx.bus.notify('queue.envelope.submit', { envelopes: stored }, () => undefined);
+      // queue_bounce(): one per bounce envelope stored (monitor's bounce)
+      this.ctx.bus.notify('stat.increment', { key: 'queue.bounce', by: stored.length }, () => undefined);
       log('info', first.msgid, 'queue', 'bounce', { msgid: first.msgid, kind, to: `<${first.sender}>`, rcpts: items.length });
     } finally {
       await body.release();

@@ -116,16 +116,19 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
 
   async function record(envelope: Envelope, result: DeliveryResult): Promise<void> {
     const now = Math.floor(ctx.clock.now() / 1000);
+    // scheduler.c counts each IMSG_QUEUE_DELIVERY_* it hears: monitor's ok, tmpfail, prmfail, loop
+    ctx.bus.notify('stat.increment', { key: `scheduler.delivery.${result.result}` }, () => undefined);
     switch (result.result) {
       case 'ok':
         await bouncer.delivered(envelope, result);
         await queue.remove(envelope.id);
         return void ctx.bus.notify('queue.envelope.done', { evpid: envelope.id }, () => undefined);
+      // queue.c IMSG_*_DELIVERY_LOOP: bounced and removed, as a permanent failure is
       case 'permfail':
+      case 'loop':
         return bouncer.failed(envelope, result);
-      case 'tempfail':
-      case 'loop': {
-        const tries = envelope.tries + (result.result === 'tempfail' ? 1 : 0);
+      case 'tempfail': {
+        const tries = envelope.tries + 1;
         await queue.update({ ...envelope, tries, lastTry: now, lastError: errorLine(result.enhanced, result.detail) });
         return void ctx.bus.notify('queue.envelope.retry', { evpid: envelope.id, tries, lastTry: now }, () => undefined);
       }

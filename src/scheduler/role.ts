@@ -34,6 +34,9 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
   const nowSec = () => Math.floor(ctx.clock.now() / 1000);
   const notify = <T extends 'scheduler.envelope.schedule' | 'scheduler.envelope.expire' | 'scheduler.envelope.warn' | 'scheduler.envelope.remove'>(type: T, req: Parameters<typeof ctx.bus.notify<T>>[1]) =>
     ctx.bus.notify(type, req, () => undefined);
+  const count = (key: string, by: number) => {
+    if (by > 0) ctx.bus.notify('stat.increment', { key, by }, () => undefined);
+  };
   const gauge = () => {
     ctx.bus.notify('stat.set', { key: 'scheduler.envelope', value: backend.size }, () => undefined);
     ctx.bus.notify('stat.set', { key: 'scheduler.envelope.inflight', value: inflight }, () => undefined);
@@ -63,6 +66,7 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
     const now = nowSec();
     const room = Math.max(0, Math.min(maxSchedule, maxInflight - inflight));
     const batch = backend.batch(now, room, kinds, ctx.config.bounce.warnIntervals, perMessage);
+    count('scheduler.envelope.expired', batch.expire.length);
     for (const evpid of batch.expire) {
       setState(evpid, 'inflight');
       log('info', evpid, 'scheduler', 'expire', { evpid });
@@ -93,6 +97,21 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
     backend.update({ ...e, state });
   }
 
+  /**
+   * Every envelope that enters or leaves the scheduler is counted, as control_digest_update()
+   * counts the increments and decrements of scheduler.envelope: monitor's enq and deq.
+   */
+  function insert(e: Envelope): void {
+    backend.insert(entryOf(e));
+    count('scheduler.envelope.enqueued', 1);
+  }
+
+  function remove(evpid: string): void {
+    if (!backend.get(evpid)) return;
+    backend.remove(evpid);
+    count('scheduler.envelope.dequeued', 1);
+  }
+
   function targets(target: string): SchedulerEntry[] {
     if (target === 'all') return backend.list();
     if (isEvpid(target)) return backend.get(target) ? [backend.get(target)!] : [];
@@ -107,7 +126,8 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
     for (const e of list) {
       if (op === 'remove') {
         if (e.state === 'inflight') continue;
-        backend.remove(e.evpid);
+        remove(e.evpid);
+        count('scheduler.envelope.removed', 1);
         notify('scheduler.envelope.remove', { evpid: e.evpid });
       } else if (op === 'schedule') {
         // due now, but a paused envelope stays paused (rq_envelope_schedule keeps
@@ -132,14 +152,14 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
     peers: PEERS.scheduler,
     handlers: {
       'queue.envelope.submit': ({ envelopes }) => {
-        for (const e of envelopes) if (!backend.get(e.id)) backend.insert(entryOf(e));
+        for (const e of envelopes) if (!backend.get(e.id)) insert(e);
         soon();
         gauge();
       },
       'queue.envelope.done': ({ evpid }) => {
         const e = backend.get(evpid);
         if (e?.state === 'inflight') inflight--;
-        backend.remove(evpid);
+        remove(evpid);
         soon();
         gauge();
       },

@@ -75,6 +75,8 @@ export function createSmtpRole(ctx: RoleContext, given?: SessionLimits | SmtpRol
     ends.get(s)?.();
     ends.delete(s);
     ctx.bus.notify('stat.decrement', { key: 'smtp.session' });
+    // control_digest_update() counts the decrements of smtp.session as disconnections: monitor's disc
+    ctx.bus.notify('stat.increment', { key: 'smtp.session.closed' });
   };
 
   const serve = (socket: Socket, index: number, onEnd: () => void) => {

@@ -119,5 +119,5 @@ test('through the deliverer: a maildir path with formats, and a loop is refused'
   assert.equal((await files(join(home, 'mail', 'example.org', 'new'))).length, 1);
   const looped = await writeBody(dir, 'Delivered-To: BOB@example.org\nSubject: x\n\nbody\n', 'loop');
   const r = await d.deliver(envelope({ user }), await fileBody(looped));
-  assert.deepEqual(r, { result: 'permfail', enhanced: '5.4.6', detail: 'Loop detected' });
+  assert.deepEqual(r, { result: 'loop', enhanced: '5.4.6', detail: 'Loop detected' });
 });
