@@ -68,33 +68,58 @@ export async function releasePool(url: string): Promise<void> {
   await entry.pool.end().catch(() => undefined);
 }
 
+/**
+ * A connection the server closed while it sat idle in the pool (a restart, a failover) fails
+ * its next statement; a statement that failed that way never ran, so it is sent once more on a
+ * fresh connection. SQLSTATE class 57 is the server shutting the session; no code is the socket.
+ */
+function connectionLost(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') return code.startsWith('57P') || code === 'ECONNRESET' || code === 'EPIPE';
+  // a statement that timed out may have run: it is not sent again
+  return code === undefined && !/timeout/i.test((err as Error | null)?.message ?? '');
+}
+
 /** Run `fn` in one transaction on one connection; rolled back on any error, which is rethrown as a QueueError. */
 export async function transaction<T>(pool: pg.Pool, what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  let client: pg.PoolClient;
-  try {
-    client = await pool.connect();
-  } catch (err) {
-    throw QueueError.from(err, what);
-  }
-  let broken = false;
-  try {
-    await client.query('BEGIN');
-    const out = await fn(client);
-    await client.query('COMMIT');
-    return out;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {
-      broken = true;
-    });
-    throw QueueError.from(err, what);
-  } finally {
-    // a connection that could not even roll back is not given to the next caller
-    client.release(broken || undefined);
+  for (let attempt = 0; ; attempt++) {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw QueueError.from(err, what);
+    }
+    try {
+      await client.query('BEGIN');
+    } catch (err) {
+      client.release(true);
+      if (attempt === 0 && connectionLost(err)) continue;
+      throw QueueError.from(err, what);
+    }
+    let broken = false;
+    try {
+      const out = await fn(client);
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw QueueError.from(err, what);
+    } finally {
+      // a connection that could not even roll back is not given to the next caller
+      client.release(broken || undefined);
+    }
   }
 }
 
-/** One statement outside a transaction, its failure a QueueError. */
+/** One statement outside a transaction (each of ours may run twice), its failure a QueueError. */
 export async function query<R extends pg.QueryResultRow>(pool: pg.Pool, what: string, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+  try {
+    return await pool.query<R>(text, values);
+  } catch (err) {
+    if (!connectionLost(err)) throw QueueError.from(err, what);
+  }
   try {
     return await pool.query<R>(text, values);
   } catch (err) {
