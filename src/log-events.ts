@@ -11,7 +11,7 @@ export const LOG_EVENTS = [
   'envelope', 'message', 'failed-command', 'bad-input', 'authentication', 'cert-check', 'timeout', 'limit', 'rcpt-refused', 'message-refused',
   'session-error', 'banned',
   // queue and scheduler
-  'queue-load', 'queue-damaged', 'queue-database', 'commit', 'commit-failed', 'remove', 'expire', 'delay-notice', 'schedule',
+  'queue-load', 'queue-damaged', 'queue-database', 'lease', 'commit', 'commit-failed', 'remove', 'expire', 'delay-notice', 'schedule',
   'bounce', 'bounce-failed', 'bounce-dropped', 'bounce-undeliverable', 'dsn-failed',
   // delivery
   'delivery', 'delivery-error', 'mta-connect', 'mta-error', 'tls-downgrade', 'mda-error', 'resolver',

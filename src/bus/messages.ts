@@ -90,6 +90,8 @@ export interface SchedulerView {
   lastTry: number;
   nextTry: number;
   expiresAt: number;
+  /** With a shared queue: the node whose lease the envelope is under. */
+  holder?: string;
 }
 
 /** What the lka decided for one RCPT TO. */

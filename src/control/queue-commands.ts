@@ -18,7 +18,10 @@ function family(e: Envelope): string {
   return e.clientAddress.includes(':') ? 'inet6' : 'inet4';
 }
 
-/** smtpctl's line: evpid|family|type|flags|sender|rcpt|dest|ctime|expire|lasttry|retry|runstate|delay|error */
+/**
+ * smtpctl's line: evpid|family|type|flags|sender|rcpt|dest|ctime|expire|lasttry|retry|runstate|delay|error,
+ * and with a shared queue, the node that holds the envelope's lease as a 15th field.
+ */
 export function queueLine(e: Envelope, s: SchedulerView | undefined, now: number): string {
   const flags = [e.bounce ? 'bounce' : '', e.authUser ? 'auth' : '', s?.suspended ? 'suspend' : ''].filter(Boolean).join(',');
   const runstate = s ? s.state : 'offline';
@@ -26,6 +29,7 @@ export function queueLine(e: Envelope, s: SchedulerView | undefined, now: number
   return [
     e.id, family(e), e.bounce ? 'bounce' : e.kind, flags, clean(e.sender), clean(e.origRcpt), clean(e.rcpt),
     e.createdAt, e.createdAt + e.ttl, e.lastTry, e.tries, runstate, Math.max(0, now - e.createdAt), clean(e.lastError ?? ''),
+    ...(s?.holder ? [clean(s.holder)] : []),
   ].join('|');
 }
 

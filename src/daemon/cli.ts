@@ -60,8 +60,8 @@ export class UsageError extends Error {
 
 /** The backends each `-B` kind knows; a name outside these is a usage error, never a fallback. */
 export const BACKEND_NAMES: Record<keyof BackendChoice, readonly string[]> = {
-  queue: ['fs', 'sqlite', 'ram'],
-  scheduler: ['ramqueue'],
+  queue: ['fs', 'sqlite', 'ram', 'postgres'],
+  scheduler: ['ramqueue', 'postgres'],
   stat: ['ram'],
 };
 const BACKEND_KINDS = Object.keys(BACKEND_NAMES);
@@ -70,6 +70,19 @@ function keyValue(arg: string, what: string): [string, string] {
   const eq = arg.indexOf('=');
   if (eq <= 0) throw new UsageError(`${what} must be NAME=VALUE: ${arg}`);
   return [arg.slice(0, eq), arg.slice(eq + 1)];
+}
+
+/**
+ * A queue several nodes share is scheduled from the store they share: `-B queue=postgres` brings
+ * the postgres scheduler with it, and neither goes with another's half (a node-local scheduler
+ * over a shared queue would deliver every message once per node).
+ */
+function sharedQueue(backends: BackendChoice, schedulerGiven: boolean): void {
+  const pgQueue = backends.queue === 'postgres';
+  if (pgQueue && !schedulerGiven) backends.scheduler = 'postgres';
+  if (pgQueue !== (backends.scheduler === 'postgres')) {
+    throw new UsageError('-B: queue=postgres and scheduler=postgres go together (a shared queue needs the shared scheduler)');
+  }
 }
 
 export function parseCli(argv: string[]): CliOptions {
@@ -112,6 +125,7 @@ export function parseCli(argv: string[]): CliOptions {
     if (!known.includes(name)) throw new UsageError(`-B: unknown ${kind} backend ${name} (${known.join(', ')})`);
     backends[kind as keyof BackendChoice] = name;
   }
+  sharedQueue(backends, (v.B ?? []).some((b) => b.startsWith('scheduler=')));
   return {
     configFile: v.f ?? '/etc/tsmtpd/smtpd.conf',
     foreground: v.d ?? false,

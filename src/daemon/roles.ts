@@ -12,6 +12,8 @@ import { createControlRole } from '../control/role.js';
 import { createLkaRole } from '../lka/role.js';
 import { createQueueRole } from '../queue/role.js';
 import { createSchedulerRole } from '../scheduler/role.js';
+import { createSharedSchedulerRole } from '../scheduler/shared-role.js';
+import { isSharedScheduler } from '../scheduler/registry.js';
 import { createMtaRole } from '../mta/role.js';
 
 /** `adopt`: the role serves connections the parent accepted, instead of binding its own sockets. */
@@ -25,7 +27,8 @@ export function buildRole(name: ChildRoleName, ctx: RoleContext, o: BuildOptions
   switch (name) {
     case 'stat': return createStatRole(ctx) as Role<RoleName>;
     case 'lka': return createLkaRole(ctx) as Role<RoleName>;
-    case 'scheduler': return createSchedulerRole(ctx) as Role<RoleName>;
+    case 'scheduler':
+      return (isSharedScheduler(ctx.backends.scheduler) ? createSharedSchedulerRole(ctx) : createSchedulerRole(ctx)) as Role<RoleName>;
     case 'mda': return createMdaRole(ctx) as Role<RoleName>;
     case 'mta': return createMtaRole(ctx) as Role<RoleName>;
     case 'queue': return createQueueRole(ctx) as Role<RoleName>;

@@ -54,6 +54,9 @@ export function acquirePool(url: string): pg.Pool {
     });
     // an idle connection the server or the network dropped: the pool replaces it on next use
     pool.on('error', (err) => log('warn', null, 'queue', 'queue-database', { error: err.message }));
+    // a connection in use that breaks between two statements reports it to the client object,
+    // where nobody listens: unheard, it would end the process; the next statement fails instead
+    pool.on('connect', (client) => client.on('error', () => undefined));
     entry = { pool, users: 0 };
     pools.set(url, entry);
   }

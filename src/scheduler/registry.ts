@@ -1,6 +1,8 @@
 /** Scheduler backends by their `-B scheduler=NAME` name; an unknown name is an error. */
-import type { SchedulerBackend } from './backend.js';
+import type { SchedulerBackend, SharedSchedulerBackend } from './backend.js';
 import { RamQueue } from './ramqueue.js';
+import { PostgresScheduler } from './postgres.js';
+import type { SharedQueueSettings } from '../queue/pg-pool.js';
 
 const FACTORIES: Record<string, () => SchedulerBackend> = {
   ramqueue: () => new RamQueue(),
@@ -10,4 +12,19 @@ export function createSchedulerBackend(name: string): SchedulerBackend {
   const factory = Object.hasOwn(FACTORIES, name) ? FACTORIES[name] : undefined;
   if (!factory) throw new Error(`unknown scheduler backend: ${name}`);
   return factory();
+}
+
+/** Schedulers whose store several nodes share; the daemon runs the shared scheduler role over them. */
+const SHARED: Record<string, (s: SharedQueueSettings) => SharedSchedulerBackend> = {
+  postgres: (s) => new PostgresScheduler(s),
+};
+
+export function isSharedScheduler(name: string): boolean {
+  return Object.hasOwn(SHARED, name);
+}
+
+export function createSharedSchedulerBackend(name: string, settings: SharedQueueSettings): SharedSchedulerBackend {
+  const factory = Object.hasOwn(SHARED, name) ? SHARED[name] : undefined;
+  if (!factory) throw new Error(`unknown shared scheduler backend: ${name}`);
+  return factory(settings);
 }

@@ -24,6 +24,12 @@ test('usage errors', () => {
   assert.throws(() => parseCli(['-x']), UsageError);
   assert.throws(() => parseCli(['-D', 'novalue']), /NAME=VALUE/);
   assert.throws(() => parseCli(['-B', 'mta=x']), /unknown backend kind mta/);
-  assert.throws(() => parseCli(['-B', 'queue=nosuch']), /unknown queue backend nosuch \(fs, sqlite, ram\)/);
+  assert.throws(() => parseCli(['-B', 'queue=nosuch']), /unknown queue backend nosuch \(fs, sqlite, ram, postgres\)/);
   assert.throws(() => parseCli(['stray']), UsageError);
+});
+
+test('-B queue=postgres brings the shared scheduler; a shared queue with a node-local scheduler is refused', () => {
+  assert.deepEqual(parseCli(['-B', 'queue=postgres']).backends, { queue: 'postgres', scheduler: 'postgres', stat: 'ram' });
+  assert.throws(() => parseCli(['-B', 'queue=postgres', '-B', 'scheduler=ramqueue']), /go together/);
+  assert.throws(() => parseCli(['-B', 'scheduler=postgres']), /go together/);
 });
