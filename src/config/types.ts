@@ -21,7 +21,9 @@ export type TableService =
   | 'mailaddrmap'
   | 'relayhost'
   | 'string'
-  | 'regex';
+  | 'regex'
+  /** smtpd-tables(7): check only, the key `user:password` (a proc table that authenticates). */
+  | 'auth';
 
 /** A table declaration: `table NAME backend:config`, `table NAME /path`, or an inline list/map. */
 export interface TableDecl {

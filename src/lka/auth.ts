@@ -18,7 +18,11 @@ export async function checkPassword(config: Config, tables: TableSet, req: Req<'
   const tableName = req.table ?? config.listeners[req.listener]?.authTable;
   try {
     if (!tableName) return await system(req.user, req.password);
-    const value = (await tables.get(tableName)?.lookupCredentials(req.user))?.hash;
+    const table = tables.get(tableName);
+    // lka_authenticate(): a table that registered `auth` checks the password itself
+    const offloaded = await table?.authenticate(req.user, req.password);
+    if (offloaded !== undefined) return { result: offloaded ? 'pass' : 'fail' };
+    const value = (await table?.lookupCredentials(req.user))?.hash;
     const hash = value === undefined ? undefined : credentialsPassword(value);
     if (!hash) return { result: 'fail' };
     return { result: (await crypt.verify(hash, req.password)) ? 'pass' : 'fail' };

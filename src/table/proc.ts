@@ -148,6 +148,10 @@ export class ProcBackend implements TableBackend {
 
   async update(): Promise<void> { await this.ask('update', undefined); }
 
+  async offers(service: TableService): Promise<boolean> {
+    return (await this.get()).services.has(service);
+  }
+
   async check(service: TableService, key: string): Promise<boolean> {
     return (await this.ask('check', service, key))[0] === 'found';
   }

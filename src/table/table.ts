@@ -88,6 +88,11 @@ export class TableFront implements Table {
     return v === undefined || v === '' ? undefined : parseAliasValue(v);
   }
 
+  async authenticate(username: string, password: string): Promise<boolean | undefined> {
+    if (!this.backend.check || !(await this.backend.offers?.('auth'))) return undefined;
+    return this.backend.check('auth', `${username}:${password}`);
+  }
+
   async lookupCredentials(username: string): Promise<Credentials | undefined> {
     const v = await this.backend.lookup('credentials', username);
     if (!v) return undefined;

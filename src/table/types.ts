@@ -17,6 +17,12 @@ export interface TableBackend {
   update(): Promise<void>;
   /** The raw value for a key (`''` for a key of a list table), or undefined when absent. */
   lookup(service: TableService, key: string): Promise<string | undefined>;
+  /**
+   * Whether the backend itself says it serves SERVICE: a proc table's `register|SERVICE`, which
+   * smtpd keeps as t_services and table_check_service() asks (the `auth` service decides how
+   * AUTH is checked). Backends without it declare their services statically.
+   */
+  offers?(service: TableService): Promise<boolean>;
   /** Backends that match on their side (proc, sqlite) answer membership here instead of entries(). */
   check?(service: TableService, key: string): Promise<boolean>;
   /** Every key (list tables) or every value, for match-style services (netaddr, domain, regex...). */
@@ -62,6 +68,11 @@ export interface Table {
   /** alias / virtual lookups: undefined when the key is absent. */
   lookupAlias(key: string): Promise<ExpandTarget[] | undefined>;
   lookupCredentials(username: string): Promise<Credentials | undefined>;
+  /**
+   * lka_authenticate()'s offloading: a table that registered the `auth` service is asked
+   * `check|auth|user:password` and its answer is the verdict; undefined for any other table.
+   */
+  authenticate(username: string, password: string): Promise<boolean | undefined>;
   lookupUserinfo(username: string): Promise<UserEntry | undefined>;
   /** mailaddrmap: the addresses a user may send as (senders option). */
   lookupMailaddrMap(key: string): Promise<string[] | undefined>;
