@@ -54,13 +54,16 @@ export class ReplyParser {
 
   feed(chunk: Buffer | string): ReplyEvent[] {
     if (this.failed) return [];
-    this.buf += typeof chunk === 'string' ? chunk : chunk.toString('latin1');
+    // octets held as latin1 (one char per octet, so limits count octets); each line is UTF-8
+    this.buf += typeof chunk === 'string' ? Buffer.from(chunk, 'utf8').toString('latin1') : chunk.toString('latin1');
     const out: ReplyEvent[] = [];
     for (;;) {
       const nl = this.buf.indexOf('\n');
       if (nl < 0) break;
-      const line = this.buf.slice(0, nl).replace(/\r$/, '');
+      const octets = this.buf.slice(0, nl).replace(/\r$/, '');
       this.buf = this.buf.slice(nl + 1);
+      if (octets.length > MAX_LINE) return [...out, this.fail('reply line too long')];
+      const line = utf8Line(octets);
       const ev = this.line(line);
       if (ev) out.push(ev);
       if (this.failed) return out;
@@ -90,6 +93,14 @@ export class ReplyParser {
     this.current = null;
     return { kind: 'reply', reply: buildReply(code, cur.raw) };
   }
+}
+
+/**
+ * A reply line's text: UTF-8 (RFC 6531 §3.7.4.2 lets an SMTPUTF8 server answer in UTF-8), so a
+ * remote's words reach logs and bounces as written; octets that are not UTF-8 become U+FFFD.
+ */
+function utf8Line(octets: string): string {
+  return Buffer.from(octets, 'latin1').toString('utf8');
 }
 
 function buildReply(code: number, raw: string[]): Reply {

@@ -126,3 +126,12 @@ test('a next hop without SMTPUTF8 never gets UTF-8 headers either: 5.6.9 (RFC 65
   const tx = await eventually(async () => sink.transactions[0], 'the relayed message');
   assert.equal(tx.mail, 'MAIL FROM:<alice@example.test>');
 });
+
+test('a next hop\'s UTF-8 reply reaches the bounce as it was written (RFC 6531 §3.7.4.2), not as mojibake', async (t) => {
+  const { host } = await relayHost(t, { caps: ['PIPELINING', 'SMTPUTF8'], rcpt: () => '550 5.1.1 Postfach unbekannt: jörg, grüße' });
+  const replies = await send(host.port, 'MAIL FROM:<alice@example.test> SMTPUTF8', ['jörg@remote.test'], 'Subject: hi\r\n\r\nhallo');
+  assert.equal(replies.at(-1)!.code, 250, JSON.stringify(replies));
+  const [bounce] = await eventually(async () => { const m = await host.maildir('alice'); return m.length ? m : undefined; }, 'the bounce');
+  assert.match(bounce!, /^Diagnostic-Code: smtp; 550 5\.1\.1 Postfach unbekannt: jörg, grüße$/m);
+  await host.daemon.waitForLog(/mta delivery .*stat="550 5\.1\.1 Postfach unbekannt: jörg, grüße"/);
+});
