@@ -140,7 +140,8 @@ export class PostgresScheduler implements SharedSchedulerBackend {
     else if (isMsgid(target)) where = 'msgid = $2';
     else throw new Error(`invalid envelope or message id: ${target}`);
     const set = {
-      schedule: 'next_try = $1, suspended = false',
+      // due now; a paused envelope stays paused, as the local scheduler does it (rq_envelope_schedule)
+      schedule: 'next_try = $1',
       suspend: 'suspended = true',
       resume: 'suspended = false',
       // leased to this node, so no other node starts delivering what is being removed

@@ -44,6 +44,9 @@ export function createSharedSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
   let round: Promise<void> | null = null;
   let again = false;
   const nowSec = () => Math.floor(ctx.clock.now() / 1000);
+  const count = (key: string, by: number) => {
+    if (by > 0) ctx.bus.notify('stat.increment', { key, by }, () => undefined);
+  };
   const gauge = () => ctx.bus.notify('stat.set', { key: 'scheduler.envelope.inflight', value: held.size }, () => undefined);
   const storeFailed = (what: string) => (err: Error) => log('warn', null, 'scheduler', 'queue-database', { op: what, error: err.message });
 
@@ -79,6 +82,7 @@ export function createSharedSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
       held.set(c.evpid, c);
       if (c.takenFrom && c.takenFrom !== settings.node) log('info', c.evpid, 'scheduler', 'lease', { evpid: c.evpid, from: c.takenFrom, reason: 'lease-expired' });
     }
+    count('scheduler.envelope.expired', expire.length);
     for (const c of expire) {
       log('info', c.evpid, 'scheduler', 'expire', { evpid: c.evpid });
       ctx.bus.notify('scheduler.envelope.expire', { evpid: c.evpid }, () => undefined);
@@ -123,7 +127,10 @@ export function createSharedSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
   async function command(op: 'schedule' | 'remove' | 'suspend' | 'resume', target: string): Promise<Res<'control.scheduler.command'>> {
     const evpids = await store.command(nowSec(), op, target);
     // leased to this node for the removal: if the queue fails to delete one, its lease runs out
-    if (op === 'remove') for (const evpid of evpids) ctx.bus.notify('scheduler.envelope.remove', { evpid }, () => undefined);
+    if (op === 'remove') {
+      count('scheduler.envelope.removed', evpids.length);
+      for (const evpid of evpids) ctx.bus.notify('scheduler.envelope.remove', { evpid }, () => undefined);
+    }
     log('info', null, 'scheduler', 'control', { op, target, envelopes: evpids.length, node: settings.node });
     soon();
     return { count: evpids.length };
@@ -133,9 +140,14 @@ export function createSharedSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
     name: 'scheduler',
     peers: PEERS.scheduler,
     handlers: {
-      // the queue stored them already, with their due time: only a round is wanted
-      'queue.envelope.submit': () => soon(),
+      // the queue stored them already, with their due time: only a round is wanted (monitor's
+      // enq and deq count what this node took in and what it finished)
+      'queue.envelope.submit': ({ envelopes }) => {
+        count('scheduler.envelope.enqueued', envelopes.length);
+        soon();
+      },
       'queue.envelope.done': ({ evpid }) => {
+        if (held.has(evpid)) count('scheduler.envelope.dequeued', 1);
         held.delete(evpid);
         gauge();
         soon();

@@ -107,4 +107,8 @@ test('postgres scheduler: admin commands act on every node; delay notices are ow
   const removed = await a.command(T0 + 500, 'remove', envs[0]!.id);
   assert.deepEqual(removed, [envs[0]!.id]);
   assert.equal(await a.count(), 2, 'the queue deletes it, not the scheduler');
+  await a.command(T0 + 500, 'suspend', envs[1]!.id);
+  await b.command(T0 + 501, 'schedule', envs[1]!.id);
+  assert.deepEqual((await a.list(T0 + 501)).filter((e) => e.evpid === envs[1]!.id).map((e) => [e.suspended, e.nextTry]), [[true, T0 + 501]],
+    'schedule makes it due but leaves it paused');
 });
