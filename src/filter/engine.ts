@@ -1,10 +1,12 @@
 /**
  * The filters of every listener, run by the lka: builtin rules, smtpd-filters(7) processes and
  * TypeScript modules, chained in smtpd.conf's order. For one phase the chain runs in order:
- * `proceed` passes to the next filter, `junk` marks the transaction and passes on, `rewrite`
- * changes the parameter the next filter and the session see, `report` logs and passes on, and
- * `reject` / `disconnect` end the chain (as does a builtin `bypass`, accepting). Message bodies
- * flow through the processes that registered `data-line`, one after the other.
+ * `proceed` passes to the next filter; any other result answers the session and ends the chain,
+ * as lka_filter.c sends every other filter-result straight to the session: `junk` marks the
+ * transaction, `rewrite` changes the command's parameter, `report` is reported, `reject` /
+ * `disconnect` refuse, a builtin `bypass` accepts. A builtin `report` alone goes on to the next
+ * filter (filter_protocol_internal() reports it and carries on). Message bodies flow through the
+ * processes that registered `data-line`, one after the other.
  */
 import type { SessionFacts, WireReply } from '../bus/messages.js';
 import type { Config, FilterDecl, FilterPhase } from '../config/types.js';
@@ -145,12 +147,13 @@ export class FilterEngine {
       switch (d.decision) {
         case 'junk':
           junk = true;
-          continue;
+          break;
         case 'rewrite':
           param = d.value;
-          continue;
+          break;
         case 'report':
-          continue;
+          if (stage.kind === 'builtin') continue;
+          break;
         case 'reject': {
           const reply = replyOf(d.reply);
           // smtpd-filters(7): a 421 rejection also ends the session
@@ -159,6 +162,7 @@ export class FilterEngine {
         case 'disconnect':
           return { kind: 'disconnect', reply: replyOf(d.reply) };
       }
+      break;
     }
     const dataLine = req.phase === 'data' && stages.some((s) => s.kind === 'proc' && s.proc.wants('filter', 'data-line'));
     return { kind: 'proceed', junk, param, dataLine };
@@ -249,7 +253,9 @@ export class FilterEngine {
       filter: name, phase: req.phase, response: d.decision, ...(param ? { param } : {}),
     });
     this.deps.increment('filter.decision', { filter: name, phase: req.phase, decision: d.decision });
-    if (d.decision === 'report') this.report(req.facts, 'filter-report', [kind === 'builtin' ? 'builtin' : 'proc', name, param]);
+    // a builtin's report is its own event (lka_report_filter_report); a process's report result
+    // comes back from the session as filter-response|PHASE|report|TEXT (smtp_report_filter_response)
+    if (d.decision === 'report' && kind === 'builtin') this.report(req.facts, 'filter-report', ['builtin', name, param]);
     else this.report(req.facts, 'filter-response', param ? [req.phase, d.decision, param] : [req.phase, d.decision]);
   }
 }

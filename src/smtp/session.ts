@@ -724,12 +724,13 @@ export class Session {
   private async openMessage(tx: Transaction): Promise<void> {
     const { listener } = this.deps;
     const submission = listener.kind === 'socket' || listener.auth !== 'none';
-    // OpenSMTPD prepends X-Spam to a message a filter marked as junk
-    const trace = (msgid: string) => traceHeader({
+    // smtp_message_begin(): `X-Spam: Yes` first when a filter marked the message as junk, then
+    // Received; both go through the data-line filters when there are any (smtp_filter_printf)
+    const trace = (msgid: string) => (tx.junk ? 'X-Spam: Yes\r\n' : '') + traceHeader({
       facts: this.facts, hostname: this.deps.hostname, rcpts: tx.rcpts.map((r) => r.rcpt), msgid,
       smtputf8: tx.params.smtputf8, showAuth: listener.receivedAuth, now: new Date(this.deps.clock.now()),
       ...(this.tls ? { tls: this.tls } : {}),
-    }) + (tx.junk ? 'X-Spam: yes\r\n' : '');
+    });
     const add = (missing: { messageId: boolean; date: boolean }) => submissionHeaders(missing, this.deps.hostname, new Date(this.deps.clock.now()));
     await tx.open(this.deps.bus, trace, submission ? add : null);
   }

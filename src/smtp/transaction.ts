@@ -60,13 +60,19 @@ export class Transaction {
     private readonly maxSize: number,
   ) {}
 
-  /** Ask the queue for a message and write the trace header first. */
+  /** Ask the queue for a message and write the trace header first, through the data-line filters if any. */
   async open(bus: Endpoint, trace: (msgid: string) => string, addHeaders: ((missing: { messageId: boolean; date: boolean }) => string) | null): Promise<void> {
     const { msgid } = await bus.request('smtp.message.create', { sessionId: this.sessionId });
     this.msgid = msgid;
     this.writer = new MessageWriter(bus, msgid);
-    this.writer.write(trace(msgid));
     this.scan = new HeaderScan(addHeaders);
+    if (!this.filtered) {
+      this.writer.write(trace(msgid));
+      return;
+    }
+    // the filters get the daemon's own lines as the first lines of the message; what they send
+    // back is stored through the header scan like the rest
+    await this.filtered.push(Buffer.from(trace(msgid), 'utf8')).catch((err: Error) => (this.filterError = err));
   }
 
   get opened(): boolean {

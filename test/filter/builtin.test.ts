@@ -67,7 +67,7 @@ describe('builtin filters', () => {
     assert.equal((await c.cmd('Subject: rewritten\r\n\r\nhello\r\n.')).code, 250);
     c.close();
     const [msg] = await eventually(async () => { const m = await host.maildir('bob'); return m.length ? m : undefined; }, 'delivery to bob');
-    assert.match(msg!, /^X-Spam: yes$/m);
+    assert.match(msg!, /^X-Spam: Yes$/m);
     assert.match(msg!, /Subject: rewritten/);
   });
 
