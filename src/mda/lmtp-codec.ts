@@ -61,12 +61,15 @@ export class ReplyParser {
   private code = 0;
 
   push(chunk: Buffer | string): LmtpReply[] {
-    this.buf += typeof chunk === 'string' ? chunk : chunk.toString('latin1');
+    // octets held as latin1 (limits count octets); each line's text is UTF-8 (RFC 6531 replies)
+    this.buf += typeof chunk === 'string' ? Buffer.from(chunk, 'utf8').toString('latin1') : chunk.toString('latin1');
     const out: LmtpReply[] = [];
     for (let nl = this.buf.indexOf('\n'); nl !== -1; nl = this.buf.indexOf('\n')) {
-      let line = this.buf.slice(0, nl);
+      let octets = this.buf.slice(0, nl);
       this.buf = this.buf.slice(nl + 1);
-      if (line.endsWith('\r')) line = line.slice(0, -1);
+      if (octets.endsWith('\r')) octets = octets.slice(0, -1);
+      if (octets.length > MAX_REPLY_LINE) throw new LmtpProtocolError('reply line too long');
+      const line = Buffer.from(octets, 'latin1').toString('utf8');
       const reply = this.line(line);
       if (reply) out.push(reply);
     }

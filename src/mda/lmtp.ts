@@ -17,9 +17,13 @@ export interface LmtpJob {
   /** MAIL FROM address, '' for the null sender. */
   mailFrom: string;
   rcpts: string[];
+  /** The message came with SMTPUTF8: passed on when the server offers it (RFC 6531). */
+  smtputf8?: boolean;
   /** Longest wait for any one reply or for the connection. */
   timeoutMs: number;
 }
+
+const nonAscii = (s: string) => /[^\x00-\x7f]/.test(s);
 
 /** One result per recipient, in the order of `job.rcpts`. */
 export async function deliverLmtp(job: LmtpJob, lines: AsyncIterable<Buffer>): Promise<DeliveryResult[]> {
@@ -45,11 +49,20 @@ export async function deliverLmtp(job: LmtpJob, lines: AsyncIterable<Buffer>): P
 
 async function transaction(conn: Conn, job: LmtpJob, lines: AsyncIterable<Buffer>): Promise<DeliveryResult[]> {
   const all = (r: DeliveryResult): DeliveryResult[] => job.rcpts.map(() => r);
-  for (const [cmd, want] of [[null, 2], [`LHLO ${job.lhlo}`, 2], [`MAIL FROM:<${job.mailFrom}>`, 2]] as const) {
-    if (cmd) await conn.send(cmd);
-    const r = await conn.reply();
-    if (Math.floor(r.code / 100) !== want) return all(failure(r));
+  const greeting = await conn.reply();
+  if (Math.floor(greeting.code / 100) !== 2) return all(failure(greeting));
+  await conn.send(`LHLO ${job.lhlo}`);
+  const lhlo = await conn.reply();
+  if (Math.floor(lhlo.code / 100) !== 2) return all(failure(lhlo));
+  // SMTPUTF8 goes on when offered; a server without it never gets a UTF-8 address (RFC 6531 §3.2)
+  const utf8Offered = lhlo.lines.slice(1).some((l) => /^SMTPUTF8$/i.test(l.trim()));
+  if (!utf8Offered && [job.mailFrom, ...job.rcpts].some(nonAscii)) {
+    await conn.quit();
+    return all({ result: 'permfail', enhanced: '5.6.7', detail: 'Non-ASCII addresses not permitted for that sender/recipient: LMTP server does not support SMTPUTF8' });
   }
+  await conn.send(`MAIL FROM:<${job.mailFrom}>${job.smtputf8 && utf8Offered ? ' SMTPUTF8' : ''}`);
+  const mail = await conn.reply();
+  if (Math.floor(mail.code / 100) !== 2) return all(failure(mail));
   const results: (DeliveryResult | null)[] = [];
   for (const rcpt of job.rcpts) {
     await conn.send(`RCPT TO:<${rcpt}>`);

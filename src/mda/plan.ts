@@ -155,7 +155,10 @@ function lmtpJob(p: PlanInput, destination: string, rcptTo: boolean): Plan {
     inProcess: false,
     job: {
       kind: 'lmtp',
-      lmtp: { destination, lhlo: p.settings.serverName, mailFrom: p.envelope.sender, rcpts: [rcpt], timeoutMs: p.settings.lmtpTimeoutMs },
+      lmtp: {
+        destination, lhlo: p.settings.serverName, mailFrom: p.envelope.sender, rcpts: [rcpt],
+        ...(p.envelope.smtputf8 ? { smtputf8: true } : {}), timeoutMs: p.settings.lmtpTimeoutMs,
+      },
     },
   };
 }

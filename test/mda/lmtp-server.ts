@@ -9,6 +9,8 @@ export interface Script {
   final?: (accepted: string[]) => string[];
   /** Stop answering at this command (to test timeouts). */
   stallAt?: string;
+  /** LHLO keywords after PIPELINING and ENHANCEDSTATUSCODES (`SMTPUTF8`). */
+  caps?: string[];
 }
 
 export interface Recorded {
@@ -58,7 +60,7 @@ function serve(sock: Socket, script: Script, rec: Recorded): void {
       rec.commands.push(line);
       const verb = line.split(/[ :]/)[0]!.toUpperCase();
       if (script.stallAt === verb) continue;
-      if (verb === 'LHLO') say('250-test\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES');
+      if (verb === 'LHLO') say(['test', 'PIPELINING', 'ENHANCEDSTATUSCODES', ...(script.caps ?? [])].map((k, i, a) => `250${i === a.length - 1 ? ' ' : '-'}${k}`).join('\r\n'));
       else if (verb === 'MAIL') say('250 2.1.0 Ok');
       else if (verb === 'RCPT') {
         const addr = /<(.*)>/.exec(line)?.[1] ?? '';
