@@ -68,7 +68,7 @@ export function optionalMatchTable(c: Cursor, config: Config): TableRef | undefi
 }
 
 /** Backends tsmtpd implements itself; any other name is an external `table-NAME` helper. */
-export const NATIVE_BACKENDS = ['static', 'file', 'db', 'sqlite', 'proc', 'getpwnam', 'passwd'];
+export const NATIVE_BACKENDS = ['static', 'file', 'db', 'sqlite', 'proc', 'getpwnam', 'passwd', 'postgres', 'mysql', 'redis'];
 
 /** `table NAME [backend:]path`, `table NAME backend` or `table NAME { ... }` (smtpd.conf(5)). */
 export function parseTable(c: Cursor, config: Config): void {
@@ -91,7 +91,7 @@ export function parseTable(c: Cursor, config: Config): void {
     if (colon >= 0 && !isPath(conf)) c.fail(`invalid backend parameter for table: ${name} (${backend}: needs an absolute path)`);
   }
   if (!/^[A-Za-z0-9_.-]+$/.test(backend)) c.fail(`invalid table backend: ${backend}`);
-  if ((backend === 'file' || backend === 'db' || backend === 'passwd') && conf === '') c.fail(`table ${name}: ${backend} needs a path`);
+  if (['file', 'db', 'passwd', 'postgres', 'mysql', 'redis'].includes(backend) && conf === '') c.fail(`table ${name}: ${backend} needs a path`);
   config.tables.set(name, { name, backend: backend === 'static' ? 'file' : backend, config: conf, where });
 }
 

@@ -14,7 +14,7 @@ import type { Config, TableService, Where } from './types.js';
  * (as smtpd's proc backend).
  */
 export const BACKEND_SERVICES: Record<string, readonly TableService[] | 'all'> = {
-  static: 'all', file: 'all', db: 'all', sqlite: 'all', proc: 'all',
+  static: 'all', file: 'all', db: 'all', sqlite: 'all', proc: 'all', postgres: 'all', mysql: 'all', redis: 'all',
   getpwnam: ['userinfo'],
   passwd: ['credentials', 'userinfo'],
 };

@@ -6,6 +6,10 @@
  */
 import type { TableDecl } from '../config/types.js';
 import { dbBackend } from './db.js';
+import { mysqlFlavor } from './mysql.js';
+import { postgresFlavor } from './postgres.js';
+import { RedisBackend } from './redis.js';
+import { RemoteSqlBackend } from './remote-sql.js';
 import { GetpwnamBackend } from './getpwnam.js';
 import { isExecutableFile, libexecDirs, tableHelper } from '../libexec.js';
 import { PasswdBackend } from './passwd.js';
@@ -25,6 +29,9 @@ const FACTORIES: Record<string, Factory> = {
   proc: (d, o) => new ProcBackend(d.name, d.config, o),
   getpwnam: () => new GetpwnamBackend(),
   passwd: (d) => new PasswdBackend(d.config),
+  postgres: (d, o) => new RemoteSqlBackend(postgresFlavor, d.config, o.timeoutMs),
+  mysql: (d, o) => new RemoteSqlBackend(mysqlFlavor, d.config, o.timeoutMs),
+  redis: (d, o) => new RedisBackend(d.config, o.timeoutMs),
 };
 
 export function isNativeBackend(name: string): boolean {

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import type { TableBackend, TableService } from './types.js';
 import { TableError } from './types.js';
+import { rowsToValue } from './sql-rows.js';
 
 interface SqliteConfig {
   dbpath: string;
@@ -23,16 +24,6 @@ export function parseSqliteConfig(text: string): SqliteConfig {
   }
   if (!dbpath) throw new TableError('sqlite config: no dbpath');
   return { dbpath, queries };
-}
-
-/** Rows become one value the front understands: lists join with commas, userinfo columns with `:`. */
-function rowsToValue(service: TableService, rows: unknown[][]): string | undefined {
-  if (rows.length === 0) return undefined;
-  if (service === 'alias' || service === 'mailaddrmap') return rows.map((r) => String(r[0])).join(', ');
-  const row = rows[0]!;
-  if (service === 'userinfo') return row.map(String).join(':');
-  if (service === 'credentials') return String(row[row.length - 1]);
-  return String(row[0]);
 }
 
 export class SqliteBackend implements TableBackend {

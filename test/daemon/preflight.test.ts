@@ -113,7 +113,9 @@ test('tables start will read: file, db (Berkeley DB or SQLite), passwd; external
   await writeFile(join(dir, 'list'), 'example.org\nexample.net\n');
   await refused(`table l file:${dir}/list\n\naction "v" mbox virtual <l>\n` + TAIL, 3, /table "l" may not be used for virtual lookups/);
   assert.equal(await verdict(`table l file:${dir}/list\naction "b" relay\nmatch for domain <l> action "b"\n`), 'ok');
-  await refused('table t postgres:/etc/mail/postgres.conf\n' + TAIL, 1, /table t: backend "postgres" does not exist: no table-postgres in \/nonexistent/);
+  await refused('table t ldap:/etc/mail/ldap.conf\n' + TAIL, 1, /table t: backend "ldap" does not exist: no table-ldap in \/nonexistent/);
+  // database tables are built in: their config file is read (the server need not answer)
+  await refused('table t postgres:/nonexistent/pg.conf\n' + TAIL, 1, /table t: table-postgres: \/nonexistent\/pg.conf: ENOENT/);
 });
 
 test('filter programs: a command without a path must be in the filter directory or PATH', async () => {

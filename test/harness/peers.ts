@@ -32,6 +32,11 @@ function perl(modules: string): boolean {
   return spawnSync('perl', [...modules.split(' ').map((m) => `-M${m}`), '-e1'], { stdio: 'ignore' }).status === 0;
 }
 
+/** A service listening on loopback (the databases the table tests use). */
+function listening(port: number): boolean {
+  return spawnSync('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`], { stdio: 'ignore', timeout: 3000 }).status === 0;
+}
+
 /** Private namespaces (unshare -m -n), which need root: the tests build a machine in them. */
 function namespaces(): boolean {
   return process.getuid?.() === 0 && spawnSync('unshare', ['-m', '-n', 'true'], { stdio: 'ignore' }).status === 0;
@@ -53,6 +58,9 @@ export const PEERS = {
   logger: { here: () => onPath('logger'), install: 'bsdutils' },
   mkpasswd: { here: () => onPath('mkpasswd'), install: 'whois' },
   'fail2ban-regex': { here: () => onPath('fail2ban-regex') && executable('/usr/bin/python3'), install: 'fail2ban' },
+  postgresql: { here: () => listening(5432), install: 'postgresql (listening on 127.0.0.1:5432, database test)' },
+  mariadb: { here: () => listening(3306), install: 'mariadb-server (listening on 127.0.0.1:3306, database test)' },
+  redis: { here: () => listening(6379), install: 'redis-server (listening on 127.0.0.1:6379)' },
   namespaces: { here: namespaces, install: '(run as root where unshare(1) may create mount and network namespaces)' },
 } satisfies Record<string, { here: () => boolean; install: string }>;
 
