@@ -106,7 +106,8 @@ export interface Catalog {
   'smtp.session.connect': {
     to: 'lka';
     req: { facts: SessionFacts };
-    res: { rdns?: string; fcrdns: 'pass' | 'fail' | 'error' };
+    /** serverName: the listener's `hostnames <t>` name for the session's local address, if any. */
+    res: { rdns?: string; fcrdns: 'pass' | 'fail' | 'error'; serverName?: string };
   };
   'smtp.auth.check': {
     to: 'lka';

@@ -19,6 +19,7 @@ import { AuthFailures } from './auth-failures.js';
 import { CryptPool } from './crypt-pool.js';
 import { expand, type Leaf } from './expand.js';
 import { relayTableUse } from './relay-tables.js';
+import { listenerServerName } from './server-name.js';
 import { LkaSessions } from './sessions.js';
 import { evaluateRules } from './ruleset.js';
 import { checkSender } from './senders.js';
@@ -136,7 +137,7 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): LkaRole 
     peers: PEERS.lka,
     peerDown: (process) => sessions.dropProcess(process),
     handlers: {
-      'smtp.session.connect': async ({ facts }) => reverse(resolver, facts),
+      'smtp.session.connect': async ({ facts }) => ({ ...(await reverse(resolver, facts)), ...(await listenerServerName(config, needTables(), facts)) }),
       'smtp.auth.check': auth,
       'smtp.mailfrom.check': mailFrom,
       'smtp.rcpt.resolve': rcptTo,

@@ -97,6 +97,8 @@ export class Session {
   private chunkReply: Reply | null = null;
   private chunkLast = false;
   private tls: TlsDetails | null = null;
+  /** The name the server gives this session: the listener's, or its `hostnames <t>` name for the local address. */
+  private serverName: string;
   /** The command the next 4xx/5xx answers, as failed-command names it; null for a line too long to read. */
   private cmd: string | null = '';
   /** An AUTH exchange waiting for the client's next line. */
@@ -113,6 +115,7 @@ export class Session {
     private readonly deps: SessionDeps,
   ) {
     const local = deps.listener.kind === 'socket';
+    this.serverName = deps.hostname;
     this.facts = {
       sessionId: id,
       listener: deps.listenerIndex,
@@ -217,13 +220,14 @@ export class Session {
       try {
         const r = await this.deps.bus.request('smtp.session.connect', { facts: this.facts });
         if (r.rdns) this.facts.rdns = r.rdns;
+        if (r.serverName) this.serverName = r.serverName;
         this.facts.fcrdns = r.fcrdns;
       } catch {
         this.facts.fcrdns = 'error';
       }
     }
     if (this.closed) return;
-    logConnected(this.id, this.facts, this.deps.hostname);
+    logConnected(this.id, this.facts, this.serverName);
     const f = this.facts;
     const endpoint = (a: string, port: number) => (f.socket ? 'unix:socket' : a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
     this.filters.report('link-connect', [f.rdns ?? '', f.fcrdns === 'pass' ? 'pass' : 'fail', endpoint(f.clientAddress, f.clientPort), endpoint(f.localAddress, f.localPort)]);
@@ -232,8 +236,8 @@ export class Session {
     // a connection a filter refuses gets its reply instead of the banner, and ends
     if (refused.reply) return this.close(refused.reply, 'filter');
     this.junk = refused.junk;
-    this.reply({ code: 220, text: `${this.deps.hostname} ESMTP tsmtpd` });
-    this.filters.report('link-greeting', [this.deps.hostname]);
+    this.reply({ code: 220, text: `${this.serverName} ESMTP tsmtpd` });
+    this.filters.report('link-greeting', [this.serverName]);
     this.ready = true;
     this.flow();
   }
@@ -577,7 +581,7 @@ export class Session {
     this.esmtp = verb === 'EHLO';
     this.filters.report('link-identify', [verb, arg]);
     this.state = State.Greeted;
-    const greeting = `${this.deps.hostname} Hello ${arg} [${this.facts.clientAddress}], pleased to meet you`;
+    const greeting = `${this.serverName} Hello ${arg} [${this.facts.clientAddress}], pleased to meet you`;
     if (verb === 'HELO') return { code: 250, text: greeting };
     const { config, listener } = this.deps;
     return {
@@ -595,7 +599,7 @@ export class Session {
    * it; network clients keep to RFC 5321's full addresses.
    */
   private completion(): { defaultDomain?: string } {
-    return this.deps.listener.kind === 'socket' ? { defaultDomain: this.deps.hostname.toLowerCase() } : {};
+    return this.deps.listener.kind === 'socket' ? { defaultDomain: this.serverName.toLowerCase() } : {};
   }
 
   private async mail(arg: string): Promise<Reply | null> {
@@ -649,7 +653,7 @@ export class Session {
     const params = parseRcptParams(path.params, { dsn: !this.deps.listener.noDsn });
     if (!params.ok) return params.reply;
     // `<Postmaster>` without a domain is this server's postmaster (RFC 5321 §4.1.1.3)
-    const v = this.refusal(await this.filters.phase('rcpt-to', path.address.asciiDomain ? addressKey(path.address) : `postmaster@${this.deps.hostname.toLowerCase()}`, tx.sender));
+    const v = this.refusal(await this.filters.phase('rcpt-to', path.address.asciiDomain ? addressKey(path.address) : `postmaster@${this.serverName.toLowerCase()}`, tx.sender));
     if (v.reply) return v.reply;
     if (this.tx !== tx) return REPLIES.badSequence;
     const rcpt = v.param;
@@ -727,11 +731,12 @@ export class Session {
     // smtp_message_begin(): `X-Spam: Yes` first when a filter marked the message as junk, then
     // Received; both go through the data-line filters when there are any (smtp_filter_printf)
     const trace = (msgid: string) => (tx.junk ? 'X-Spam: Yes\r\n' : '') + traceHeader({
-      facts: this.facts, hostname: this.deps.hostname, rcpts: tx.rcpts.map((r) => r.rcpt), msgid,
-      smtputf8: tx.params.smtputf8, showAuth: listener.receivedAuth, now: new Date(this.deps.clock.now()),
+      facts: this.facts, hostname: this.serverName, rcpts: tx.rcpts.map((r) => r.rcpt), msgid,
+      smtputf8: tx.params.smtputf8, showAuth: listener.receivedAuth, maskSource: listener.maskSrc, esmtp: this.esmtp,
+      now: new Date(this.deps.clock.now()),
       ...(this.tls ? { tls: this.tls } : {}),
     });
-    const add = (missing: { messageId: boolean; date: boolean }) => submissionHeaders(missing, this.deps.hostname, new Date(this.deps.clock.now()));
+    const add = (missing: { messageId: boolean; date: boolean }) => submissionHeaders(missing, this.serverName, new Date(this.deps.clock.now()));
     await tx.open(this.deps.bus, trace, submission ? add : null);
   }
 

@@ -35,25 +35,37 @@ export interface TraceInput {
   rcpts: string[];
   smtputf8: boolean;
   tls?: TlsDetails;
-  /** Name the authenticated user in the header (`received-auth` on the listener). */
+  /** `received-auth` on the listener: over TLS, say whether and as whom the client authenticated. */
   showAuth: boolean;
+  /** `mask-src` on the listener: no `from` clause, so the client's name and address stay private. */
+  maskSource?: boolean;
+  /** The client said EHLO (ESMTP); HELO is plain SMTP. */
+  esmtp?: boolean;
   now: Date;
 }
 
-/** RFC 3848 protocol names: ESMTP, with S for TLS and A for AUTH; UTF8SMTP* with SMTPUTF8. */
+/** RFC 3848 protocol names: (E)SMTP, with S for TLS and A for AUTH; UTF8SMTP* with SMTPUTF8. */
 function protocol(t: TraceInput): string {
-  const base = t.smtputf8 ? 'UTF8SMTP' : 'ESMTP';
+  const base = t.smtputf8 ? 'UTF8SMTP' : t.esmtp === false ? 'SMTP' : 'ESMTP';
   return `${base}${t.tls ? 'S' : ''}${t.facts.authUser ? 'A' : ''}`;
 }
 
+/**
+ * smtp_message_begin()'s shape: `from HELO (RDNS [ADDRESS])`, then `by NAME (tsmtpd) with PROTO id
+ * MSGID`, the TLS parameters and, with received-auth, `auth=yes user=NAME` or `auth=no` on the
+ * same line; with mask-src the header starts with its `by` line.
+ */
 export function traceHeader(t: TraceInput): string {
   const { facts } = t;
-  const from = facts.socket
-    ? 'from localhost (localhost [local])'
+  const from = t.maskSource ? ''
+    : facts.socket ? 'from localhost (localhost [local])'
     : `from ${headerSafe(facts.helo ?? 'unknown')} (${headerSafe(facts.rdns ?? 'unknown')} [${headerSafe(facts.clientAddress)}])`;
-  const lines = [`Received: ${from}`, `\tby ${headerSafe(t.hostname)} (tsmtpd) with ${protocol(t)} id ${t.msgid}`];
-  if (t.tls) lines.push(`\t(${headerSafe(t.tls.version)}:${headerSafe(t.tls.cipher)}:${t.tls.bits}:${t.tls.verified ? 'YES' : 'NO'})`);
-  if (t.showAuth && facts.authUser) lines.push(`\t(authenticated as ${headerSafe(facts.authUser)})`);
+  let by = `\tby ${headerSafe(t.hostname)} (tsmtpd) with ${protocol(t)} id ${t.msgid}`;
+  if (t.tls) {
+    by += ` (${headerSafe(t.tls.version)}:${headerSafe(t.tls.cipher)}:${t.tls.bits}:${t.tls.verified ? 'YES' : 'NO'})`;
+    if (t.showAuth) by += facts.authUser ? ` auth=yes user=${headerSafe(facts.authUser)}` : ' auth=no';
+  }
+  const lines = [`Received: ${from}`, by];
   // one recipient is named; several would disclose each other (RFC 5321 §7.2)
   if (t.rcpts.length === 1) lines.push(`\tfor <${headerSafe(t.rcpts[0]!)}>`);
   lines[lines.length - 1] += ';';

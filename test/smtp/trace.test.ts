@@ -32,12 +32,22 @@ test('TLS, AUTH, SMTPUTF8 and the local socket change what is written', () => {
     tls: { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', bits: 256, verified: false },
   }));
   assert.match(t, /with UTF8SMTPSA id/);
-  assert.match(t, /\r\n\t\(TLSv1\.3:TLS_AES_256_GCM_SHA384:256:NO\)\r\n/);
-  assert.match(t, /\r\n\t\(authenticated as alice\);\r\n/);
+  // smtp_message_begin(): the TLS parameters and received-auth's auth=/user= on the by line
+  assert.match(t, /\r\n\tby mx\.test \(tsmtpd\) with UTF8SMTPSA id 0123abcd \(TLSv1\.3:TLS_AES_256_GCM_SHA384:256:NO\) auth=yes user=alice;\r\n/);
   // several recipients are not disclosed to each other
   assert.doesNotMatch(t, /for </);
   assert.doesNotMatch(traceHeader(input({ facts: facts({ authUser: 'alice' }) })), /alice/);
+  const tls = { version: 'TLSv1.2', cipher: 'X', bits: 128, verified: true };
+  assert.match(traceHeader(input({ showAuth: true, tls })), / \(TLSv1\.2:X:128:YES\) auth=no\r\n/);
+  assert.doesNotMatch(traceHeader(input({ showAuth: false, tls, facts: facts({ authUser: 'alice' }) })), /auth=|alice/);
+  assert.match(traceHeader(input({ esmtp: false })), / with SMTP id /);
   assert.match(traceHeader(input({ facts: facts({ socket: true, clientAddress: 'local' }) })), /^Received: from localhost \(localhost \[local\]\)\r\n/);
+});
+
+test('mask-src: no from clause, so neither the client\'s name nor its address is written (F_MASK_SOURCE)', () => {
+  const t = traceHeader(input({ maskSource: true }));
+  assert.equal(t, 'Received: \r\n\tby mx.test (tsmtpd) with ESMTP id 0123abcd\r\n\tfor <u@x.example>;\r\n\tMon, 5 Jan 2026 07:08:09 +0000\r\n');
+  assert.doesNotMatch(t, /192\.0\.2\.7|client\.example|rdns\.example/);
 });
 
 test('headerSafe keeps printable ASCII without header delimiters and bounds the length', () => {
