@@ -119,11 +119,12 @@ export class PostgresQueueBackend implements QueueBackend {
       checkSize(i.msgid, body.length, i.size);
       return body;
     }));
+    const envelopes = batch.flatMap((i) => i.envelopes);
+    // two statements whatever the group's size: round trips, not rows, are what a commit waits on
     await transaction(this.pool, 'queue commit', async (c) => {
-      for (const [n, item] of batch.entries()) {
-        await c.query('INSERT INTO tsmtpd_messages (msgid, size, body) VALUES ($1, $2, $3)', [item.msgid, item.size, bodies[n]]);
-        for (const e of item.envelopes) await c.query(INSERT_ENVELOPE, envelopeRow(e, this.records));
-      }
+      await c.query('INSERT INTO tsmtpd_messages (msgid, size, body) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])',
+        [batch.map((i) => i.msgid), batch.map((i) => i.size), bodies]);
+      await c.query(INSERT_ENVELOPES, envelopeColumns(this.records).map((col) => envelopes.map(col)));
       await c.query(`SELECT pg_notify('${WAKE_CHANNEL}', '')`);
     });
     for (const item of batch) await rm(this.incomingPath(item.msgid), { force: true }).catch(() => {});
@@ -216,13 +217,15 @@ export class PostgresQueueBackend implements QueueBackend {
   }
 }
 
-const INSERT_ENVELOPE = `INSERT INTO tsmtpd_envelopes
-  (evpid, msgid, record, kind, created_at, expires_at, tries, last_try, last_warn, next_try)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
+/** One array per column, a row per envelope: the whole group in one INSERT. */
+const envelopeColumns = (records: RecordCodec): ((e: Envelope) => unknown)[] => [
+  (e) => e.id, (e) => e.msgid, (e) => recordAsText(records.encode(e)), (e) => e.kind, (e) => e.createdAt, (e) => e.createdAt + e.ttl,
+  (e) => e.tries, (e) => e.lastTry, (e) => e.lastWarn, firstTry,
+];
 
-function envelopeRow(e: Envelope, records: RecordCodec): unknown[] {
-  return [e.id, e.msgid, recordAsText(records.encode(e)), e.kind, e.createdAt, e.createdAt + e.ttl, e.tries, e.lastTry, e.lastWarn, firstTry(e)];
-}
+const INSERT_ENVELOPES = `INSERT INTO tsmtpd_envelopes
+  (evpid, msgid, record, kind, created_at, expires_at, tries, last_try, last_warn, next_try)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::integer[], $8::bigint[], $9::bigint[], $10::bigint[])`;
 
 /** Taken before an envelope of the message goes: two nodes deleting its last two then see each other's delete. */
 async function lockMessage(c: pg.PoolClient, msgid: string): Promise<void> {
