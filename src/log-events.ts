@@ -18,8 +18,8 @@ export const LOG_EVENTS = [
   // lka, tables, filters
   'ruleset', 'table-update', 'table-error', 'filter-error', 'filter-report', 'filter-response', 'filter-start',
   'filter-exit', 'filter-stderr',
-  // control and stat
-  'control', 'stat',
+  // control and stat; `tsmtpctl trace` and `profile` (trace.ts)
+  'control', 'stat', 'trace', 'profile-imsg', 'profile-queue',
 ] as const;
 
 export type LogEvent = (typeof LOG_EVENTS)[number];

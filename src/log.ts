@@ -96,6 +96,11 @@ export function formatFields(fields: Fields): string {
 /** Log one event. `id` is a session, message or envelope id in hex; `-` when there is none. */
 export function log(level: Level, id: string | null, role: string, event: LogEvent, fields: Fields = {}): void {
   if (RANK[level] > RANK[threshold]) return;
+  emit(level, id, role, event, fields);
+}
+
+/** Write a line whatever the level: trace and profile lines (trace.ts), which the admin asked for by name. */
+export function emit(level: Level, id: string | null, role: string, event: LogEvent, fields: Fields = {}): void {
   const f = formatFields(fields);
   const head = syslog ? `<${SYSLOG_PRIORITY[level]}>` : stamp ? new Date().toISOString() + ' ' : '';
   sink.write(`${head}${id ?? '-'} ${role} ${event}${f ? ' ' + f : ''}`);

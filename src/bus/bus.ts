@@ -7,6 +7,7 @@
  */
 import { BusError } from '../errors.js';
 import { log } from '../log.js';
+import { profileImsg, profilingOn, trace } from '../trace.js';
 import type { Link } from './link.js';
 import {
   DEFAULT_TIMEOUT_MS, PEERS, ROUTES, TIMEOUTS,
@@ -130,7 +131,27 @@ export class Bus {
     if (local) return void this.callLocal(local, from, type, req).catch(fail);
     const remote = this.remoteFor(to);
     if (!remote) return void this.callRemote(to, from, type, req, true).catch(fail);
-    remote.link.send({ k: 'n', type, from, p: req } satisfies Wire);
+    this.sendTo(remote, { k: 'n', type, from, p: req });
+  }
+
+  /** Every message that leaves for another process: TRACE_MPROC's `mproc: A -> B : type`. */
+  private sendTo(remote: Remote, m: Extract<Wire, { k: 'q' | 'n' }>): void {
+    trace('mproc', null, 'bus', { from: this.options.process ?? '-', to: remote.link.remote, imsg: m.type, kind: m.k === 'n' ? 'notify' : 'request' });
+    remote.link.send(m);
+  }
+
+  /**
+   * Run a handler as imsg_dispatch() runs a callback: traced under `trace imsg` (log_imsg), timed
+   * under `profile imsg`.
+   */
+  private dispatch<T>(from: string, type: string, run: () => Promise<T>): Promise<T> {
+    trace('imsg', null, 'bus', { process: this.options.process ?? '-', from, imsg: type });
+    if (!profilingOn('imsg')) return run();
+    const t0 = process.hrtime.bigint();
+    const done = run();
+    const stop = () => profileImsg(this.options.process ?? '-', from, type, t0);
+    done.then(stop, stop);
+    return done;
   }
 
   /** The sender-side view of the bus that a role keeps. */
@@ -157,7 +178,7 @@ export class Bus {
     const clone = this.options.checkSerializable;
     const payload = clone ? structuredClone(req) : req;
     await Promise.resolve();
-    const res = (await handler(payload, from, { process: this.process })) as Res<T>;
+    const res = (await this.dispatch(from, type, async () => handler(payload, from, { process: this.process }))) as Res<T>;
     return clone && res !== undefined ? structuredClone(res) : res;
   }
 
@@ -177,7 +198,7 @@ export class Bus {
       remote = this.remoteFor(to);
     }
     if (remote.link.congested()) await remote.link.drained();
-    if (oneWay) return void remote.link.send({ k: 'n', type, from, p: req } satisfies Wire);
+    if (oneWay) return void this.sendTo(remote, { k: 'n', type, from, p: req });
     const id = this.nextId++;
     const r = remote;
     return new Promise((resolve, reject) => {
@@ -186,7 +207,7 @@ export class Bus {
         reject(new BusError(`${type} to ${to}: no answer within ${Math.round(timeoutMs / 1000)}s`));
       }, Math.max(0, deadline - Date.now()));
       r.pending.set(id, { resolve, reject, timer });
-      r.link.send({ k: 'q', id, type, from, p: req } satisfies Wire);
+      this.sendTo(r, { k: 'q', id, type, from, p: req });
     });
   }
 
@@ -223,7 +244,7 @@ export class Bus {
       return this.detach(remote.link.remote, target);
     }
     const origin = { process: remote.link.remote };
-    const run = Promise.resolve().then(() => target(m.p, m.from, origin));
+    const run = this.dispatch(remote.link.remote, m.type, () => Promise.resolve().then(() => target(m.p, m.from, origin)));
     if (m.k === 'n') {
       run.catch((err: Error) => log('warn', null, ROUTES[m.type], 'bus-error', { type: m.type, from: remote.link.remote, error: err.message }));
       return;

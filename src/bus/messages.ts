@@ -398,6 +398,12 @@ export interface Catalog {
     req: { verbose: boolean };
     res: void;
   };
+  /** `trace`/`untrace`, `profile`/`unprofile`: what is on now; the parent tells every process. */
+  'control.trace.set': {
+    to: 'parent';
+    req: { tracing: string[]; profiling: string[] };
+    res: void;
+  };
 
   // --- control → any role
   'control.config.reload': {
@@ -484,6 +490,7 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'control.smtp.pause': 'parent',
   'control.parent.status': 'parent',
   'control.log.level': 'parent',
+  'control.trace.set': 'parent',
   'mta.body.read': 'queue',
   'mda.body.read': 'queue',
   'mta.table.lookup': 'lka',

@@ -4,6 +4,7 @@
  * daemon's user can open), and what it does. Words may be abbreviated to any unique prefix.
  */
 import type { Endpoint } from '../bus/bus.js';
+import { PROFILE_SUBSYSTEMS, TRACE_SUBSYSTEMS } from '../trace.js';
 
 export interface CommandEnv {
   bus: Endpoint;
@@ -21,10 +22,8 @@ export interface ControlCommand {
   handler(env: CommandEnv, args: string[]): Promise<unknown>;
 }
 
-export const TRACE_SUBSYSTEMS = [
-  'imsg', 'io', 'smtp', 'filters', 'transfer', 'bounce', 'scheduler', 'expand', 'lookup', 'stat',
-  'rules', 'mproc', 'tables', 'queue', 'all',
-];
+/** smtpctl's str_to_trace() words; `all` is every subsystem (~TRACE_DEBUG). */
+export const TRACE_WORDS = [...TRACE_SUBSYSTEMS, 'all'];
 
 function pauseSmtp(paused: boolean) {
   return async (env: CommandEnv) => {
@@ -47,11 +46,14 @@ async function stats(env: CommandEnv) {
   return { uptime, stats };
 }
 
-function toggle(set: Set<string>, on: boolean, allowed: string[]) {
-  return async (_env: CommandEnv, [sub]: string[]) => {
-    if (!allowed.includes(sub!)) throw new Error(`invalid subsystem: ${sub}`);
-    if (on) set.add(sub!);
-    else set.delete(sub!);
+/** The set changes here, then the parent passes the whole state to every process (IMSG_CTL_TRACE_*). */
+function toggle(which: 'traces' | 'profiles', on: boolean) {
+  const allowed: readonly string[] = which === 'traces' ? TRACE_WORDS : PROFILE_SUBSYSTEMS;
+  return async (env: CommandEnv, [sub]: string[]) => {
+    if (!allowed.includes(sub!)) throw new Error(`invalid ${which === 'traces' ? 'trace' : 'profile'} keyword: ${sub}`);
+    const set = env[which];
+    for (const s of sub === 'all' ? TRACE_SUBSYSTEMS : [sub!]) (on ? set.add(s) : set.delete(s));
+    await env.bus.request('control.trace.set', { tracing: [...env.traces], profiling: [...env.profiles] });
     return { [sub!]: on };
   };
 }
@@ -71,10 +73,10 @@ export function baseCommands(env: CommandEnv): ControlCommand[] {
     { words: ['monitor'], args: { min: 0, max: 0, names: '' }, handler: stats },
     { words: ['log', 'brief'], args: { min: 0, max: 0, names: '' }, handler: logLevel(false) },
     { words: ['log', 'verbose'], args: { min: 0, max: 0, names: '' }, handler: logLevel(true) },
-    { words: ['trace'], args: { min: 1, max: 1, names: '<subsystem>' }, handler: toggle(env.traces, true, TRACE_SUBSYSTEMS) },
-    { words: ['untrace'], args: { min: 1, max: 1, names: '<subsystem>' }, handler: toggle(env.traces, false, TRACE_SUBSYSTEMS) },
-    { words: ['profile'], args: { min: 1, max: 1, names: 'queue|imsg' }, handler: toggle(env.profiles, true, ['queue', 'imsg']) },
-    { words: ['unprofile'], args: { min: 1, max: 1, names: 'queue|imsg' }, handler: toggle(env.profiles, false, ['queue', 'imsg']) },
+    { words: ['trace'], args: { min: 1, max: 1, names: '<subsystem>' }, handler: toggle('traces', true) },
+    { words: ['untrace'], args: { min: 1, max: 1, names: '<subsystem>' }, handler: toggle('traces', false) },
+    { words: ['profile'], args: { min: 1, max: 1, names: 'queue|imsg' }, handler: toggle('profiles', true) },
+    { words: ['unprofile'], args: { min: 1, max: 1, names: 'queue|imsg' }, handler: toggle('profiles', false) },
   ];
 }
 

@@ -2,7 +2,7 @@
  * Every control command as one table (the daemon answers them) and their synopses for
  * `tsmtpctl help`, with the commands tsmtpctl answers by itself.
  */
-import { baseCommands, TRACE_SUBSYSTEMS, type CommandEnv, type ControlCommand } from './commands.js';
+import { baseCommands, TRACE_WORDS, type CommandEnv, type ControlCommand } from './commands.js';
 import { mtaCommands } from './mta-commands.js';
 import { queueCommands } from './queue-commands.js';
 
@@ -21,4 +21,4 @@ export function commandSynopses(): string[] {
   return [...new Set([...daemon, ...CLIENT_COMMANDS])].sort();
 }
 
-export const SUBSYSTEMS_LINE = `trace/untrace subsystems: ${TRACE_SUBSYSTEMS.join(', ')}`;
+export const SUBSYSTEMS_LINE = `trace/untrace subsystems: ${TRACE_WORDS.join(', ')}`;

@@ -5,6 +5,7 @@
  * workers and control, filter pipes for the lka. It exits when the parent says so, or when the
  * parent is gone; an uncaught error ends this process only, and the parent starts a new one.
  */
+import { setTracing } from '../trace.js';
 import type { Socket } from 'node:net';
 import { Bus, type Role } from '../bus/bus.js';
 import { IpcLink, SocketLink } from '../bus/link.js';
@@ -32,7 +33,7 @@ export interface ChildInit {
   verbose: boolean;
   checkBus: boolean;
   keys?: Keyring;
-  log: { level: Level; timestamps: boolean; syslog: boolean };
+  log: { level: Level; timestamps: boolean; syslog: boolean; tracing: { on: string[]; profiles: string[] } };
 }
 
 /** What the parent sends a child besides bus traffic. */
@@ -45,6 +46,7 @@ export type ParentMessage =
   /** `query`: from the mailq socket, which answers `show queue` alone. */
   | { t: 'control-conn'; query: boolean }
   | { t: 'log'; level: Level }
+  | { t: 'trace'; on: string[]; profiles: string[] }
   | { t: 'stop' }
   | FilterReply;
 
@@ -76,6 +78,7 @@ function die(err: unknown): never {
 
 async function init(i: ChildInit): Promise<void> {
   configureLog({ level: i.log.level, timestamps: i.log.timestamps, syslog: i.log.syslog });
+  setTracing(i.log.tracing.on, i.log.tracing.profiles);
   bus = new Bus({ process: name, checkSerializable: i.checkBus });
   bus.attach(new IpcLink('parent', process), PROCESS_ROLES.parent);
   if (kind === 'lka') filters = new FilterProxy((m) => process.send!(m));
@@ -127,6 +130,8 @@ function onMessage(m: ParentMessage | { bus: unknown }, handle: unknown): void {
       return (roles.find((r) => r.name === 'control') as ControlRole).adopt(handle as Socket, m.query);
     case 'log':
       return configureLog({ level: m.level });
+    case 'trace':
+      return setTracing(m.on, m.profiles);
     case 'stop':
       return void stop();
     default:

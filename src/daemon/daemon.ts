@@ -5,6 +5,7 @@
  * accepted before the queue and the lka can serve it) and stop in reverse (the listeners first,
  * so sessions get their 421 while the queue is still there to roll back their transactions).
  */
+import { setTracing } from '../trace.js';
 import { Bus, type Role } from '../bus/bus.js';
 import type { RoleName } from '../bus/messages.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -63,6 +64,7 @@ export class Daemon {
       ban: (address, ms) => smtp.admission.ban(address, ms),
       status: () => [{ name: 'daemon', pid: process.pid, user: String(process.getuid?.() ?? ''), uptime: Math.floor((Date.now() - this.startedAt) / 1000), restarts: 0 }],
       logLevel: (verbose) => configureLog({ level: verbose ? 'debug' : 'info' }),
+      tracing: (on, profiles) => setTracing(on, profiles),
     });
     this.bus.register(parent as Role<RoleName>);
     this.roles.set('parent', parent as Role<RoleName>);

@@ -13,6 +13,8 @@ export interface ParentHooks {
   pause(req: Req<'control.smtp.pause'>): Res<'control.smtp.pause'>;
   status(): ProcessStatus[];
   logLevel(verbose: boolean): void;
+  /** Switch trace subsystems and profiles on in every process (smtpd.c IMSG_CTL_TRACE_*, IMSG_CTL_PROFILE_*). */
+  tracing(tracing: string[], profiling: string[]): void;
   ban(address: string, durationMs: number): void;
 }
 
@@ -34,6 +36,7 @@ export function createParentRole(hooks: ParentHooks): Role<'parent'> {
       'control.smtp.pause': (req) => hooks.pause(req),
       'control.parent.status': () => ({ processes: hooks.status() }),
       'control.log.level': ({ verbose }) => hooks.logLevel(verbose),
+      'control.trace.set': ({ tracing, profiling }) => hooks.tracing(tracing, profiling),
       'lka.forward.read': forward,
       'lka.auth.system': ({ user, password }) => checkSystemPassword(user, password, crypt),
       'lka.auth.ban': ({ address, durationMs }) => hooks.ban(address, durationMs),

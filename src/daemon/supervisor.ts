@@ -6,6 +6,7 @@
  * here). It accepts connections without reading them and hands each to the smtp worker with the
  * fewest sessions, or to the control process.
  */
+import { setTracing } from '../trace.js';
 import { withoutQueueKey } from './queue-key.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { chmodSync, unlinkSync } from 'node:fs';
@@ -139,6 +140,7 @@ export class Supervisor {
       ban: (address, ms) => this.admission.ban(address, ms),
       status: () => this.status(),
       logLevel: (verbose) => this.setLogLevel(verbose ? 'debug' : 'info'),
+      tracing: (on, profiles) => this.setTracing(on, profiles),
     }) as Role<RoleName>;
     const mda = buildRole('mda', { ...ctx, bus: this.bus.endpoint('mda') }, { adopt: true });
     this.parentRoles = [parent, mda];
@@ -177,7 +179,7 @@ export class Supervisor {
     return {
       config: slot.kind === 'queue' ? this.o.config : withoutQueueKey(this.o.config), spool: this.o.spool, backends: this.o.backends, serverName: this.o.serverName,
       verbose: this.o.verbose, checkBus: this.o.checkBus, ...(keys ? { keys } : {}),
-      log: { level: logLevel(), timestamps: this.o.timestamps, syslog: this.o.syslog ?? false },
+      log: { level: logLevel(), timestamps: this.o.timestamps, syslog: this.o.syslog ?? false, tracing: this.tracing },
     };
   }
 
@@ -311,6 +313,15 @@ export class Supervisor {
     this.conns.delete(id);
     c.slot.conns.delete(id);
     this.admission.release(c.address);
+  }
+
+  /** Kept, so a process started later (a restart) traces what the others do. */
+  private tracing: { on: string[]; profiles: string[] } = { on: [], profiles: [] };
+
+  private setTracing(on: string[], profiles: string[]): void {
+    this.tracing = { on, profiles };
+    setTracing(on, profiles);
+    for (const slot of this.slots) this.send(slot, { t: 'trace', on, profiles });
   }
 
   private setLogLevel(level: Level): void {

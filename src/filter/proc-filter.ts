@@ -13,6 +13,7 @@ import type { ProcessSpec } from '../config/types.js';
 import { log } from '../log.js';
 import { filterLine, handshake, parseOutput, reportLine, type FilterDecisionWord } from './protocol.js';
 import type { FilterProcess, FilterSpawner } from './spawn.js';
+import { trace } from '../trace.js';
 
 /** OpenSMTPD's own release whose protocol tsmtpd speaks; some filters read it. */
 const SMTPD_VERSION = '7.8.0';
@@ -91,6 +92,7 @@ export class ProcFilter {
       const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
       lines.on('line', (line) => {
         if (line.length > MAX_LINE) return this.broken(`line over ${MAX_LINE} octets`);
+        trace('filters', null, 'lka', { filter: this.name, dir: '<<<', line: line.slice(0, 200) });
         const out = parseOutput(line, this.opts.version);
         if (!this.ready && out.kind === 'register') {
           if (out.subsystem !== 'smtp-in') return fail(new Error(`filter ${this.name} registered for unknown subsystem ${out.subsystem}`));
@@ -201,6 +203,7 @@ export class ProcFilter {
   }
 
   private write(line: string, encoding: BufferEncoding = 'utf8'): void {
+    trace('filters', null, 'lka', { filter: this.name, dir: '>>>', line: line.slice(0, 200) });
     if (this.child?.stdin.writable) this.child.stdin.write(`${line}\n`, encoding);
   }
 

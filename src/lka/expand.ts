@@ -12,6 +12,7 @@ import type { UserInfo } from '../queue/envelope.js';
 import type { ExpandTarget, TableSet } from '../table/types.js';
 import { parseAliasValue } from '../table/alias.js';
 import { evaluateRules } from './ruleset.js';
+import { trace } from '../trace.js';
 
 /** OpenSMTPD's expansion depth limit. */
 const MAX_DEPTH = 10;
@@ -85,6 +86,7 @@ class Expansion {
   /** An address node: remote actions end here; local ones go through virtual or become a user. */
   async address(rcpt: string, actionName: string, depth: number): Promise<void> {
     if (depth > MAX_DEPTH) throw new Refusal(false, { code: 550, enhanced: '5.4.6', text: 'Alias expansion loop or too deep' });
+    trace('expand', null, 'lka', { address: rcpt, action: actionName, depth });
     const action = this.action(actionName);
     if (action.method.kind === 'relay') return this.leaf({ kind: 'mta', action: actionName, rcpt });
     const [local, domain] = split(rcpt);

@@ -6,6 +6,7 @@
 import type { SessionFacts } from '../bus/messages.js';
 import type { Config, MatchCriterion, MatchRule, TableRef } from '../config/types.js';
 import type { TableService, TableSet } from '../table/types.js';
+import { trace } from '../trace.js';
 
 export interface RuleInput {
   facts: SessionFacts;
@@ -30,6 +31,8 @@ export async function evaluateRules(config: Config, tables: TableSet, input: Rul
     } catch (err) {
       return { kind: 'tempfail', reason: `${rule.where.file}:${rule.where.line}: ${(err as Error).message}` };
     }
+    // lka.c under TRACE_RULES: which rule decided
+    trace('rules', null, 'lka', { rule: `${rule.where.file}:${rule.where.line}`, rcpt: input.rcpt, matched });
     if (!matched) continue;
     return rule.decision.kind === 'reject' ? { kind: 'reject', rule } : { kind: 'action', action: rule.decision.action, rule };
   }

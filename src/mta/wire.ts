@@ -7,6 +7,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import type { Clock } from '../clock.js';
 import { ReplyParser, type Reply } from './reply-parser.js';
 import { MtaSessionError } from './session-error.js';
+import { trace } from '../trace.js';
 
 export interface WireTarget {
   address: string;
@@ -71,7 +72,10 @@ export class Wire {
   }
 
   private onData(d: Buffer): void {
+    trace('io', null, 'mta', { event: 'read', octets: d.length });
     for (const ev of this.parser.feed(d)) {
+      // mta_session.c: "mta: %p: <<< %s"
+      if (ev.kind === 'reply') trace('mta', null, 'mta', { dir: '<<<', code: ev.reply.code, line: ev.reply.lines[0] ?? '' });
       if (ev.kind === 'reply') this.replies.push(ev.reply);
       else this.setFailure(new MtaSessionError('io', `protocol error: ${ev.reason}`));
     }
@@ -112,6 +116,8 @@ export class Wire {
   /** Write, waiting for the socket to drain; a peer that stops reading is dropped after `timeoutMs`. */
   async write(data: string | Buffer, timeoutMs = 300_000): Promise<void> {
     if (this.failure) throw this.failure;
+    // commands, not message bodies: "mta: %p: >>> %s"
+    if (typeof data === 'string') trace('mta', null, 'mta', { dir: '>>>', line: data.split('\r\n')[0]!.replace(/^(AUTH \S+) .*/i, '$1 ...') });
     if (this.socket.write(data)) return;
     const sock = this.socket;
     await new Promise<void>((res) => {

@@ -14,6 +14,7 @@ import { reportNeedsUtf8, shouldNotify, writeDsnReport, type DsnDelay, type DsnK
 import type { Timer } from '../clock.js';
 import type { Envelope } from './envelope.js';
 import type { Queue } from './queue.js';
+import { trace } from '../trace.js';
 
 /** How long the failures of one message are gathered before the report is written. */
 const GATHER_MS = 1000;
@@ -149,6 +150,7 @@ export class Bouncer {
       this.ctx.bus.notify('queue.envelope.submit', { envelopes: stored }, () => undefined);
       // queue_bounce(): one per bounce envelope stored (monitor's bounce)
       this.ctx.bus.notify('stat.increment', { key: 'queue.bounce', by: stored.length }, () => undefined);
+      trace('bounce', first.msgid, 'queue', { kind, to: first.sender, envelopes: stored.map((e) => e.id).join(',') });
       log('info', first.msgid, 'queue', 'bounce', { msgid: first.msgid, kind, to: `<${first.sender}>`, rcpts: items.length });
     } finally {
       await body.release();

@@ -7,6 +7,7 @@ import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import { log } from '../log.js';
+import { profileQueue } from '../trace.js';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend } from './backend.js';
 import { decodeBody, encodeBody, isPlain, type BodyCodec } from './body-codec.js';
 import { queueKey } from './crypto.js';
@@ -169,7 +170,7 @@ export class Queue {
 
   private async commitGroup(group: Pending[]): Promise<void> {
     try {
-      await this.backend.commit(group.map((p) => p.item));
+      await profileQueue('queue_message_commit', () => this.backend.commit(group.map((p) => p.item)));
       for (const p of group) p.resolve();
       return;
     } catch (err) {
@@ -208,7 +209,7 @@ export class Queue {
   /** A plain-text path to the body; decrypted/decompressed into a temp file when needed. */
   async body(msgid: string): Promise<BodyHandle> {
     if (!isMsgid(msgid)) throw new QueueError('notfound', `bad msgid ${JSON.stringify(msgid)}`);
-    const stored = await this.backend.openBody(msgid);
+    const stored = await profileQueue('queue_message_fd_r', () => this.backend.openBody(msgid));
     if (isPlain(this.codec)) return stored;
     const dst = join(this.backend.tempDir(), `${msgid}.${hex8()}.plain`);
     try {
@@ -220,17 +221,17 @@ export class Queue {
   }
 
   async load(evpid: string): Promise<Envelope | undefined> {
-    return isEvpid(evpid) ? this.backend.loadEnvelope(evpid) : undefined;
+    return isEvpid(evpid) ? profileQueue('queue_envelope_load', () => this.backend.loadEnvelope(evpid)) : undefined;
   }
 
   async update(e: Envelope): Promise<void> {
     if (!isEvpid(e.id) || e.id.slice(0, 8) !== e.msgid) throw new QueueError('notfound', `bad envelope id ${e.id}`);
-    await this.backend.updateEnvelope(e);
+    await profileQueue('queue_envelope_update', () => this.backend.updateEnvelope(e));
   }
 
   async remove(evpid: string): Promise<void> {
     if (!isEvpid(evpid)) return;
-    await this.backend.deleteEnvelope(evpid);
+    await profileQueue('queue_envelope_delete', () => this.backend.deleteEnvelope(evpid));
     log('debug', evpid, ROLE, 'remove', {});
   }
 

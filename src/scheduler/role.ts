@@ -14,6 +14,7 @@ import { isEvpid, isMsgid } from '../queue/envelope.js';
 import type { SchedulerBackend, SchedulerEntry } from './backend.js';
 import { nextTry } from './backoff.js';
 import { createSchedulerBackend } from './registry.js';
+import { trace } from '../trace.js';
 
 const DEFAULT_MAX_INFLIGHT = 5000;
 const DEFAULT_MAX_SCHEDULE = 100;
@@ -67,6 +68,7 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
     const room = Math.max(0, Math.min(maxSchedule, maxInflight - inflight));
     const batch = backend.batch(now, room, kinds, ctx.config.bounce.warnIntervals, perMessage);
     count('scheduler.envelope.expired', batch.expire.length);
+    trace('scheduler', null, 'scheduler', { deliver: batch.deliver.length, expire: batch.expire.length, warn: batch.warn.length, inflight, next: batch.nextWakeAt });
     for (const evpid of batch.expire) {
       setState(evpid, 'inflight');
       log('info', evpid, 'scheduler', 'expire', { evpid });

@@ -29,6 +29,7 @@ import { commandLabel, logAccepted, logAuthentication, logConnected, logReply } 
 import { FilterLineTooLong, SessionFilters } from './filter-client.js';
 import type { FilterPhase } from '../config/types.js';
 import type { PhaseVerdict } from '../filter/engine.js';
+import { trace } from '../trace.js';
 
 /** Bytes a client may send ahead while its DATA line is being answered. */
 const MAX_HELD_BYTES = 1024 * 1024;
@@ -269,6 +270,7 @@ export class Session {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    trace('io', this.id, 'smtp', { event: 'read', octets: chunk.length });
     const inBody = this.pacing === 'body';
     const events = this.reader.push(chunk);
     // a body earns time as it arrives
@@ -419,6 +421,7 @@ export class Session {
   }
 
   private async command(line: string): Promise<Reply | null> {
+    trace('smtp', this.id, 'smtp', { dir: '<<<', line: commandLabel(line) });
     const space = line.indexOf(' ');
     const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
     const arg = space < 0 ? '' : line.slice(space + 1).trim();
@@ -842,6 +845,7 @@ export class Session {
   private reply(reply: Reply): void {
     logReply(this.id, this.cmd, reply);
     const text = formatReply(reply);
+    trace('smtp', this.id, 'smtp', { dir: '>>>', line: text.split('\r\n')[0] });
     if (this.filters.enabled) for (const line of text.split('\r\n').slice(0, -1)) this.filters.report('protocol-server', [line]);
     if (this.socket.writable) this.socket.write(text);
   }

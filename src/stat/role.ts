@@ -10,6 +10,7 @@ import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
 import { formatPrometheus, servePrometheus } from './prometheus.js';
 import { createStatBackend } from './registry.js';
+import { trace } from '../trace.js';
 
 export function createStatRole(ctx: RoleContext): Role<'stat'> {
   const backend = createStatBackend(ctx.backends.stat);
@@ -19,8 +20,14 @@ export function createStatRole(ctx: RoleContext): Role<'stat'> {
     name: 'stat',
     peers: PEERS.stat,
     handlers: {
-      'stat.increment': (req) => backend.increment(req.key, req.labels ?? {}, req.by ?? 1),
-      'stat.decrement': (req) => backend.decrement(req.key, req.labels ?? {}, req.by ?? 1),
+      'stat.increment': (req) => {
+        trace('stat', null, 'stat', { op: 'increment', key: req.key, by: req.by ?? 1 });
+        backend.increment(req.key, req.labels ?? {}, req.by ?? 1);
+      },
+      'stat.decrement': (req) => {
+        trace('stat', null, 'stat', { op: 'decrement', key: req.key, by: req.by ?? 1 });
+        backend.decrement(req.key, req.labels ?? {}, req.by ?? 1);
+      },
       'stat.set': (req) => backend.set(req.key, req.labels ?? {}, req.value),
       'control.stat.list': () => ({ stats: backend.iterate() }),
     },

@@ -12,6 +12,7 @@ import { createTableBackend } from './registry.js';
 import { StaticBackend } from './static.js';
 import type { Credentials, ExpandTarget, Table, TableBackend, TableService, TableSet, UserEntry } from './types.js';
 import { GetpwnamBackend } from './getpwnam.js';
+import { trace } from '../trace.js';
 
 /** Lower-case A-label form of a domain; the input unchanged when it is not one. */
 function asciiDomain(d: string): string {
@@ -63,6 +64,7 @@ export class TableFront implements Table {
   ) {}
 
   async match(service: TableService, key: string): Promise<boolean> {
+    trace('lookup', null, 'lka', { table: this.name, backend: this.backendName, service, key });
     if (this.backend.check) return this.backend.check(service, key);
     // exact keys are answered by a lookup; patterns need every entry
     if (service === 'string' || service === 'source' || service === 'credentials') {

@@ -54,7 +54,7 @@ test('tsmtpctl talks to a running daemon', async () => {
     assert.match(ctl(d.spool, 'trace', 'smtp').stdout, /"smtp":true/);
     const bad = ctl(d.spool, 'trace', 'nosuch');
     assert.equal(bad.status, 1);
-    assert.match(bad.stderr, /invalid subsystem: nosuch/);
+    assert.match(bad.stderr, /invalid trace keyword: nosuch/);
     const unknown = ctl(d.spool, 'frobnicate');
     assert.equal(unknown.status, 1);
     assert.match(unknown.stderr, /unknown command: frobnicate/);
