@@ -90,7 +90,7 @@ export function reportNeedsUtf8(sender: string, recipients: DsnRecipient[]): boo
  * octet), controls and line breaks never, so nothing can start a line of its own.
  */
 function addressText(value: string, utf8: boolean): string {
-  return utf8 ? value.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\s]|[()<>\\";]/gu, '?').slice(0, 255) : headerSafe(value);
+  return headerSafe(value, utf8);
 }
 
 function notice(input: DsnInput, utf8: boolean): string[] {

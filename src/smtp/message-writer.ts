@@ -29,7 +29,7 @@ export class MessageWriter {
   /** Returns false when the caller should wait for `drained()` before writing more. */
   write(chunk: Buffer | string): boolean {
     if (this.error || this.aborted) return true;
-    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     this.bytes += b.length;
     this.buffered.push(b);
     this.bufferedBytes += b.length;

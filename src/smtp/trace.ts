@@ -16,9 +16,14 @@ export function rfc5322Date(d: Date): string {
   return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
 }
 
-/** Only printable ASCII without the characters that delimit comments and addresses in a header. */
-export function headerSafe(value: string): string {
-  return value.replace(/[^\x21-\x7e]|[()<>\\";]/g, '?').slice(0, 255);
+/**
+ * Only printable ASCII without the characters that delimit comments and addresses in a header;
+ * with `utf8` (an SMTPUTF8 message, RFC 6532) printable UTF-8 too, never a control, format or
+ * separator character.
+ */
+export function headerSafe(value: string, utf8 = false): string {
+  const unsafe = utf8 ? /[^\x21-\x7e\u0080-\u{10ffff}]|[()<>\\";]|[\p{Cc}\p{Cf}\p{Z}\p{Cs}\p{Co}\p{Cn}]/gu : /[^\x21-\x7e]|[()<>\\";]/g;
+  return value.replace(unsafe, '?').slice(0, 255);
 }
 
 export interface TlsDetails {
@@ -67,7 +72,7 @@ export function traceHeader(t: TraceInput): string {
   }
   const lines = [`Received: ${from}`, by];
   // one recipient is named; several would disclose each other (RFC 5321 §7.2)
-  if (t.rcpts.length === 1) lines.push(`\tfor <${headerSafe(t.rcpts[0]!)}>`);
+  if (t.rcpts.length === 1) lines.push(`\tfor <${headerSafe(t.rcpts[0]!, t.smtputf8)}>`);
   lines[lines.length - 1] += ';';
   lines.push(`\t${rfc5322Date(t.now)}`);
   return lines.join('\r\n') + '\r\n';

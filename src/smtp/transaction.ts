@@ -67,7 +67,7 @@ export class Transaction {
     this.writer = new MessageWriter(bus, msgid);
     this.scan = new HeaderScan(addHeaders);
     if (!this.filtered) {
-      this.writer.write(trace(msgid));
+      this.writer.write(Buffer.from(trace(msgid), 'utf8'));
       return;
     }
     // the filters get the daemon's own lines as the first lines of the message; what they send

@@ -56,6 +56,9 @@ test('a UTF-8 local part is looked up as UTF-8 (aliases) and Return-Path/Deliver
   assert.match(msg!, /^Return-Path: <émile@client\.test>$/m);
   assert.match(msg!, /^Delivered-To: jörg@example\.test$/m);
   assert.match(msg!, /^Subject: grüße$/m);
+  // the trace line of an SMTPUTF8 message names its recipient in UTF-8 (RFC 6532), not j?rg
+  assert.match(msg!, /^\tfor <jörg@example\.test>;$/m);
+  assert.match(msg!, /with UTF8SMTP id /);
 });
 
 test('without SMTPUTF8 a non-ASCII address is refused with 553 5.6.7 (RFC 6531 §3.5), at MAIL and at RCPT', async (t) => {
