@@ -740,7 +740,9 @@ export class Session {
       ...(this.tls ? { tls: this.tls } : {}),
     });
     const add = (missing: { messageId: boolean; date: boolean }) => submissionHeaders(missing, this.serverName, new Date(this.deps.clock.now()));
-    await tx.open(this.deps.bus, trace, submission ? add : null);
+    // senders <t> masquerade: an authenticated user's From: names the sender MAIL FROM was allowed
+    const masquerade = listener.senders?.masquerade && this.facts.authUser && tx.sender !== '' ? tx.sender : null;
+    await tx.open(this.deps.bus, trace, submission ? add : null, masquerade);
   }
 
   private async endData(flags: { bareLf: boolean; bareCr: boolean; longLine: boolean }): Promise<Reply> {

@@ -61,11 +61,14 @@ export class Transaction {
   ) {}
 
   /** Ask the queue for a message and write the trace header first, through the data-line filters if any. */
-  async open(bus: Endpoint, trace: (msgid: string) => string, addHeaders: ((missing: { messageId: boolean; date: boolean }) => string) | null): Promise<void> {
+  async open(
+    bus: Endpoint, trace: (msgid: string) => string, addHeaders: ((missing: { messageId: boolean; date: boolean }) => string) | null,
+    fromSender: string | null = null,
+  ): Promise<void> {
     const { msgid } = await bus.request('smtp.message.create', { sessionId: this.sessionId });
     this.msgid = msgid;
     this.writer = new MessageWriter(bus, msgid);
-    this.scan = new HeaderScan(addHeaders);
+    this.scan = new HeaderScan(addHeaders, fromSender);
     if (!this.filtered) {
       this.writer.write(Buffer.from(trace(msgid), 'utf8'));
       return;
