@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bounceRecipient, shouldNotify, writeDsnReport, type DsnInput, type DsnKind } from '../../src/bounce/report.js';
+import { bounceRecipient, duration, shouldNotify, writeDsnReport, type DsnInput, type DsnKind } from '../../src/bounce/report.js';
 import { FakeClock } from '../../src/clock.js';
 import type { DsnParams } from '../../src/queue/envelope.js';
 
@@ -65,7 +65,7 @@ async function report(over: Partial<DsnInput>): Promise<string> {
     // nor fails anywhere but in its promise: no directory, no original
     await assert.rejects(writeDsnReport(join(dir, 'no', 'such', 'dir'), { reportingMta: 'x', sender: 'y', arrivalDate: new Date(0), ret: 'HDRS', kind: 'delay', recipients: [], originalPath, clock: new FakeClock() }), /ENOENT/);
     await assert.rejects(writeDsnReport(join(dir, 'other'), { reportingMta: 'x', sender: 'y', arrivalDate: new Date(0), ret: 'HDRS', kind: 'delay', recipients: [], originalPath: join(dir, 'missing'), clock: new FakeClock() }), /ENOENT/);
-    return readFileSync(out, 'latin1');
+    return readFileSync(out, 'utf8');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -159,4 +159,33 @@ test('shouldNotify: the RFC 3461 table; the null sender gets nothing', () => {
   }
   assert.equal(bounceRecipient(''), undefined);
   assert.equal(bounceRecipient('a@c.test'), 'a@c.test');
+});
+
+test('bounce_duration(): the largest whole unit, singular for one', () => {
+  assert.deepEqual([0, 1, 59, 60, 119, 3599, 3600, 86399, 86400, 4 * 86400 + 5].map(duration),
+    ['0 seconds', '1 second', '59 seconds', '1 minute', '1 minute', '59 minutes', '1 hour', '23 hours', '1 day', '4 days']);
+});
+
+test('notices as bounce.c words them: a delay says how long it waited and how long it is kept; a relay without DSN is `relayed`', async () => {
+  const delay = parse(await report({ kind: 'delay', delay: { delayedFor: 4 * 3600, keptFor: 4 * 86400 }, recipients: [{ finalRcpt: 'r@dest.example', status: '4.4.7', action: 'delayed', diagnostic: '451 4.3.0 later' }] }));
+  assert.match(delay.parts[0]!.body, /^A message is delayed for more than 4 hours for the following\r\nlist of recipients:\r\n/m);
+  assert.match(delay.parts[0]!.body, /^The message is kept in the queue for up to 4 days\.\r$/m);
+  const relayed = parse(await report({ kind: 'success', recipients: [{ finalRcpt: 'r@dest.example', status: '2.0.0', action: 'relayed', remoteMta: 'mx.dest.example' }] }));
+  assert.equal(relayed.top.get('subject'), 'Delivery status notification: relayed');
+  assert.match(relayed.parts[0]!.body, /^Your message was relayed to these recipients\.\r$/m);
+  const delivered = parse(await report({ kind: 'success', recipients: [{ finalRcpt: 'r@dest.example', status: '2.0.0', action: 'delivered' }] }));
+  assert.equal(delivered.top.get('subject'), 'Delivery status notification: delivered');
+});
+
+test('a report about a UTF-8 address is an RFC 6533 one: global types, utf-8 address type, UTF-8 text', async () => {
+  const { top, parts } = parse(await report({ sender: 'émile@c.test', recipients: [{ finalRcpt: 'jörg@dest.example', status: '5.6.7', action: 'failed', diagnostic: 'no SMTPUTF8' }, { finalRcpt: 'ascii@dest.example', status: '5.1.1', action: 'failed' }] }));
+  assert.equal(top.get('to'), '<émile@c.test>');
+  assert.match(top.get('content-type')!, /report-type=global-delivery-status/);
+  assert.equal(parts[0]!.headers.get('content-type'), 'text/plain; charset=utf-8');
+  assert.match(parts[0]!.body, /^jörg@dest\.example: no SMTPUTF8\r$/m);
+  assert.equal(parts[1]!.headers.get('content-type'), 'message/global-delivery-status');
+  const [, utf8, ascii] = statusGroups(parts[1]!.body);
+  assert.equal(utf8!.get('final-recipient'), 'utf-8; jörg@dest.example');
+  assert.equal(ascii!.get('final-recipient'), 'rfc822; ascii@dest.example');
+  assert.equal(parts[2]!.headers.get('content-type'), 'message/global');
 });
