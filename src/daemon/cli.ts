@@ -20,7 +20,7 @@ export const USAGE =
 
 /** `tsmtpd -h` / `--help`: the usage and every option (a test checks each parseArgs option is here). */
 export const HELP = `${USAGE}
-  -B kind=name   a backend: queue=fs (default), queue=sqlite, queue=ram; scheduler=ramqueue; stat=ram
+  -B kind=name   a backend: queue=fs (default), queue=sqlite, queue=ram; scheduler=ramqueue (default), scheduler=sqlite; stat=ram
   -D name=value  define a macro, overriding the configuration's own definition
   -d             stay in the foreground and log to stderr
   -f file        the configuration file (default /etc/tsmtpd/smtpd.conf)
@@ -61,7 +61,7 @@ export class UsageError extends Error {
 /** The backends each `-B` kind knows; a name outside these is a usage error, never a fallback. */
 export const BACKEND_NAMES: Record<keyof BackendChoice, readonly string[]> = {
   queue: ['fs', 'sqlite', 'ram', 'postgres'],
-  scheduler: ['ramqueue', 'postgres'],
+  scheduler: ['ramqueue', 'sqlite', 'postgres'],
   stat: ['ram'],
 };
 const BACKEND_KINDS = Object.keys(BACKEND_NAMES);

@@ -48,6 +48,8 @@ export interface SchedulerBackend {
    */
   batch(now: number, max: number, kinds: ReadonlySet<EnvelopeKind>, warnIntervals: number[], perMessage?: number): Batch;
   readonly size: number;
+  /** Backends that keep the schedule on disk let go of it when the role stops. */
+  close?(): void;
 }
 
 /** An envelope a node claimed from a shared store: what it needs to reschedule it. */

@@ -21,7 +21,7 @@ const DEFAULT_MAX_SCHEDULE = 100;
 const DEFAULT_MAX_EVP_BATCH = 256;
 
 export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
-  const backend: SchedulerBackend = createSchedulerBackend(ctx.backends.scheduler);
+  const backend: SchedulerBackend = createSchedulerBackend(ctx.backends.scheduler, ctx.spool);
   const limits = ctx.config.schedulerLimits;
   const maxInflight = limits['max-inflight'] ?? DEFAULT_MAX_INFLIGHT;
   const maxSchedule = limits['max-schedule'] ?? DEFAULT_MAX_SCHEDULE;
@@ -200,6 +200,7 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
       running = false;
       timer?.cancel();
       timer = null;
+      backend.close?.();
     },
   };
 }
