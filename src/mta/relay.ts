@@ -122,6 +122,7 @@ export class RelayPool {
         address, port: spec.port, hostname: host, tls: spec.tls, verify: spec.verify, helo: spec.helo, lmtp: spec.lmtp,
         timeouts, clock,
         ...(spec.ca ? { ca: spec.ca } : {}),
+        ...(spec.tlsClient ? { tlsClient: spec.tlsClient } : {}),
         ...(spec.auth ? { auth: spec.auth } : {}),
         ...(spec.localAddress ? { localAddress: spec.localAddress } : {}),
       }),

@@ -3,7 +3,7 @@
  * transactions, each answering per recipient, and QUIT. It knows nothing of relays or retries.
  */
 import { randomBytes } from 'node:crypto';
-import type { ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions, SecureVersion } from 'node:tls';
 import type { DeliveryResult } from '../bus/messages.js';
 import type { Clock } from '../clock.js';
 import type { MessageBody } from '../queue/body-ref.js';
@@ -29,6 +29,15 @@ export interface Timeouts {
 
 export const DEFAULT_TIMEOUTS: Timeouts = { connect: 30_000, command: 300_000, dataEnd: 600_000 };
 
+/** mta_setup_dispatcher(): what the relay action sets on its TLS client config. */
+export interface TlsClient {
+  cert?: Buffer;
+  key?: Buffer;
+  ciphers?: string;
+  minVersion?: SecureVersion;
+  maxVersion?: SecureVersion;
+}
+
 export interface SessionParams {
   address: string;
   port: number;
@@ -38,6 +47,8 @@ export interface SessionParams {
   verify: boolean;
   /** PEM CA certificates to verify against instead of the system's. */
   ca?: string[];
+  /** The relay action's `pki` (a client certificate), `ciphers` and `protocols` (spec.ts). */
+  tlsClient?: TlsClient;
   helo: string;
   lmtp: boolean;
   auth?: { user: string; password: string };
@@ -278,6 +289,7 @@ function tlsOptions(p: SessionParams): ConnectionOptions {
     ...(isName ? { servername: p.hostname } : {}),
     rejectUnauthorized: p.verify,
     ...(p.ca ? { ca: p.ca } : {}),
+    ...p.tlsClient,
   };
 }
 

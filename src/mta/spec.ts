@@ -9,7 +9,8 @@ import type { DeliveryResult, Req, Res } from '../bus/messages.js';
 import type { Config, RelayOptions } from '../config/types.js';
 import type { Keyring } from '../daemon/keyring.js';
 import type { Envelope } from '../queue/envelope.js';
-import type { TlsPolicy } from './session.js';
+import { protocolBounds } from '../smtp/tls.js';
+import type { TlsClient, TlsPolicy } from './session.js';
 import { parseRelayUrl, type RelayUrl } from './url.js';
 
 export interface RelaySpec {
@@ -20,6 +21,8 @@ export interface RelaySpec {
   tls: TlsPolicy;
   verify: boolean;
   ca?: string[];
+  /** The action's client certificate, ciphers and protocols (mta_setup_dispatcher). */
+  tlsClient?: TlsClient;
   lmtp: boolean;
   helo: string;
   auth?: { user: string; password: string };
@@ -106,6 +109,24 @@ function caFor(r: RelayOptions, sc: SpecContext): string[] | undefined {
   return extra.length + file.length ? [...extra, ...file] : undefined;
 }
 
+/**
+ * mta_setup_dispatcher(): the action's `ciphers`, else `smtp ciphers`; its `protocols` (libtls's
+ * default otherwise); its `pki` as the client certificate it presents.
+ */
+function tlsClientFor(r: RelayOptions, sc: SpecContext): TlsClient | undefined {
+  const out: TlsClient = {};
+  const ciphers = r.ciphers ?? sc.config.smtp.ciphers;
+  if (ciphers) out.ciphers = ciphers;
+  if (r.protocols) Object.assign(out, protocolBounds(r.protocols));
+  if (r.pki) {
+    const held = sc.keys?.pkis[r.pki];
+    const decl = held ? undefined : sc.config.pkis.get(r.pki);
+    if (held) Object.assign(out, held);
+    else if (decl?.cert && decl.key) Object.assign(out, { cert: readFileSync(decl.cert), key: readFileSync(decl.key) });
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
 export async function relaySpec(e: Envelope, r: RelayOptions, sc: SpecContext): Promise<RelaySpec | DeliveryResult> {
   const domain = domainOf(e.rcpt);
   const urlText = await relayUrl(r, domain, sc);
@@ -132,9 +153,11 @@ export async function relaySpec(e: Envelope, r: RelayOptions, sc: SpecContext): 
   };
   const ca = caFor(r, sc);
   if (ca) spec.ca = ca;
+  const tlsClient = tlsClientFor(r, sc);
+  if (tlsClient) spec.tlsClient = tlsClient;
   // the credentials as looked up now, not just their label: sessions logged in with a password
   // that `tsmtpctl update table` has since replaced are not reused (a digest keeps it out of logs)
   const login = auth ? createHash('sha256').update(`${auth.user}\0${auth.password}`).digest('hex').slice(0, 16) : '';
-  spec.key = JSON.stringify([spec.target, spec.port, spec.tls, spec.verify, spec.lmtp, spec.helo, url?.label ?? '', r.authTable ?? '', login, spec.localAddress ?? '', r.ca ?? '', spec.backupOf ?? '']);
+  spec.key = JSON.stringify([spec.target, spec.port, spec.tls, spec.verify, spec.lmtp, spec.helo, url?.label ?? '', r.authTable ?? '', login, spec.localAddress ?? '', r.ca ?? '', spec.backupOf ?? '', r.pki ?? '', tlsClient?.ciphers ?? '', r.protocols ?? '']);
   return spec;
 }

@@ -76,6 +76,8 @@ export class Sink {
   readonly transactions: SinkTransaction[] = [];
   /** Every command line, per connection. */
   readonly commands: string[][] = [];
+  /** smtps handshakes: the client certificate's CN (when one was presented), protocol and cipher. */
+  readonly handshakes: { peer: string | undefined; protocol: string; cipher: string }[] = [];
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   port = 0;
@@ -109,6 +111,12 @@ export class Sink {
     raw.on('error', () => {});
     const conn = this.commands.push([]) - 1;
     const sock = this.opts.smtps && this.opts.cert ? new TLSSocket(raw, { isServer: true, ...this.opts.cert }) : raw;
+    if (sock instanceof TLSSocket) {
+      sock.on('secure', () => this.handshakes.push({
+        peer: (sock.getPeerCertificate() as { subject?: { CN?: string } } | null)?.subject?.CN,
+        protocol: sock.getProtocol() ?? '', cipher: sock.getCipher()?.name ?? '',
+      }));
+    }
     new SinkConnection(this, conn, sock, sock !== raw).start();
   }
 }
