@@ -13,7 +13,7 @@ import type { Endpoint } from '../bus/bus.js';
 import type { SessionFacts } from '../bus/messages.js';
 import type { Config, Listener } from '../config/types.js';
 import type { Clock } from '../clock.js';
-import { log } from '../log.js';
+import { log, quoted } from '../log.js';
 import { BDAT_COMMAND, LineReader, type FrameEvent } from './line-reader.js';
 import { Deadline } from './deadline.js';
 import { authFailurePauseMs } from './auth-failures.js';
@@ -23,7 +23,7 @@ import { Transaction } from './transaction.js';
 import { addressKey, parseForwardPath, parseReversePath } from './address.js';
 import { parseMailParams, parseRcptParams } from './params.js';
 import { traceHeader, submissionHeaders } from './trace.js';
-import { acceptTls, tlsDetails, type ListenerTls, type TlsDetails } from './tls.js';
+import { acceptTls, peerCertHash, tlsDetails, type ListenerTls, type TlsDetails } from './tls.js';
 import { SaslExchange, type SaslStep } from './sasl.js';
 import { commandLabel, logAccepted, logAuthentication, logConnected, logReply } from './session-log.js';
 import { FilterLineTooLong, SessionFilters } from './filter-client.js';
@@ -202,8 +202,11 @@ export class Session {
     this.socket = secure;
     plain.removeAllListeners('error');
     plain.on('error', () => undefined);
-    this.tls = tlsDetails(this.socket as import('node:tls').TLSSocket);
+    this.tls = tlsDetails(secure, this.deps.tls!.requestCert);
     this.facts.tls = true;
+    // smtp_tls_started(): a client certificate is logged, `verified` only on a verify listener
+    const fingerprint = peerCertHash(secure);
+    if (fingerprint) log('info', this.id, 'smtp', 'cert-check', { result: quoted(this.tls.verified ? 'verified' : 'unchecked'), fingerprint: quoted(fingerprint) });
     // smtp_tls_started(): `ciphers=` in tls_to_text()'s version:cipher:bits
     const ciphers = `${this.tls.version}:${this.tls.cipher}:${this.tls.bits}`;
     log('info', this.id, 'smtp', 'tls', { ciphers });

@@ -84,7 +84,6 @@ export function acceptTls(socket: Socket, tls: ListenerTls, timeoutMs: number): 
       secureContext: tls.context,
       SNICallback: tls.sni,
       requestCert: tls.requestCert,
-      // verification is judged per session (`tls-require verify`), not by dropping the handshake
       rejectUnauthorized: false,
     });
     const timer = setTimeout(() => {
@@ -93,7 +92,10 @@ export function acceptTls(socket: Socket, tls: ListenerTls, timeoutMs: number): 
     }, timeoutMs);
     secure.once('secure', () => {
       clearTimeout(timer);
-      resolve(secure);
+      const refused = tls.requestCert ? clientCertError(secure) : null;
+      if (!refused) return resolve(secure);
+      secure.destroy();
+      reject(new Error(`client certificate refused: ${refused}`));
     });
     secure.once('error', (err) => {
       clearTimeout(timer);
@@ -109,13 +111,35 @@ export function acceptTls(socket: Socket, tls: ListenerTls, timeoutMs: number): 
   });
 }
 
-export function tlsDetails(s: TLSSocket): TlsDetails {
+/**
+ * `verify` (smtp.c: tls_config_verify_client()): the client must present a certificate that
+ * OpenSSL verified against the listener's ca (else the default roots). A TLSSocket made on an
+ * accepted socket, outside a tls.Server, gets no such check from Node (tls.Server's
+ * onServerSocketSecure makes it), so it is made here the same way: OpenSSL's verify result for
+ * the handshake, which Node keeps on the socket's handle. Anything unexpected refuses.
+ */
+function clientCertError(secure: TLSSocket): string | null {
+  const handle = (secure as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
+  if (typeof handle?.verifyError !== 'function') return 'no verification result';
+  const err = handle.verifyError();
+  if (err) return err.code ?? err.message;
+  return secure.getPeerX509Certificate() ? null : 'no certificate';
+}
+
+/** tls_peer_cert_hash(): `SHA256:` and the certificate's digest in hex, or null without a certificate. */
+export function peerCertHash(s: TLSSocket): string | null {
+  const fp = s.getPeerCertificate()?.fingerprint256;
+  return fp ? `SHA256:${fp.replaceAll(':', '').toLowerCase()}` : null;
+}
+
+export function tlsDetails(s: TLSSocket, verified: boolean): TlsDetails {
   const cipher = s.getCipher();
   const bits = (s.getCipher() as { standardName?: string; version?: string; name: string; bits?: number }).bits;
   return {
     version: s.getProtocol() ?? 'unknown',
     cipher: cipher?.standardName ?? cipher?.name ?? 'unknown',
     bits: bits ?? (/256/.test(cipher?.name ?? '') ? 256 : 128),
-    verified: s.authorized,
+    // on a `verify` listener every session that got this far was verified (clientCertError)
+    verified: verified,
   };
 }
