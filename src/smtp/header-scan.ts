@@ -1,16 +1,37 @@
 /**
- * Watches the header section of a body as it streams past: counts `Received:` hops for loop
- * detection and, on submission listeners, inserts `Message-ID:` and `Date:` just before the blank
- * line when the client left them out; with `senders <t> masquerade`, rewrites From: to name the
- * envelope sender (masquerade.ts). Memory stays bounded: one header line is held (a From: field
- * with its folds, up to MAX_FROM), and past the header section bytes go straight through.
+ * The header section of a body as it streams past, changed as OpenSMTPD's smtp_tx_dataline()
+ * changes it: `Bcc:` fields are left out, the addresses of `To:`, `Cc:` and `From:` without a
+ * domain get the listener's hostname (header-domain.ts), `Received:` hops are counted for loop
+ * detection and, where the caller asks for it (the local socket and port 587), `Date:` and
+ * `Message-ID:` are inserted just before the blank line when the client left them out; with
+ * `senders <t> masquerade`, From: names the envelope sender (masquerade.ts).
+ *
+ * Memory stays bounded: one header line is held (a longer one passes whole, or is dropped whole
+ * inside a Bcc field), a To/Cc/From field up to MAX_FIELD octets (a longer one passes unchanged,
+ * where OpenSMTPD's parser would refuse the message), and past the header section bytes go
+ * straight through.
  */
+import { appendDomains } from './header-domain.js';
 import { masqueradeFrom } from './masquerade.js';
 
 /** A header line longer than this is not inspected further (it still passes through whole). */
 const MAX_INSPECTED = 1000;
-/** A From: field longer than this passes unchanged (smtpd leaves what overflows its buffer too). */
-const MAX_FROM = 8192;
+/** rfc5322.c's value buffer: the longest To/Cc/From field completed. */
+const MAX_FIELD = 65_536;
+
+/** What happens to the lines of the current field: passed on, left out (Bcc) or held to complete (To/Cc/From). */
+type Field = 'pass' | 'drop' | 'hold';
+
+const ADDRESS_FIELDS = new Set(['to', 'cc', 'from']);
+
+export interface HeaderChanges {
+  /** `addHeaders(missing)` returns the header lines to insert (CRLF-terminated), or null for none. */
+  addHeaders: ((missing: { messageId: boolean; date: boolean }) => string) | null;
+  /** The listener's hostname, for addresses without a domain in To/Cc/From. */
+  domain: string;
+  /** `senders <t> masquerade`: the address every address of From: becomes (masquerade.ts). */
+  masquerade?: string | null;
+}
 
 export class HeaderScan {
   hops = 0;
@@ -19,27 +40,21 @@ export class HeaderScan {
   private lineLength = 0;
   private seenMessageId = false;
   private seenDate = false;
-  /** Inside a header line already passed on: the rest of it goes straight through. */
-  private skipping = false;
-  /** The last header line seen has no line end yet. */
-  private lineOpen = false;
+  /** Inside a header line already dealt with: the rest of it is passed on or dropped. */
+  private skipping: 'no' | 'pass' | 'drop' = 'no';
+  private field: Field = 'pass';
+  private held: Buffer[] = [];
+  private heldLength = 0;
+  /** How long the line being read may grow, once it is past MAX_INSPECTED (lineLimit). */
+  private limit: number | null = null;
+  /** The last octet passed on, to know whether output ends inside a line. */
+  private last = 0x0a;
 
-  /** The From: field being held for rewriting, line by line. */
-  private from: Buffer[] | null = null;
-  private fromLength = 0;
+  constructor(private readonly changes: HeaderChanges) {}
 
-  /**
-   * `addHeaders(missing)` returns the header lines to insert (CRLF-terminated), or null for none;
-   * `fromSender`, when given, is the address every address of From: becomes.
-   */
-  constructor(
-    private readonly addHeaders: ((missing: { messageId: boolean; date: boolean }) => string) | null,
-    private readonly fromSender: string | null = null,
-  ) {}
-
-  /** Bytes in, bytes out (possibly with headers inserted), in order. */
+  /** Bytes in, bytes out (fields changed, headers inserted), in order. */
   push(bytes: Buffer): Buffer[] {
-    if (!this.inHeaders) return [bytes];
+    if (!this.inHeaders) return this.emit([], bytes);
     const out: Buffer[] = [];
     let start = 0;
     while (this.inHeaders && start < bytes.length) {
@@ -47,45 +62,31 @@ export class HeaderScan {
       const end = lf === -1 ? bytes.length : lf + 1;
       const piece = bytes.subarray(start, end);
       start = end;
-      this.lineOpen = lf === -1;
-      if (this.skipping) {
-        out.push(piece);
-        if (lf !== -1) this.skipping = false;
+      if (this.skipping !== 'no') {
+        if (this.skipping === 'pass') this.emit(out, piece);
+        if (lf !== -1) this.skipping = 'no';
         continue;
       }
       this.line.push(piece);
       this.lineLength += piece.length;
       if (lf === -1) {
-        // a header line too long to inspect is looked at once and passed on, not held
-        if (this.lineLength > MAX_INSPECTED) out.push(...this.releaseFrom(false), this.takeLine(true));
+        // a header line too long to hold is looked at once and dealt with whole
+        if (this.lineLength > MAX_INSPECTED && this.lineLength > this.lineLimit()) this.onLine(this.takeLine(), true, out);
         continue;
       }
-      const line = this.takeLine(false);
-      if (this.from) {
-        // a fold continues the From: field; anything else ends it
-        if ((line[0] === 0x20 || line[0] === 0x09) && this.fromLength + line.length <= MAX_FROM) {
-          this.from.push(line);
-          this.fromLength += line.length;
-          continue;
-        }
-        out.push(...this.releaseFrom(this.fromLength + line.length <= MAX_FROM || !(line[0] === 0x20 || line[0] === 0x09)));
-      }
-      if (this.fromSender !== null && line.subarray(0, 5).toString('latin1').toLowerCase() === 'from:') {
-        this.from = [line];
-        this.fromLength = line.length;
-        continue;
-      }
+      const line = this.takeLine();
       if (line.length === 1 || (line.length === 2 && line[0] === 0x0d)) {
         // the blank line: the header section ends here; insert what is missing before it
+        this.endField(out);
         this.inHeaders = false;
         const extra = this.missing();
-        if (extra) out.push(Buffer.from(extra, 'utf8'));
+        if (extra) this.emit(out, Buffer.from(extra, 'utf8'));
+        this.emit(out, line);
       } else {
-        this.inspect(line);
+        this.onLine(line, false, out);
       }
-      out.push(line);
     }
-    if (start < bytes.length) out.push(bytes.subarray(start));
+    if (start < bytes.length) this.emit(out, bytes.subarray(start));
     return out;
   }
 
@@ -94,47 +95,116 @@ export class HeaderScan {
    * what is missing is added after it (on a line of its own), as it would be before a blank line.
    */
   end(): Buffer[] {
-    const out = this.releaseFrom(true);
-    if (this.line.length) out.push(this.takeLine(true));
+    const out: Buffer[] = [];
+    if (this.line.length) this.onLine(this.takeLine(), false, out);
+    this.endField(out);
     if (!this.inHeaders) return out;
     this.inHeaders = false;
     const extra = this.missing();
-    if (extra) out.push(Buffer.from(`${this.lineOpen ? '\r\n' : ''}${extra}`, 'utf8'));
+    if (extra) this.emit(out, Buffer.from(`${this.last === 0x0a ? '' : '\r\n'}${extra}`, 'utf8'));
     return out;
   }
 
-  /** The held From: field, rewritten (or as it came, when too long to rewrite). */
-  private releaseFrom(rewrite: boolean): Buffer[] {
-    if (!this.from) return [];
-    const field = Buffer.concat(this.from).toString('latin1');
-    this.from = null;
-    this.fromLength = 0;
-    if (!rewrite) return [Buffer.from(field, 'latin1')];
-    // byte for byte: the header as latin1, the sender as its UTF-8 octets
-    const sender = Buffer.from(this.fromSender!, 'utf8').toString('latin1');
-    return [Buffer.from(`${field.slice(0, 5)}${masqueradeFrom(field.slice(5), sender)}`, 'latin1')];
+  /** How long the line being read may grow: a To/Cc/From field is held whole, up to MAX_FIELD. */
+  private lineLimit(): number {
+    if (this.limit !== null) return this.limit;
+    const head = this.line[0]!;
+    if (head[0] === 0x20 || head[0] === 0x09) this.limit = this.field === 'hold' ? MAX_FIELD - this.heldLength : MAX_INSPECTED;
+    else {
+      const name = fieldName(Buffer.concat(this.line).subarray(0, MAX_INSPECTED + 1));
+      this.limit = name !== null && ADDRESS_FIELDS.has(name) ? MAX_FIELD : MAX_INSPECTED;
+    }
+    return this.limit;
   }
 
-  private takeLine(inspect: boolean): Buffer {
+  /** One header line (or the first octets of a longer one than it may hold, `partial`). */
+  private onLine(line: Buffer, partial: boolean, out: Buffer[]): void {
+    if (line[0] === 0x20 || line[0] === 0x09) {
+      // a continuation line belongs to the field before it
+      if (this.field === 'drop') {
+        if (partial) this.skipping = 'drop';
+        return;
+      }
+      if (this.field === 'hold' && !partial && this.heldLength + line.length <= MAX_FIELD) {
+        this.held.push(line);
+        this.heldLength += line.length;
+        return;
+      }
+      if (this.field === 'hold') this.release(out);
+      this.emit(out, line);
+      if (partial) this.skipping = 'pass';
+      return;
+    }
+    this.endField(out);
+    const name = fieldName(line);
+    if (name === 'received') this.hops++;
+    else if (name === 'message-id') this.seenMessageId = true;
+    else if (name === 'date') this.seenDate = true;
+    if (name === 'bcc') {
+      this.field = 'drop';
+      if (partial) this.skipping = 'drop';
+      return;
+    }
+    if (name !== null && ADDRESS_FIELDS.has(name) && !partial && line.length <= MAX_FIELD) {
+      this.field = 'hold';
+      this.held = [line];
+      this.heldLength = line.length;
+      return;
+    }
+    this.field = 'pass';
+    this.emit(out, line);
+    if (partial) this.skipping = 'pass';
+  }
+
+  /** The field before the next one (or the blank line) is complete: a held one goes out completed. */
+  private endField(out: Buffer[]): void {
+    if (this.field === 'hold') {
+      const text = Buffer.concat(this.held).toString('latin1');
+      const colon = text.indexOf(':');
+      let value = appendDomains(text.slice(colon + 1), this.changes.domain);
+      // each address completed, then (From: alone) replaced by the sender, as the callback does
+      const { masquerade } = this.changes;
+      if (masquerade && text.slice(0, colon).toLowerCase() === 'from') value = masqueradeFrom(value, Buffer.from(masquerade, 'utf8').toString('latin1'));
+      this.emit(out, Buffer.from(text.slice(0, colon + 1) + value, 'latin1'));
+      this.held = [];
+      this.heldLength = 0;
+    }
+    this.field = 'pass';
+  }
+
+  /** A held field too long to complete goes out as it came. */
+  private release(out: Buffer[]): void {
+    for (const b of this.held) this.emit(out, b);
+    this.held = [];
+    this.heldLength = 0;
+    this.field = 'pass';
+  }
+
+  private takeLine(): Buffer {
     const line = Buffer.concat(this.line);
     this.line = [];
     this.lineLength = 0;
-    if (inspect) {
-      this.inspect(line);
-      this.skipping = true;
-    }
+    this.limit = null;
     return line;
   }
 
-  private inspect(line: Buffer): void {
-    const head = line.subarray(0, 16).toString('latin1').toLowerCase();
-    if (head.startsWith('received:')) this.hops++;
-    else if (head.startsWith('message-id:')) this.seenMessageId = true;
-    else if (head.startsWith('date:')) this.seenDate = true;
+  private emit(out: Buffer[], b: Buffer): Buffer[] {
+    if (b.length) {
+      out.push(b);
+      this.last = b[b.length - 1]!;
+    }
+    return out;
   }
 
   private missing(): string | null {
-    if (!this.addHeaders || (this.seenMessageId && this.seenDate)) return null;
-    return this.addHeaders({ messageId: !this.seenMessageId, date: !this.seenDate });
+    if (!this.changes.addHeaders || (this.seenMessageId && this.seenDate)) return null;
+    return this.changes.addHeaders({ messageId: !this.seenMessageId, date: !this.seenDate });
   }
+}
+
+/** rfc5322.c's header name: everything before the colon, compared case-blind; null for a line with none. */
+function fieldName(line: Buffer): string | null {
+  const colon = line.indexOf(0x3a);
+  if (colon === -1 || colon > MAX_INSPECTED) return null;
+  return line.subarray(0, colon).toString('latin1').toLowerCase();
 }

@@ -733,7 +733,8 @@ export class Session {
 
   private async openMessage(tx: Transaction): Promise<void> {
     const { listener } = this.deps;
-    const submission = listener.kind === 'socket' || listener.auth !== 'none';
+    // Date and Message-ID are added on the local socket and on port 587 alone (smtp_tx_dataline)
+    const submission = listener.kind === 'socket' || listener.port === 587;
     // smtp_message_begin(): `X-Spam: Yes` first when a filter marked the message as junk, then
     // Received; both go through the data-line filters when there are any (smtp_filter_printf)
     const trace = (msgid: string) => (tx.junk ? 'X-Spam: Yes\r\n' : '') + traceHeader({
@@ -742,10 +743,12 @@ export class Session {
       now: new Date(this.deps.clock.now()),
       ...(this.tls ? { tls: this.tls } : {}),
     });
-    const add = (missing: { messageId: boolean; date: boolean }) => submissionHeaders(missing, this.serverName, new Date(this.deps.clock.now()));
+    // Message-ID and the completed addresses name the listener (listener->hostname), not the
+    // per-address name Received: gives
+    const add = (missing: { messageId: boolean; date: boolean }) => submissionHeaders(missing, this.deps.hostname, new Date(this.deps.clock.now()));
     // senders <t> masquerade: an authenticated user's From: names the sender MAIL FROM was allowed
     const masquerade = listener.senders?.masquerade && this.facts.authUser && tx.sender !== '' ? tx.sender : null;
-    await tx.open(this.deps.bus, trace, submission ? add : null, masquerade);
+    await tx.open(this.deps.bus, trace, { addHeaders: submission ? add : null, domain: this.deps.hostname, masquerade });
   }
 
   private async endData(flags: { bareLf: boolean; bareCr: boolean; longLine: boolean }): Promise<Reply> {

@@ -78,10 +78,10 @@ export function traceHeader(t: TraceInput): string {
   return lines.join('\r\n') + '\r\n';
 }
 
-/** The headers a submission listener adds when the client's message lacks them. */
+/** The headers added on the local socket and port 587 when the message lacks them: Date, then a 64-bit Message-ID (smtp_tx_dataline). */
 export function submissionHeaders(missing: { messageId: boolean; date: boolean }, hostname: string, now: Date): string {
   let out = '';
-  if (missing.messageId) out += `Message-ID: <${randomBytes(12).toString('hex')}@${headerSafe(hostname)}>\r\n`;
   if (missing.date) out += `Date: ${rfc5322Date(now)}\r\n`;
+  if (missing.messageId) out += `Message-ID: <${randomBytes(8).toString('hex')}@${headerSafe(hostname)}>\r\n`;
   return out;
 }

@@ -10,7 +10,7 @@ import type { Endpoint } from '../bus/bus.js';
 import type { DsnParams } from '../queue/envelope.js';
 import type { Reply } from './reply.js';
 import { MessageWriter } from './message-writer.js';
-import { HeaderScan } from './header-scan.js';
+import { HeaderScan, type HeaderChanges } from './header-scan.js';
 import type { FilteredBody } from './filter-client.js';
 
 export interface MailParams {
@@ -61,16 +61,13 @@ export class Transaction {
   ) {}
 
   /** Ask the queue for a message and write the trace header first, through the data-line filters if any. */
-  async open(
-    bus: Endpoint, trace: (msgid: string) => string, addHeaders: ((missing: { messageId: boolean; date: boolean }) => string) | null,
-    fromSender: string | null = null,
-  ): Promise<void> {
+  async open(bus: Endpoint, trace: (msgid: string) => string, changes: HeaderChanges): Promise<void> {
     const { msgid } = await bus.request('smtp.message.create', { sessionId: this.sessionId });
     this.msgid = msgid;
     this.writer = new MessageWriter(bus, msgid);
-    this.scan = new HeaderScan(addHeaders, fromSender);
+    this.scan = new HeaderScan(changes);
     if (!this.filtered) {
-      this.writer.write(Buffer.from(trace(msgid), 'utf8'));
+      this.writer.write(trace(msgid));
       return;
     }
     // the filters get the daemon's own lines as the first lines of the message; what they send

@@ -38,7 +38,7 @@ test('hostname_match() and mailaddr_match(): one label per *, tags, user-only an
 });
 
 test('a From: folded over lines is held and rewritten whole; other headers and the body pass as they are', () => {
-  const scan = new HeaderScan(null, 'alice@example.test');
+  const scan = new HeaderScan({ addHeaders: null, domain: 'mx.example.test', masquerade: 'alice@example.test' });
   const input = 'Subject: x\r\nFrom: "A" <a@b.test>,\r\n c@d.test\r\nTo: t@t.test\r\n\r\nFrom: not a header\r\n';
   const out = Buffer.concat([...scan.push(Buffer.from(input.slice(0, 20))), ...scan.push(Buffer.from(input.slice(20))), ...scan.end()]).toString();
   assert.equal(out, 'Subject: x\r\nFrom: "A" <alice@example.test>,\r\n alice@example.test\r\nTo: t@t.test\r\n\r\nFrom: not a header\r\n');

@@ -58,7 +58,7 @@ test('headerSafe keeps printable ASCII without header delimiters and bounds the 
 test('submission headers: only what is missing', () => {
   assert.equal(submissionHeaders({ messageId: false, date: false }, 'h', NOW), '');
   assert.equal(submissionHeaders({ messageId: false, date: true }, 'h', NOW), 'Date: Mon, 5 Jan 2026 07:08:09 +0000\r\n');
-  assert.match(submissionHeaders({ messageId: true, date: false }, 'h\r\nX: y', NOW), /^Message-ID: <[0-9a-f]{24}@h\?\?X:\?y>\r\n$/);
+  assert.match(submissionHeaders({ messageId: true, date: false }, 'h\r\nX: y', NOW), /^Message-ID: <[0-9a-f]{16}@h\?\?X:\?y>\r\n$/);
 });
 
 /** Every line is printable ASCII (a continuation starts with one tab), and the header ends with CRLF. */
