@@ -8,8 +8,11 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import mysql from 'mysql2/promise';
 import { createClient } from 'redis';
+import { PG_ADMIN_URL } from './pg-db.js';
 
-export const PG_ADMIN = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
+/** The server pg-db.ts uses (TSMTPD_TEST_PG may move it), in the parts a table's conninfo names. */
+const pgUrl = new URL(PG_ADMIN_URL);
+export const PG_ADMIN = { host: pgUrl.hostname, port: Number(pgUrl.port || 5432), user: decodeURIComponent(pgUrl.username || 'postgres'), database: pgUrl.pathname.slice(1) || 'test' };
 export const MYSQL_ADMIN = { host: '127.0.0.1', port: 3306, user: 'root', password: '', database: 'test' };
 export const REDIS_PORT = 6379;
 
