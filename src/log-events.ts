@@ -9,7 +9,7 @@ export const LOG_EVENTS = [
   // smtp
   'listen', 'connected', 'disconnected', 'protocol-client', 'protocol-server', 'tls', 'auth',
   'envelope', 'message', 'failed-command', 'bad-input', 'authentication', 'cert-check', 'timeout', 'limit', 'rcpt-refused', 'message-refused',
-  'session-error', 'banned',
+  'session-error', 'banned', 'proxy',
   // queue and scheduler
   'queue-load', 'queue-damaged', 'queue-database', 'lease', 'commit', 'commit-failed', 'remove', 'expire', 'delay-notice', 'schedule',
   'bounce', 'bounce-failed', 'bounce-dropped', 'bounce-undeliverable', 'dsn-failed',

@@ -25,7 +25,8 @@ import { parseMailParams, parseRcptParams } from './params.js';
 import { traceHeader, submissionHeaders } from './trace.js';
 import { acceptTls, peerCertHash, tlsDetails, type ListenerTls, type TlsDetails } from './tls.js';
 import { SaslExchange, type SaslStep } from './sasl.js';
-import { commandLabel, logAccepted, logAuthentication, logConnected, logReply } from './session-log.js';
+import { addressText, commandLabel, logAccepted, logAuthentication, logConnected, logReply } from './session-log.js';
+import { parseProxyV2 } from './proxy-v2.js';
 import { FilterLineTooLong, SessionFilters } from './filter-client.js';
 import type { FilterPhase } from '../config/types.js';
 import type { PhaseVerdict } from '../filter/engine.js';
@@ -45,6 +46,9 @@ const JUNK_COMMANDS = new Set(['NOOP', 'RSET', 'HELP', 'VRFY', 'EXPN', 'HELO', '
 
 /** How long a closed session waits for the client to read its last reply and hang up. */
 const LINGER_MS = 10_000;
+
+/** proxy.c's PROXY_SESSION_TIMEOUT: the PROXY header must arrive within 300 seconds. */
+const PROXY_SESSION_TIMEOUT_MS = 300_000;
 
 export interface SessionDeps {
   bus: Endpoint;
@@ -134,6 +138,55 @@ export class Session {
   }
 
   start(): void {
+    // proxy.c: on a proxy-v2 listener the header comes first, before TLS and the banner
+    if (this.deps.listener.proxyV2 && !this.facts.socket) {
+      this.guard(async () => { if (await this.readProxyHeader()) this.begin(); })();
+      return;
+    }
+    this.begin();
+  }
+
+  /**
+   * The PROXY v2 header: the client's and the server's addresses become the session's facts
+   * (PROXY), or stay the connection's own (LOCAL). A bad header, a hang-up or PROXY_SESSION_TIMEOUT
+   * end the connection without a word, as proxy_error() does.
+   */
+  private readProxyHeader(): Promise<boolean> {
+    const socket = this.socket;
+    log('info', this.id, 'smtp', 'proxy', { address: addressText(this.facts) });
+    return new Promise((resolve) => {
+      let buf = Buffer.alloc(0);
+      const finish = (reason: string | null) => {
+        timer.cancel();
+        socket.off('data', onData).off('end', onEnd).off('error', onEnd);
+        socket.pause();
+        if (reason !== null) {
+          log('info', this.id, 'smtp', 'proxy', { event: 'closed', address: addressText(this.facts), reason: quoted(reason) });
+          this.close(null, 'proxy');
+        }
+        resolve(reason === null);
+      };
+      const onData = (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        const h = parseProxyV2(buf);
+        if (h.kind === 'need') return;
+        if (h.kind === 'error') return finish(`protocol error (${h.reason})`);
+        if (h.kind === 'proxy') {
+          Object.assign(this.facts, {
+            clientAddress: h.source.address, clientPort: h.source.port, localAddress: h.destination.address, localPort: h.destination.port,
+          });
+        }
+        finish(null);
+        // what followed the header is the client's first SMTP (or TLS) bytes
+        if (buf.length > h.length) socket.unshift(buf.subarray(h.length));
+      };
+      const onEnd = () => finish('disconnected');
+      const timer = this.deps.timers.setTimer(PROXY_SESSION_TIMEOUT_MS, () => finish('timeout'));
+      socket.on('data', onData).once('end', onEnd).once('error', onEnd);
+    });
+  }
+
+  private begin(): void {
     if (this.deps.listener.tls === 'smtps' && this.deps.tls) {
       // SMTPS: the handshake comes before the banner
       this.socket.on('error', () => this.close(null, 'error'));
