@@ -61,11 +61,18 @@ const box = (host: MailHost, user: string) => eventually(async () => { const m =
 
 test('a next hop offering DSN gets NOTIFY, ORCPT, RET and ENVID, and the sender gets no local notice', async (t) => {
   const { sink, host } = await relayHost(t, { caps: ['PIPELINING', 'DSN'] });
-  const replies = await send(host.port, 'MAIL FROM:<alice@example.test> RET=HDRS ENVID=env+2B1', ['<a@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@remote.test']);
+  const replies = await send(host.port, 'MAIL FROM:<alice@example.test> RET=HDRS ENVID=env+2B1', [
+    '<a@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@remote.test',
+    // an ORCPT whose xtext holds UTF-8 octets relays as it came, not encoded twice
+    '<b@remote.test> NOTIFY=FAILURE ORCPT=utf-8;j+C3+B6rg@remote.test',
+  ]);
   assert.equal(replies.at(-1)!.code, 250, JSON.stringify(replies));
   const tx = await eventually(async () => sink.transactions[0], 'the relayed message');
   assert.equal(tx.mail, 'MAIL FROM:<alice@example.test> RET=HDRS ENVID=env+2B1');
-  assert.deepEqual(tx.rcpts, ['RCPT TO:<a@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@remote.test']);
+  assert.deepEqual(tx.rcpts.sort(), [
+    'RCPT TO:<a@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@remote.test',
+    'RCPT TO:<b@remote.test> NOTIFY=FAILURE ORCPT=utf-8;j+C3+B6rg@remote.test',
+  ]);
   await host.daemon.waitForLog(/mta delivery .*to=<a@remote\.test> .*result="Ok"/);
   await queueEmpty(host);
   assert.doesNotMatch(host.daemon.logs(), /queue bounce /);

@@ -14,6 +14,10 @@ test('known encodings', () => {
   assert.equal(encodeXtext(''), '');
   assert.equal(decodeXtext('user+2Btag@example.com'), 'user+tag@example.com');
   assert.equal(decodeXtext('+41+42c'), 'ABc');
+  // UTF-8 octets are UTF-8 text (RFC 6533 ORCPT); others stay one character per octet
+  assert.equal(decodeXtext('j+C3+B6rg@x'), 'jörg@x');
+  assert.equal(encodeXtext('jörg@x'), 'j+C3+B6rg@x');
+  assert.equal(decodeXtext('caf+E9'), 'caf\u00e9');
 });
 
 test('strict decoding refuses bad escapes, raw specials, spaces and non-ASCII', () => {
