@@ -6,10 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PostgresQueueBackend } from '../../src/queue/postgres.js';
-import { sharedQueueSettings } from '../../src/queue/pg-pool.js';
+import { sharedQueueSettings, WakeListener } from '../../src/queue/pg-pool.js';
 import { PostgresScheduler } from '../../src/scheduler/postgres.js';
 import type { EnvelopeKind } from '../../src/queue/envelope.js';
-import { pgDatabase, pgSkip } from '../harness/pg-db.js';
+import { pgDatabase, pgQuery, pgSkip } from '../harness/pg-db.js';
+import { eventually } from '../harness/mail.js';
 import { makeQueue, newEnvelope, tempDir } from '../queue/helpers.js';
 
 const skip = await pgSkip();
@@ -111,4 +112,22 @@ test('postgres scheduler: admin commands act on every node; delay notices are ow
   await b.command(T0 + 501, 'schedule', envs[1]!.id);
   assert.deepEqual((await a.list(T0 + 501)).filter((e) => e.evpid === envs[1]!.id).map((e) => [e.suspended, e.nextTry]), [[true, T0 + 501]],
     'schedule makes it due but leaves it paused');
+});
+
+test('postgres scheduler: LISTEN/NOTIFY wakes a node, also after the server dropped its listening connection', { skip }, async (t) => {
+  const url = await pgDatabase(t);
+  let wakes = 0;
+  const listener = new WakeListener(url, () => void wakes++);
+  listener.start();
+  t.after(() => listener.stop());
+  const listening = async () => (await pgQuery(url, `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN tsmtpd_queue'`)).length > 0;
+  await eventually(async () => (await listening()) || undefined, 'the listener connected');
+  const before = wakes;
+  await pgQuery(url, `NOTIFY tsmtpd_queue`);
+  await eventually(async () => wakes > before || undefined, 'a wake on NOTIFY');
+  await pgQuery(url, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN tsmtpd_queue'`);
+  await eventually(async () => (await listening()) || undefined, 'the listener back', 15_000);
+  const again = wakes;
+  await pgQuery(url, `NOTIFY tsmtpd_queue`);
+  await eventually(async () => wakes > again || undefined, 'a wake on NOTIFY after the reconnection');
 });
