@@ -1,6 +1,5 @@
 /** `action NAME METHOD [options]`: delivery methods and their local or relay options. */
 import type { Cursor } from './cursor.js';
-import { filterRef } from './parse-listen.js';
 import { tableName } from './parse-table.js';
 import type { Action, ActionMethod, Config, RelayOptions } from './types.js';
 import { parseDelay } from './values.js';
@@ -66,7 +65,8 @@ function relayOption(c: Cursor, opt: string, r: RelayOptions, config: Config): v
       break;
     case 'protocols': r.protocols = c.name('a protocol list'); break;
     case 'ciphers': r.ciphers = c.name('a cipher list'); break;
-    case 'filter': r.filter = filterRef(c, config); break;
+    // the smtp-out subsystem (mta_session.c's reports to filters) is not there to attach to
+    case 'filter': return c.fail('relay filter is not supported by tsmtpd: the mta sends no smtp-out reports (docs/opensmtpd-differences.md)');
   }
 }
 

@@ -20,11 +20,16 @@ function delay(c: Cursor, unitless = false): number {
   return d;
 }
 
-/** `key N key N ...` limit lists (`mda limit`, `scheduler limit`, `mta limit`). */
-function limits(c: Cursor, known: string[], into: Record<string, number>): void {
+/**
+ * `key N key N ...` limit lists (`mda limit`, `scheduler limit`, `mta limit`). `refused`: keys
+ * OpenSMTPD knows that tsmtpd does not act on, refused by name rather than parsed and ignored
+ * (docs/opensmtpd-differences.md says why).
+ */
+function limits(c: Cursor, known: string[], into: Record<string, number>, refused: Record<string, string> = {}): void {
   if (c.done()) c.fail('syntax error: limit needs at least one key and value');
   while (!c.done()) {
     const key = c.value('a limit name');
+    if (Object.hasOwn(refused, key)) c.fail(`limit ${key} is not supported by tsmtpd: ${refused[key]} (docs/opensmtpd-differences.md)`);
     if (!known.includes(key)) c.fail(`unknown limit: ${key}`);
     into[key] = count(c, `a value for ${key}`);
   }
@@ -54,6 +59,8 @@ export function parsePki(c: Cursor, config: Config): void {
   else if (what === 'dhe') {
     const v = c.name('none, auto or legacy').toLowerCase();
     if (v !== 'none' && v !== 'auto' && v !== 'legacy') c.fail(`invalid DHE keyword: ${v}`);
+    // libtls' legacy is a 1024-bit group (Logjam-weak), which OpenSSL's default security level refuses
+    if (v === 'legacy') c.fail('pki dhe legacy is not supported by tsmtpd (1024-bit DH): use auto or none (docs/opensmtpd-differences.md)');
     pki.dhe = v;
   } else c.fail(`syntax error: unknown pki option: ${what}`);
   c.end();
@@ -155,18 +162,29 @@ function smtpLimits(c: Cursor, config: Config): void {
   }
 }
 
-/** limit.c limit_mta_set(): the keys smtpd knows; anything else is "invalid mta limit keyword". */
-const MTA_LIMITS = [
-  'max-conn-per-host', 'max-conn-per-route', 'max-conn-per-source', 'max-conn-per-connector', 'max-conn-per-relay',
-  'max-conn-per-domain', 'conn-delay-host', 'conn-delay-route', 'conn-delay-source', 'conn-delay-connector',
-  'conn-delay-relay', 'conn-delay-domain', 'reconn-delay-route', 'session-mail-max', 'session-transaction-delay',
-  'session-keepalive', 'max-failures-per-session', 'task-hiwat', 'task-lowat', 'task-release',
-];
+/** The `mta limit` keys the mta acts on (mta/role.ts). */
+const MTA_LIMITS = ['max-conn-per-route', 'session-mail-max', 'session-keepalive'];
+
+const MTA_POOL = 'tsmtpd keeps no per-host, per-source, per-connector or per-relay connection pools or delays, only per route';
+/** The rest of limit.c limit_mta_set()'s keys: known to smtpd, refused here by name. */
+const MTA_REFUSED: Record<string, string> = {
+  ...Object.fromEntries(['max-conn-per-host', 'max-conn-per-source', 'max-conn-per-connector', 'max-conn-per-relay', 'max-conn-per-domain',
+    'conn-delay-host', 'conn-delay-route', 'conn-delay-source', 'conn-delay-connector', 'conn-delay-relay', 'conn-delay-domain',
+    'reconn-delay-route'].map((k) => [k, MTA_POOL])),
+  'session-transaction-delay': 'a session sends its next message at once',
+  'max-failures-per-session': 'a session ends at its first connection-level failure',
+  ...Object.fromEntries(['task-hiwat', 'task-lowat', 'task-release'].map((k) => [k, 'the queue hands the mta only what the scheduler lets fly (scheduler limit max-inflight)'])),
+};
+
+/** mda.c's task watermarks, refused for the same reason as the mta's. */
+const MDA_REFUSED: Record<string, string> = Object.fromEntries(['task-hiwat', 'task-lowat', 'task-release']
+  .map((k) => [k, 'deliveries wait in the mda without holding envelopes back in the queue; bound them with scheduler limit max-inflight']));
 
 export function parseMta(c: Cursor, config: Config): void {
   const what = c.value('max-deferred, limit or port');
-  if (what === 'max-deferred') config.mta.maxDeferred = count(c, 'a number');
-  else if (what === 'port') {
+  if (what === 'max-deferred') {
+    c.fail('mta max-deferred is not supported by tsmtpd: it keeps no per-host list of deferred envelopes to resend when the host is back (mta_hoststat_cache); they wait for their retry (docs/opensmtpd-differences.md)');
+  } else if (what === 'port') {
     const text = c.value('a port');
     const port = parsePort(text);
     if (port === null) c.fail(`invalid port: ${text}`);
@@ -178,7 +196,7 @@ export function parseMta(c: Cursor, config: Config): void {
       limit.domain = c.name('a domain');
     }
     if (c.peek() === 'inet4' || c.peek() === 'inet6') limit.family = c.value('a family') as 'inet4' | 'inet6';
-    limits(c, MTA_LIMITS, limit.limits);
+    limits(c, MTA_LIMITS, limit.limits, MTA_REFUSED);
     config.mta.limits.push(limit);
   } else c.fail(`syntax error: unknown mta option: ${what}`);
   c.end();
@@ -191,7 +209,7 @@ export function parseMda(c: Cursor, config: Config): void {
     if (config.mdaWrappers.has(name)) c.fail(`mda wrapper already defined: ${name}`);
     config.mdaWrappers.set(name, { name, command: c.name('a command'), where: c.where });
   } else if (what === 'limit') {
-    limits(c, ['max-session', 'max-session-per-user', 'task-lowat', 'task-hiwat', 'task-release'], config.mdaLimits);
+    limits(c, ['max-session', 'max-session-per-user'], config.mdaLimits, MDA_REFUSED);
   } else c.fail(`syntax error: unknown mda option: ${what}`);
   c.end();
 }

@@ -47,7 +47,7 @@ export interface PkiDecl {
   name: string;
   cert?: string;
   key?: string;
-  dhe: 'none' | 'auto' | 'legacy';
+  dhe: 'none' | 'auto';
   where: Where;
 }
 
@@ -123,7 +123,6 @@ export interface RelayOptions {
   authTable?: string;
   mailFrom?: string;
   srs: boolean;
-  filter?: string;
 }
 
 export interface Action {
@@ -293,7 +292,7 @@ export interface Config {
     /** tsmtpd addition `smtp ban auth-failures N in DELAY for DELAY` (seconds). */
     authBan?: { failures: number; window: number; duration: number };
   };
-  mta: { maxDeferred: number; port: number; limits: MtaLimit[] };
+  mta: { port: number; limits: MtaLimit[] };
   schedulerLimits: Record<string, number>;
   bounce: { warnIntervals: number[] };
   srs?: { key: string; backupKey?: string; ttl: number };

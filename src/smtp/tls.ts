@@ -51,6 +51,9 @@ function loadPki(config: Config, keys: Keyring, name: string, listener: Listener
     cert, key, ...(ca ? { ca } : {}),
     ...protocolBounds(listener.protocols),
     ...(listener.ciphers ?? config.smtp.ciphers ? { ciphers: listener.ciphers ?? config.smtp.ciphers } : {}),
+    // `pki NAME dhe auto`: tls_config_set_dheparams("auto"), DHE groups sized to the key; `none`
+    // (the default) leaves the DHE suites off, as libtls does
+    ...(config.pkis.get(name)?.dhe === 'auto' ? { dhparam: 'auto' } : {}),
   });
   return { name, context, cert: new X509Certificate(cert) };
 }

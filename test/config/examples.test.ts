@@ -111,7 +111,7 @@ action lm lmtp "/var/run/dovecot/lmtp" rcpt-to virtual <map> user vmail wrapper 
 action md maildir "~/Maildir" junk userbase <pw>
 action ex expand-only alias <map>
 action fo forward-only
-action rl relay host <map> tls no-verify auth <users> helo-src <map> src <nets> pki mx.example ca mx.example mail-from "@example.org" srs filter f3 protocols "tlsv1.2" ciphers "HIGH" ttl 1h
+action rl relay host <map> tls no-verify auth <users> helo-src <map> src <nets> pki mx.example ca mx.example mail-from "@example.org" srs protocols "tlsv1.2" ciphers "HIGH" ttl 1h
 action bk relay backup mx mx.example helo mx.example src "192.0.2.1"
 action dm relay domain <map> tls
 match from src <nets> for domain regex "^ex" action rl
@@ -131,7 +131,6 @@ smtp limit max-command-time 1m min-data-rate 1K
 smtp ban auth-failures 5 in 10m for 1h
 smtp max-message-size 10M
 smtp sub-addr-delim "-"
-mta max-deferred 50
 mta limit for domain example.org inet4 max-conn-per-route 1 session-mail-max 2
 mta port 2525
 mda limit max-session 5 max-session-per-user 2

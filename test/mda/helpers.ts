@@ -82,7 +82,7 @@ export function config(actions: Action[], over: Partial<Config> = {}): Config {
     mdaLimits: {},
     queue: { compression: false, ttl: 345600 },
     smtp: { ciphers: '', maxMails: 100, maxRcpt: 1000, maxMessageSize: 35 * 1024 * 1024, subAddrDelim: '+', timeout: 300, workers: 1, maxSessions: 10_000, maxSessionsPerAddress: 100, maxCommandTime: 300, minDataRate: 500 },
-    mta: { maxDeferred: 100, port: 25, limits: [] },
+    mta: { port: 25, limits: [] },
     schedulerLimits: {},
     bounce: { warnIntervals: [14400] },
     resolvers: [],

@@ -14,7 +14,7 @@ async function setup(t: { after(fn: () => Promise<void>): void }, o: Partial<Sin
   const mta = await startMta([relayAction()], {
     resolver: new MapResolver({ a: { 'dst.test': ['127.0.0.6'] } }),
     timeouts: { connect: 2000, command: 300, dataEnd: 300 },
-    cfg: { mta: { maxDeferred: 100, port, limits: [] } },
+    cfg: { mta: { port, limits: [] } },
   });
   t.after(async () => { await mta.stop(); await sink.close(); });
   return { sink, mta };

@@ -28,7 +28,7 @@ test('relay mail-from "@relay.test" on the wire: MAIL FROM:<alice@relay.test>, a
   const sink = await Sink.start({ host: '127.0.0.5', port });
   const mta = await startMta([relayAction({ mailFrom: '@relay.test' })], {
     resolver: new MapResolver({ a: { 'dst.test': ['127.0.0.5'] } }),
-    cfg: { mta: { maxDeferred: 100, port, limits: [] } },
+    cfg: { mta: { port, limits: [] } },
   });
   t.after(async () => { await mta.stop(); await sink.close(); });
   assert.equal((await mta.deliver(mtaEnvelope(1, { msgid: '00000011', sender: 'alice@example.net' }))).result, 'ok');

@@ -12,7 +12,7 @@ configureLog({ sink: { write: (l) => logs.push(l) }, level: 'debug', timestamps:
 
 function mtaCfg(port: number, limits: Record<string, number> = {}) {
   const l: MtaLimit[] = Object.keys(limits).length ? [{ limits, where: { file: 't', line: 1 } }] : [];
-  return { mta: { maxDeferred: 100, port, limits: l } };
+  return { mta: { port, limits: l } };
 }
 
 test('50 recipients of one message arriving together go in ONE transaction', async (t) => {

@@ -21,7 +21,7 @@ async function setup(t: { after(fn: () => Promise<void>): void }, sinkOpts: Part
   const mta = await startMta([relayAction(r)], {
     resolver: resolver(),
     ...(extra.ca === false ? {} : { ca: [cert.cert] }),
-    cfg: { mta: { maxDeferred: 100, port, limits: [] }, tables: new Map((extra.tables ?? []).map((d) => [d.name, d])) },
+    cfg: { mta: { port, limits: [] }, tables: new Map((extra.tables ?? []).map((d) => [d.name, d])) },
   });
   t.after(async () => { await mta.stop(); await sink.close(); });
   return { sink, mta };
