@@ -74,7 +74,9 @@ async function runOne(queue: 'fs' | 'postgres', nodes: number): Promise<string> 
   url.pathname = `/${dbName}`;
   if (queue === 'postgres') await admin.query(`CREATE DATABASE ${dbName}`);
   const sinkPort = await freePort();
-  const sink = spawn(tool('smtp-sink'), ['-c', `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' });
+  // smtp-sink refuses to run as root without a user to become
+  const asUser = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
+  const sink = spawn(tool('smtp-sink'), [...asUser, '-c', `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' });
   const daemons: ChildProcess[] = [];
   const dirs: string[] = [];
   try {

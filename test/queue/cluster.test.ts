@@ -25,14 +25,15 @@ function ctl(host: MailHost, ...args: string[]): string {
   return r.stdout;
 }
 
-async function node(t: { after(fn: () => Promise<void>): void }, name: string, url: string, relayPort: number, relayHost = '127.0.0.2', lease = 60): Promise<MailHost> {
+async function node(t: { after(fn: () => Promise<void>): void }, name: string, url: string, relayPort: number, relayHost = '127.0.0.2', lease = 60,
+  rules = 'match from any for domain "remote.test" action "out"'): Promise<MailHost> {
   const host = await startMailHost({
     args: ['-B', 'queue=postgres'],
     extra: [
       `queue url "${url}"`, `queue node "${name}"`, `queue lease ${lease}s`,
       `action "out" relay host smtp://${relayHost}:${relayPort}`,
     ].join('\n'),
-    rules: 'match from any for domain "remote.test" action "out"',
+    rules,
   });
   t.after(() => host.stop());
   return host;
@@ -118,6 +119,20 @@ test('cluster: with both nodes running and taking mail, no message is delivered 
   const twice = [...received(out)].filter(([, n]) => n > 1);
   assert.deepEqual(twice, []);
   assert.equal(received(out).size, 60);
+});
+
+test('cluster: each bounce is generated once, by one node, with both nodes running', { skip, timeout: 120_000 }, async (t) => {
+  const url = await pgDatabase(t);
+  // the next hop refuses fail*@ for good; the reports go back to client.test through it too
+  const out = await sink(t, { rcpt: (addr) => (addr.startsWith('fail') ? '550 5.1.1 No such user' : undefined) });
+  const rules = 'match from any for domain "remote.test" action "out"\nmatch from any for domain "client.test" action "out"';
+  const a = await node(t, 'A', url, out.port, '127.0.0.2', 60, rules);
+  const b = await node(t, 'B', url, out.port, '127.0.0.2', 60, rules);
+  for (let i = 0; i < 6; i++) assert.equal(await send(i % 2 ? a : b, `fail${i}`), 250);
+  const reports = () => out.transactions.filter((tx) => /^MAIL FROM:<>/i.test(tx.mail) && tx.rcpts.some((r) => r.includes('<alice@client.test>')));
+  await eventually(async () => reports().length >= 6 || undefined, 'six reports', 60_000);
+  await eventually(async () => (await pgQuery(url, 'SELECT 1 FROM tsmtpd_envelopes')).length === 0 || undefined, 'the queue empty', 30_000);
+  assert.equal(reports().length, 6, 'one report per failed message, whichever node failed it');
 });
 
 /** A TCP proxy to PostgreSQL that the test can cut (every connection dropped, new ones refused) and restore. */
