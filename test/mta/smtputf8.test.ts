@@ -40,6 +40,7 @@ const utf8 = (latin1: string) => Buffer.from(latin1, 'latin1').toString('utf8');
 async function relayHost(t: { after(fn: () => Promise<void>): void }, o: Partial<SinkOptions>): Promise<{ sink: Sink; host: MailHost }> {
   const sink = await Sink.start({ host: '127.0.0.2', caps: ['PIPELINING'], ...o });
   const host = await startMailHost({
+    aliases: 'postmaster: alice\némile: alice\n',
     extra: `action "out" relay host smtp://127.0.0.2:${sink.port} helo relay.example.test`,
     rules: 'match from any for domain "remote.test" action "out"\nmatch from any for domain <domains> action "local"\nmatch from local for local action "local"',
   });
@@ -137,4 +138,14 @@ test('a next hop\'s UTF-8 reply reaches the bounce as it was written (RFC 6531 �
   const [bounce] = await eventually(async () => { const m = await host.maildir('alice'); return m.length ? m : undefined; }, 'the bounce');
   assert.match(bounce!, /^Diagnostic-Code: smtp; 550 5\.1\.1 Postfach unbekannt: jörg, grüße$/m);
   await host.daemon.waitForLog(/mta delivery .*stat="550 5\.1\.1 Postfach unbekannt: jörg, grüße"/);
+});
+
+test('a bounce to a UTF-8 sender reaches it (its alias), addressed in UTF-8', async (t) => {
+  const { host } = await relayHost(t, { caps: ['PIPELINING', 'SMTPUTF8'], rcpt: () => '550 5.1.1 unknown' });
+  const replies = await send(host.port, 'MAIL FROM:<émile@example.test> SMTPUTF8', ['x@remote.test'], 'Subject: hi\r\n\r\nhallo');
+  assert.equal(replies.at(-1)!.code, 250, JSON.stringify(replies));
+  const [bounce] = await eventually(async () => { const m = await host.maildir('alice'); return m.length ? m : undefined; }, 'the bounce');
+  assert.match(bounce!, /^To: <émile@example\.test>$/m);
+  assert.match(bounce!, /^Delivered-To: émile@example\.test$/m);
+  assert.match(bounce!, /^Content-Type: message\/global-delivery-status$/m);
 });
