@@ -104,6 +104,27 @@ test('cluster: A killed with -9 right after acknowledging 50 messages: B deliver
   assert.match(b.daemon.logs(), /scheduler lease .*from=A reason=lease-expired/);
 });
 
+test('cluster: a node renews its leases while its deliveries run: the other node does not take them over', { skip, timeout: 120_000 }, async (t) => {
+  const url = await pgDatabase(t);
+  const good = await sink(t);
+  const stalled = await Sink.start({ host: '127.0.0.3', silentOn: 'EHLO' });
+  t.after(() => stalled.close());
+  // a 2 s lease; A's deliveries hang far longer, B is running and could deliver them
+  const a = await node(t, 'A', url, stalled.port, '127.0.0.3', 2);
+  const b = await node(t, 'B', url, good.port, '127.0.0.2', 2);
+  ctl(b, 'pause', 'mta');
+  for (const s of ['r1', 'r2']) assert.equal(await send(a, s), 250);
+  await eventually(async () => ctl(b, 'show', 'queue').trim().split('\n').every((l) => l.endsWith('|A')) || undefined, 'A holding both');
+  ctl(b, 'resume', 'mta');
+  // three lease lengths: without renewal B would have taken both over after the first
+  await new Promise((r) => setTimeout(r, 6000));
+  assert.equal(good.transactions.length, 0, 'B delivered nothing A holds');
+  assert.deepEqual(ctl(b, 'show', 'queue').trim().split('\n').map((l) => l.split('|').at(-1)), ['A', 'A']);
+  // A goes: now B takes them
+  await a.daemon.kill();
+  await allDelivered(good, ['r1', 'r2']);
+});
+
 test('cluster: with both nodes running and taking mail, no message is delivered twice', { skip, timeout: 180_000 }, async (t) => {
   const url = await pgDatabase(t);
   const out = await sink(t);
