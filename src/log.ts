@@ -26,12 +26,37 @@ export interface LogSink {
 let pending: string[] = [];
 let flushScheduled = false;
 
+/** PIPE_BUF on Linux: a write to a pipe no larger than this is never interleaved with another's. */
+const PIPE_BUF = 4096;
+
 export function flushLog(): void {
   flushScheduled = false;
   if (pending.length === 0) return;
-  const out = pending.join('\n') + '\n';
+  const lines = pending;
   pending = [];
-  process.stderr.write(out);
+  if (!syslog) return void process.stderr.write(lines.join('\n') + '\n');
+  // every process writes into logger(1)'s one pipe: batches of whole lines small enough to stay whole
+  for (const chunk of pipeChunks(lines)) process.stderr.write(chunk);
+}
+
+/** Lines joined into writes of at most PIPE_BUF octets, never cutting a line (a longer line goes alone). */
+export function pipeChunks(lines: string[]): string[] {
+  const chunks: string[] = [];
+  let current = '';
+  let size = 0;
+  for (const line of lines) {
+    const text = line + '\n';
+    const bytes = Buffer.byteLength(text);
+    if (size > 0 && size + bytes > PIPE_BUF) {
+      chunks.push(current);
+      current = '';
+      size = 0;
+    }
+    current += text;
+    size += bytes;
+  }
+  if (size > 0) chunks.push(current);
+  return chunks;
 }
 
 process.on('exit', flushLog);

@@ -21,6 +21,7 @@ import { makeTestPki } from '../harness/certs.js';
 import { eventually } from '../harness/mail.js';
 import { freePort, SmtpTestClient } from '../harness/net.js';
 import { peerSkip } from '../harness/peers.js';
+import { pipeChunks } from '../../src/log.js';
 
 const run = promisify(execFile);
 const EXAMPLE_FILTER = resolve(TSMTPD_BIN, '../../../../examples/fail2ban/opensmtpd.conf');
@@ -98,3 +99,15 @@ test('detached, the daemon logs to syslog (mail facility, tag smtpd); fail2ban-r
       assert.deepEqual(stdout.trim().split('\n'), ['127.0.0.5', '127.0.0.5'], `${filter}:\n${stdout}\n${mailLog}`);
     }
   });
+
+test('to syslog, each write into the shared pipe holds whole lines and at most PIPE_BUF octets, so processes never cut into each other\'s lines', () => {
+  const lines = Array.from({ length: 300 }, (_, i) => `${String(i).padStart(16, '0')} smtp connected address=127.0.0.1 host=${'x'.repeat(i % 90)}`);
+  const long = 'y'.repeat(5000);
+  const chunks = pipeChunks([...lines, long, 'last']);
+  assert.equal(chunks.join(''), [...lines, long, 'last'].join('\n') + '\n');
+  for (const c of chunks) {
+    assert.ok(c.endsWith('\n'));
+    assert.ok(Buffer.byteLength(c) <= 4096 || c === `${long}\n`, `${Buffer.byteLength(c)} octets`);
+  }
+  assert.ok(chunks.includes(`${long}\n`), 'a line longer than PIPE_BUF goes alone');
+});
