@@ -20,7 +20,7 @@ export function emptyConfig(file: string): Config {
     smtp: { ciphers: 'HIGH:!aNULL:!MD5', maxMails: 100, maxRcpt: 1000, maxMessageSize: 35 * 1024 * 1024, subAddrDelim: '+',
       timeout: 300, workers: 0, maxSessions: 10_000, maxSessionsPerAddress: 100, maxCommandTime: 300, minDataRate: 500 },
     mta: { port: 25, limits: [] },
-    schedulerLimits: { 'max-inflight': 5000, 'max-evp-batch-size': 256, 'max-msg-batch-size': 1024, 'max-schedule': 10 },
+    schedulerLimits: { 'max-inflight': 5000, 'max-evp-batch-size': 256, 'max-schedule': 10 },
     bounce: { warnIntervals: [4 * 3600] },
     resolvers: [],
   };

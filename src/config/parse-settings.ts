@@ -164,6 +164,11 @@ function smtpLimits(c: Cursor, config: Config): void {
 
 /** The `mta limit` keys the mta acts on (mta/role.ts). */
 const MTA_LIMITS = ['max-conn-per-route', 'session-mail-max', 'session-keepalive'];
+const MDA_LIMITS = ['max-session', 'max-session-per-user'];
+const SCHEDULER_LIMITS = ['max-inflight', 'max-evp-batch-size', 'max-schedule'];
+
+/** Every limit key accepted, per directive (the field-walk test checks each is applied). */
+export const ACCEPTED_LIMITS = { mta: MTA_LIMITS, mda: MDA_LIMITS, scheduler: SCHEDULER_LIMITS };
 
 const MTA_POOL = 'tsmtpd keeps no per-host, per-source, per-connector or per-relay connection pools or delays, only per route';
 /** The rest of limit.c limit_mta_set()'s keys: known to smtpd, refused here by name. */
@@ -174,7 +179,12 @@ const MTA_REFUSED: Record<string, string> = {
   'session-transaction-delay': 'a session sends its next message at once',
   'max-failures-per-session': 'a session ends at its first connection-level failure',
   ...Object.fromEntries(['task-hiwat', 'task-lowat', 'task-release'].map((k) => [k, 'the queue hands the mta only what the scheduler lets fly (scheduler limit max-inflight)'])),
+  // parse.y's opt_limit_mta: MXs of the other family skipped (mta.c family_mismatch)
+  ...Object.fromEntries(['inet4', 'inet6'].map((k) => [k, 'the mta tries the MXs of both address families'])),
 };
+
+/** scheduler_ram_batch()'s cap on messages per batch; tsmtpd's scheduler caps envelopes (max-schedule) only. */
+const SCHEDULER_REFUSED: Record<string, string> = { 'max-msg-batch-size': 'a batch is bounded by max-schedule and max-evp-batch-size' };
 
 /** mda.c's task watermarks, refused for the same reason as the mta's. */
 const MDA_REFUSED: Record<string, string> = Object.fromEntries(['task-hiwat', 'task-lowat', 'task-release']
@@ -195,7 +205,6 @@ export function parseMta(c: Cursor, config: Config): void {
       c.expect('domain');
       limit.domain = c.name('a domain');
     }
-    if (c.peek() === 'inet4' || c.peek() === 'inet6') limit.family = c.value('a family') as 'inet4' | 'inet6';
     limits(c, MTA_LIMITS, limit.limits, MTA_REFUSED);
     config.mta.limits.push(limit);
   } else c.fail(`syntax error: unknown mta option: ${what}`);
@@ -209,14 +218,14 @@ export function parseMda(c: Cursor, config: Config): void {
     if (config.mdaWrappers.has(name)) c.fail(`mda wrapper already defined: ${name}`);
     config.mdaWrappers.set(name, { name, command: c.name('a command'), where: c.where });
   } else if (what === 'limit') {
-    limits(c, ['max-session', 'max-session-per-user'], config.mdaLimits, MDA_REFUSED);
+    limits(c, MDA_LIMITS, config.mdaLimits, MDA_REFUSED);
   } else c.fail(`syntax error: unknown mda option: ${what}`);
   c.end();
 }
 
 export function parseScheduler(c: Cursor, config: Config): void {
   c.expect('limit');
-  limits(c, ['max-inflight', 'max-evp-batch-size', 'max-msg-batch-size', 'max-schedule'], config.schedulerLimits);
+  limits(c, SCHEDULER_LIMITS, config.schedulerLimits, SCHEDULER_REFUSED);
 }
 
 export function parseBounce(c: Cursor, config: Config): void {

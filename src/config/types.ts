@@ -236,7 +236,6 @@ export interface MdaWrapper {
 /** `mta limit [for domain D] [inet4|inet6] key N ...`: OpenSMTPD's per-destination limits. */
 export interface MtaLimit {
   domain?: string;
-  family?: 'inet4' | 'inet6';
   limits: Record<string, number>;
   where: Where;
 }

@@ -5,6 +5,7 @@
  * connection is an error of that statement only: a database that goes away costs clients a 451,
  * never the process.
  */
+import type { Config } from '../config/types.js';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { log } from '../log.js';
@@ -30,7 +31,7 @@ export interface SharedQueueSettings {
  * `queue url` wins over TSMTPD_QUEUE_URL; the node defaults to host and spool, so two daemons of
  * one host differ. No url is an empty one, refused when the queue opens (checkUrl).
  */
-export function sharedQueueSettings(q: { url?: string; node?: string; lease?: number }, spool: string, env = process.env): SharedQueueSettings {
+export function sharedQueueSettings(q: Pick<Config['queue'], 'url' | 'node' | 'lease'>, spool: string, env = process.env): SharedQueueSettings {
   return { url: q.url ?? env.TSMTPD_QUEUE_URL ?? '', node: q.node ?? `${hostname()}:${spool}`, lease: q.lease ?? DEFAULT_LEASE };
 }
 

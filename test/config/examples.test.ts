@@ -131,7 +131,7 @@ smtp limit max-command-time 1m min-data-rate 1K
 smtp ban auth-failures 5 in 10m for 1h
 smtp max-message-size 10M
 smtp sub-addr-delim "-"
-mta limit for domain example.org inet4 max-conn-per-route 1 session-mail-max 2
+mta limit for domain example.org max-conn-per-route 1 session-mail-max 2
 mta port 2525
 mda limit max-session 5 max-session-per-user 2
 scheduler limit max-inflight 100
