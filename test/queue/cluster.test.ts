@@ -82,6 +82,30 @@ test('cluster: mail accepted by A while its mta is paused is delivered by B; sho
   assert.match(ctl(a, 'show', 'status'), /MTA paused/i);
 });
 
+test('cluster: pause, resume and remove envelope given on one node act on mail the other took', { skip, timeout: 120_000 }, async (t) => {
+  const url = await pgDatabase(t);
+  const out = await sink(t);
+  const a = await node(t, 'A', url, out.port);
+  const b = await node(t, 'B', url, out.port);
+  ctl(a, 'pause', 'mta');
+  ctl(b, 'pause', 'mta');
+  assert.equal(await send(a, 'keep'), 250);
+  assert.equal(await send(a, 'drop'), 250);
+  const lines = ctl(b, 'show', 'queue').trim().split('\n');
+  const evpid = (rcpt: string) => lines.find((l) => l.includes(`|${rcpt}@remote.test|`))!.split('|')[0]!;
+  assert.match(ctl(b, 'pause', 'envelope', evpid('keep')), /^1 envelope paused$/m);
+  assert.match(ctl(b, 'remove', evpid('drop')), /^1 envelope removed$/m);
+  await eventually(async () => ctl(a, 'show', 'queue').trim().split('\n').length === 1 || undefined, 'the removed envelope gone for A too');
+  assert.match(ctl(a, 'show', 'queue'), /\|suspend\|/);
+  ctl(a, 'resume', 'mta');
+  ctl(b, 'resume', 'mta');
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal(out.transactions.length, 0, 'a paused envelope is not delivered by either node');
+  assert.match(ctl(a, 'resume', 'envelope', evpid('keep')), /^1 envelope resumed$/m);
+  await allDelivered(out, ['keep']);
+  assert.equal(received(out).has('drop'), false);
+});
+
 test('cluster: A killed with -9 right after acknowledging 50 messages: B delivers all 50 once A\'s leases run out', { skip, timeout: 180_000 }, async (t) => {
   const url = await pgDatabase(t);
   const good = await sink(t);
