@@ -63,6 +63,29 @@ function print(words: string[], data: unknown, json: boolean): void {
   process.stdout.write(text !== undefined ? text : JSON.stringify(data) + '\n');
 }
 
+/** A listing that arrives in parts (`show queue`) is written as it comes: lines, or one JSON object built up. */
+class StreamedListing {
+  started = false;
+  private count = 0;
+  constructor(private readonly json: boolean) {}
+
+  /** A part has its text and one list: the envelopes, or only their lines (the mailq socket). */
+  part(p: { envelopes?: unknown[]; lines?: string[]; text: string }): void {
+    if (!this.json) {
+      this.started = true;
+      return void process.stdout.write(p.text);
+    }
+    const key = p.envelopes ? 'envelopes' : 'lines';
+    if (!this.started) process.stdout.write(`{"${key}":[`);
+    this.started = true;
+    for (const e of p[key] ?? []) process.stdout.write((this.count++ ? ',\n' : '\n') + JSON.stringify(e));
+  }
+
+  end(): void {
+    if (this.json) process.stdout.write('\n]}\n');
+  }
+}
+
 async function monitor(client: ControlClient): Promise<never> {
   let before: Map<string, number> | null = null;
   for (let row = 0; ; row++) {
@@ -128,7 +151,11 @@ async function main(): Promise<void> {
   }
   try {
     if (!parsed.values.json && 'monitor'.startsWith(words[0]!) && words[0]!.length >= 2) await monitor(client);
-    print(words, await client.request(words), parsed.values.json ?? false);
+    const json = parsed.values.json ?? false;
+    const stream = new StreamedListing(json);
+    const data = await client.request(words, (part) => stream.part(part as { text: string }));
+    if (stream.started) stream.end();
+    else print(words, data, json);
   } catch (err) {
     if (err instanceof DaemonNotRunningError) die(1, err.message);
     die(1, (err as Error).message);

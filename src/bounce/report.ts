@@ -44,6 +44,8 @@ export interface DsnInput {
   delay?: DsnDelay;
   recipients: DsnRecipient[];
   originalPath: string;
+  /** Octets of the original at the start of that file (the fs queue keeps envelopes after it); all of it when absent. */
+  originalSize?: number;
   clock: Clock;
 }
 
@@ -130,9 +132,10 @@ function deliveryStatus(input: DsnInput, utf8: boolean): string[] {
 }
 
 /** Copy the original's header section (or all of it), line ends normalised to CRLF. */
-async function copyOriginal(path: string, whole: boolean, write: (s: string | Buffer) => Promise<void>): Promise<void> {
+async function copyOriginal(path: string, size: number | undefined, whole: boolean, write: (s: string | Buffer) => Promise<void>): Promise<void> {
   let rest = Buffer.alloc(0);
-  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) {
+  if (size === 0) return;
+  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024, ...(size !== undefined ? { end: size - 1 } : {}) })) {
     let data = Buffer.concat([rest, chunk as Buffer]);
     let start = 0;
     for (let lf = data.indexOf(0x0a); lf !== -1; lf = data.indexOf(0x0a, start)) {
@@ -191,7 +194,7 @@ export async function writeDsnReport(outPath: string, input: DsnInput): Promise<
       `Content-Type: ${whole ? (utf8 ? 'message/global' : 'message/rfc822') : utf8 ? 'message/global-headers' : 'text/rfc822-headers'}`,
       '',
     ]);
-    await copyOriginal(input.originalPath, whole, write);
+    await copyOriginal(input.originalPath, input.originalSize, whole, write);
     await lines(['', `--${boundary}--`]);
   } finally {
     out.end();

@@ -19,7 +19,7 @@ export const PEERS: Record<RoleName, readonly RoleName[]> = {
   lka: ['parent', 'stat'],
   queue: ['scheduler', 'mta', 'mda', 'lka', 'stat'],
   scheduler: ['queue', 'stat'],
-  mta: ['lka', 'queue', 'stat'],
+  mta: ['lka', 'queue', 'scheduler', 'stat'],
   mda: ['queue', 'stat'],
   control: ['stat', 'lka', 'queue', 'scheduler', 'mta', 'parent'],
   stat: [],
@@ -80,6 +80,9 @@ export type DeliveryResult =
   | { result: 'permfail'; enhanced: string; detail: string; remoteMta?: string }
   /** The route or host failed before the envelope was tried; reschedule without counting a try. */
   | { result: 'loop'; enhanced: string; detail: string; remoteMta?: string };
+
+/** What the mta answers for one envelope: a delivery result, or "wait for this relay" (task-hiwat). */
+export type MtaResult = DeliveryResult | { result: 'hold'; holdq: string };
 
 /** One envelope as the scheduler sees it, for `tsmtpctl show queue`. */
 export interface SchedulerView {
@@ -219,6 +222,18 @@ export interface Catalog {
     req: { evpid: string; tries: number; lastTry: number };
     res: void;
   };
+  /** The mta's task list for a relay is full: keep these until `mta.holdq.release` for `holdq`. */
+  'queue.envelope.hold': {
+    to: 'scheduler';
+    req: { evpids: string[]; holdq: string };
+    res: void;
+  };
+  // --- mta → scheduler: a relay has room again (task-lowat): release up to `count` held envelopes, 0 = all
+  'mta.holdq.release': {
+    to: 'scheduler';
+    req: { holdq: string; count: number };
+    res: void;
+  };
 
   // --- scheduler → queue: deliver these now (queue loads and hands them to mta/mda)
   'scheduler.envelope.schedule': {
@@ -244,10 +259,16 @@ export interface Catalog {
   };
 
   // --- queue → mta / mda
+  /**
+   * The due envelopes of one message for one destination, as the scheduler handed them out
+   * together: the mta sends them in as few transactions as the server allows. A result per
+   * envelope, in order; `hold` means the relay's task list is full (task-hiwat): the scheduler
+   * keeps the envelope until the mta releases that hold queue.
+   */
   'queue.delivery.mta': {
     to: 'mta';
-    req: { envelope: Envelope; body: BodyRef };
-    res: DeliveryResult;
+    req: { envelopes: Envelope[]; body: BodyRef };
+    res: { results: MtaResult[] };
   };
   'queue.delivery.mda': {
     to: 'mda';
@@ -329,7 +350,8 @@ export interface Catalog {
   // --- control → queue
   'control.queue.list': {
     to: 'queue';
-    req: { msgid?: string; limit: number };
+    /** Envelopes in id order, after `after` when given: `show queue` pages through a big queue. */
+    req: { msgid?: string; limit: number; after?: string };
     res: { envelopes: Envelope[]; truncated: boolean };
   };
   'control.queue.show': {
@@ -347,7 +369,8 @@ export interface Catalog {
   // --- control → scheduler
   'control.scheduler.list': {
     to: 'scheduler';
-    req: { msgid?: string };
+    /** Entries of one message, of the envelopes named, or all. */
+    req: { msgid?: string; evpids?: string[] };
     res: { entries: SchedulerView[] };
   };
   'control.scheduler.command': {
@@ -470,6 +493,8 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'queue.envelope.submit': 'scheduler',
   'queue.envelope.done': 'scheduler',
   'queue.envelope.retry': 'scheduler',
+  'queue.envelope.hold': 'scheduler',
+  'mta.holdq.release': 'scheduler',
   'scheduler.envelope.schedule': 'queue',
   'scheduler.envelope.expire': 'queue',
   'scheduler.envelope.warn': 'queue',

@@ -24,7 +24,7 @@ export class ControlClient {
         if (!line) continue;
         const reply = decodeReply(line);
         this.pending.get(reply.id)?.(reply);
-        this.pending.delete(reply.id);
+        if (!(reply.ok && reply.more)) this.pending.delete(reply.id);
       }
     });
     socket.on('close', () => {
@@ -48,11 +48,21 @@ export class ControlClient {
     });
   }
 
-  /** Send the command's words; resolves with its data, rejects with the daemon's error text. */
-  request(words: string[]): Promise<unknown> {
+  /**
+   * Send the command's words; resolves with its data, rejects with the daemon's error text. A
+   * streamed reply (`show queue`) comes in parts, each handed to `onPart` as it arrives; without
+   * `onPart` the parts are gathered and the promise resolves with them all.
+   */
+  request(words: string[], onPart?: (part: unknown) => void): Promise<unknown> {
     const id = this.nextId++;
+    const parts: unknown[] = [];
     return new Promise((resolve, reject) => {
-      this.pending.set(id, (r) => (r.ok ? resolve(r.data) : reject(new Error(r.error.message))));
+      this.pending.set(id, (r) => {
+        if (!r.ok) return reject(new Error(r.error.message));
+        if (!r.more) return resolve(parts.length && r.data === null ? parts : r.data);
+        if (onPart) onPart(r.data);
+        else parts.push(r.data);
+      });
       this.socket.write(encode({ v: CONTROL_VERSION, id, words }));
     });
   }

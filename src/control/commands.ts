@@ -19,7 +19,8 @@ export interface ControlCommand {
   words: string[];
   /** Arguments after the words: how many are required and allowed. */
   args: { min: number; max: number; names: string };
-  handler(env: CommandEnv, args: string[]): Promise<unknown>;
+  /** Its data, or an async iterable of parts for a listing that grows with the queue (sent as they come). */
+  handler(env: CommandEnv, args: string[]): Promise<unknown> | AsyncIterable<unknown>;
 }
 
 /** smtpctl's str_to_trace() words; `all` is every subsystem (~TRACE_DEBUG). */

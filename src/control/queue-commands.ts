@@ -8,8 +8,8 @@ import { isEvpid, isMsgid, type Envelope } from '../queue/envelope.js';
 import type { CommandEnv, ControlCommand } from './commands.js';
 import { envelopeText } from './envelope-text.js';
 
-/** `show queue` lists at most this many envelopes per request. */
-const SHOW_LIMIT = 100_000;
+/** `show queue` sends the listing in pages of this many envelopes, so no reply grows with the queue. */
+const SHOW_PAGE = 1000;
 
 const ID = { min: 1, max: 1, names: '<evpid|msgid|all>' };
 
@@ -33,19 +33,20 @@ export function queueLine(e: Envelope, s: SchedulerView | undefined, now: number
   ].join('|');
 }
 
-async function showQueue(env: CommandEnv, [msgid]: string[]) {
-  const [{ envelopes, truncated }, { entries }] = await Promise.all([
-    env.bus.request('control.queue.list', { ...(msgid ? { msgid } : {}), limit: SHOW_LIMIT }),
-    env.bus.request('control.scheduler.list', msgid ? { msgid } : {}),
-  ]);
-  const states = new Map(entries.map((s) => [s.evpid, s]));
-  const now = Math.floor(env.now() / 1000);
-  const lines = envelopes.map((e) => queueLine(e, states.get(e.id), now));
-  return {
-    envelopes: envelopes.map((e) => ({ ...e, scheduler: states.get(e.id) ?? null })),
-    truncated,
-    text: lines.map((l) => `${l}\n`).join('') + (truncated ? `(only the first ${SHOW_LIMIT} envelopes are shown)\n` : ''),
-  };
+/** A streamed listing: pages in envelope id order, each with its lines, until the queue is walked. */
+async function* showQueue(env: CommandEnv, [msgid]: string[]): AsyncGenerator<{ envelopes: unknown[]; text: string }> {
+  for (let after = ''; ;) {
+    const { envelopes, truncated } = await env.bus.request('control.queue.list', { ...(msgid ? { msgid } : {}), limit: SHOW_PAGE, after });
+    const { entries } = await env.bus.request('control.scheduler.list', { evpids: envelopes.map((e) => e.id) });
+    const states = new Map(entries.map((s) => [s.evpid, s]));
+    const now = Math.floor(env.now() / 1000);
+    yield {
+      envelopes: envelopes.map((e) => ({ ...e, scheduler: states.get(e.id) ?? null })),
+      text: envelopes.map((e) => `${queueLine(e, states.get(e.id), now)}\n`).join(''),
+    };
+    if (!truncated || envelopes.length === 0) return;
+    after = envelopes.at(-1)!.id;
+  }
 }
 
 function show(what: 'envelope' | 'message') {

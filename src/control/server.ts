@@ -5,6 +5,7 @@
  * daemon the parent binds the socket (the spool is root's) and hands each connection over.
  */
 import { chmodSync, unlinkSync } from 'node:fs';
+import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { log } from '../log.js';
 import { CONTROL_VERSION, decodeRequest, encode, LineSplitter, type ControlReply } from './protocol.js';
@@ -98,9 +99,22 @@ export class ControlServer {
     try {
       const data = await found.command.handler(this.env, found.args);
       log('info', null, 'control', 'control', { command: found.command.words.join(' '), args: found.args.join(' ') || undefined });
-      reply({ v: CONTROL_VERSION, id: req.id, ok: true, data: this.options.project ? this.options.project(data) : data });
+      const project = this.options.project ?? ((d: unknown) => d);
+      if (isStream(data)) {
+        // a listing as long as the queue goes in parts, each written when the socket has room
+        for await (const part of data) {
+          if (!socket.writable) return;
+          if (!reply({ v: CONTROL_VERSION, id: req.id, ok: true, data: project(part), more: true })) await once(socket, 'drain');
+        }
+        return void reply({ v: CONTROL_VERSION, id: req.id, ok: true, data: null });
+      }
+      reply({ v: CONTROL_VERSION, id: req.id, ok: true, data: project(data) });
     } catch (err) {
       reply({ v: CONTROL_VERSION, id: req.id, ok: false, error: { code: 'TSMTPD_ERR_CONTROL', message: (err as Error).message } });
     }
   }
+}
+
+function isStream(data: unknown): data is AsyncIterable<unknown> {
+  return typeof data === 'object' && data !== null && Symbol.asyncIterator in data;
 }

@@ -44,6 +44,8 @@ export interface ConnectorDeps {
   id: string;
   /** Counter hook (the role forwards it to the stat role). */
   count?: (key: string) => void;
+  /** A task was taken off the list by a session (or failed): how many still wait. */
+  onDequeue?: (queued: number) => void;
 }
 
 interface Slot {
@@ -76,9 +78,20 @@ export class Connector {
     return { id: this.deps.id, connections: this.open, idle: this.idle.length, opened: this.opened, queued: this.queue.length };
   }
 
+  /** Tasks waiting for a session: what the relay's task water marks are about. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
   submit(task: Task): void {
     this.queue.push(task);
     this.pump();
+  }
+
+  private take(): Task {
+    const task = this.queue.shift()!;
+    this.deps.onDequeue?.(this.queue.length);
+    return task;
   }
 
   private pump(): void {
@@ -86,10 +99,10 @@ export class Connector {
       const slot = this.idle.pop();
       if (slot) {
         slot.idleTimer?.cancel();
-        void this.run(slot, this.queue.shift()!);
+        void this.run(slot, this.take());
       } else if (this.open < this.deps.limits.maxConn) {
         this.open++;
-        void this.connectFor(this.queue.shift()!);
+        void this.connectFor(this.take());
       } else return;
     }
   }

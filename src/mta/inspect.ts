@@ -4,7 +4,7 @@
  * last four hours, in lines shaped like smtpctl's.
  */
 import type { Res } from '../bus/messages.js';
-import type { Outcome, RelayPool } from './relay.js';
+import type { Delivered, RelayPool } from './relay.js';
 
 /** `show hoststats` keeps a domain this long after its last delivery, as OpenSMTPD does. */
 const HOSTSTAT_TTL_MS = 4 * 3600_000;
@@ -17,7 +17,7 @@ export class MtaInspector {
   constructor(private readonly pool: RelayPool, private readonly now: () => number) {}
 
   /** Record one delivery's outcome. */
-  record(domain: string, outcome: Outcome): void {
+  record(domain: string, outcome: Delivered): void {
     const now = this.now();
     if (outcome.via) {
       const h = this.hosts.get(outcome.via.address) ?? { name: outcome.via.host, deliveries: 0, last: now };

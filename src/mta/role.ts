@@ -1,9 +1,10 @@
 /**
- * The mta role: takes `queue.delivery.mta` requests (one per envelope), hands them to the relay
- * pool, answers the queue with the result, and logs OpenSMTPD's `mta delivery` line and counts.
+ * The mta role: takes `queue.delivery.mta` requests (a message's due envelopes for one
+ * destination), hands them to the relay pool grouped by relay, answers the queue with a result
+ * per envelope, and logs OpenSMTPD's `mta delivery` line and counts.
  */
 import type { Role } from '../bus/bus.js';
-import { PEERS, type DeliveryResult, type Req } from '../bus/messages.js';
+import { PEERS, type DeliveryResult, type MtaResult, type Req, type Res } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
 import { systemClock } from '../clock.js';
 import { createResolver } from '../dns/index.js';
@@ -12,18 +13,17 @@ import { log, quoted } from '../log.js';
 import { durationText } from '../mda/deliver.js';
 import { messageBody, type MessageBody } from '../queue/body-ref.js';
 import type { Envelope } from '../queue/envelope.js';
-import { RelayPool, type Outcome } from './relay.js';
+import { DEFAULT_TASK_LIMITS, RelayPool, type Delivered, type Outcome } from './relay.js';
 import { MtaInspector } from './inspect.js';
 import { rewriteSender } from './mail-from.js';
 import type { Timeouts } from './session.js';
-import { relaySpec, type SpecContext } from './spec.js';
+import { relaySpec, type RelaySpec, type SpecContext } from './spec.js';
 
 export interface MtaOptions {
   resolver?: Resolver;
   /** Extra CA certificates (PEM) trusted when verifying remote hosts. */
   ca?: string[];
   timeouts?: Partial<Timeouts>;
-  batchWindowMs?: number;
 }
 
 const RESULT_WORD = { ok: 'Ok', tempfail: 'TempFail', permfail: 'PermFail', loop: 'PermFail' } as const;
@@ -58,9 +58,14 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
     limits: connectorLimits(ctx),
     limitsFor: (domain) => connectorLimits(ctx, domain),
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
-    // the queue hands out the recipients of a message within a few milliseconds of each other
-    batchWindowMs: opts.batchWindowMs ?? 10,
+    // RFC 5321 4.5.3.1.8: a server must take at least 100; one that takes fewer says 452
     maxRcpts: 100,
+    tasks: {
+      hiwat: limit(ctx, 'task-hiwat', DEFAULT_TASK_LIMITS.hiwat),
+      lowat: limit(ctx, 'task-lowat', DEFAULT_TASK_LIMITS.lowat),
+      release: limit(ctx, 'task-release', DEFAULT_TASK_LIMITS.release),
+    },
+    release: (holdq, n) => ctx.bus.notify('mta.holdq.release', { holdq, count: n }, () => undefined),
   });
   let stopping = false;
   const inspector = new MtaInspector(pool, () => Date.now());
@@ -73,33 +78,52 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
     ...(ctx.keys ? { keys: ctx.keys } : {}),
   };
 
-  async function attempt(envelope: Envelope, body: MessageBody): Promise<Outcome> {
-    const relay = ctx.config.actions.get(envelope.action)?.relay;
-    if (!relay) return { result: { result: 'permfail', enhanced: '5.3.5', detail: `action ${envelope.action} is not a relay action` } };
-    const spec = await relaySpec(envelope, relay, sc);
-    if ('result' in spec) return { result: spec };
-    return pool.deliver(spec, envelope, body);
+  /** Group by relay (each envelope's own spec), deliver each group, an outcome per envelope in order. */
+  async function attempt(envelopes: Envelope[], body: MessageBody): Promise<Outcome[]> {
+    const outcomes: Outcome[] = new Array(envelopes.length);
+    const groups = new Map<string, { spec: RelaySpec; indexes: number[] }>();
+    await Promise.all(envelopes.map(async (envelope, i) => {
+      const relay = ctx.config.actions.get(envelope.action)?.relay;
+      if (!relay) return void (outcomes[i] = { result: { result: 'permfail', enhanced: '5.3.5', detail: `action ${envelope.action} is not a relay action` } });
+      const spec = await relaySpec(envelope, relay, sc);
+      if ('result' in spec) return void (outcomes[i] = { result: spec });
+      const g = groups.get(spec.key) ?? { spec, indexes: [] };
+      g.indexes.push(i);
+      groups.set(spec.key, g);
+    }));
+    await Promise.all([...groups.values()].map(async ({ spec, indexes }) => {
+      // in the order the queue gave them: the transaction's RCPTs follow the message's
+      indexes.sort((a, b) => a - b);
+      const got = await pool.deliver(spec, indexes.map((i) => envelopes[i]!), body);
+      indexes.forEach((i, k) => (outcomes[i] = got[k]!));
+    }));
+    return outcomes;
   }
 
-  async function deliver(req: Req<'queue.delivery.mta'>): Promise<DeliveryResult> {
-    const { envelope } = req;
-    if (stopping) return { result: 'tempfail', enhanced: '4.3.2', detail: 'mta is shutting down' };
+  async function deliver(req: Req<'queue.delivery.mta'>): Promise<Res<'queue.delivery.mta'>> {
+    const { envelopes } = req;
+    if (stopping) return { results: envelopes.map(() => ({ result: 'tempfail', enhanced: '4.3.2', detail: 'mta is shutting down' })) };
     const body = messageBody(req.body, async (token, offset, length) => (await ctx.bus.request('mta.body.read', { token, offset, length })).data);
-    let outcome: Outcome;
+    let outcomes: Outcome[];
     try {
-      outcome = await attempt(envelope, body);
+      outcomes = await attempt(envelopes, body);
     } catch (err) {
       // a bug or an unforeseen I/O failure: retry later rather than bounce
-      log('error', envelope.id, 'mta', 'mta-error', { evpid: envelope.id, error: (err as Error).message });
-      outcome = { result: { result: 'tempfail', enhanced: '4.3.0', detail: 'internal error during delivery' } };
+      log('error', envelopes[0]?.msgid ?? null, 'mta', 'mta-error', { msgid: envelopes[0]?.msgid ?? '-', error: (err as Error).message });
+      outcomes = envelopes.map(() => ({ result: { result: 'tempfail', enhanced: '4.3.0', detail: 'internal error during delivery' } }));
     }
-    // per destination domain, so an admin sees each domain's deliveries at runtime
-    count('mta.delivery', { domain: domainOf(envelope.rcpt), result: outcome.result.result });
-    inspector.record(domainOf(envelope.rcpt), outcome);
-    // the log names the sender the next hop was given (mta_log prints task->sender)
-    const mailFrom = ctx.config.actions.get(envelope.action)?.relay?.mailFrom;
-    logDelivery({ ...envelope, sender: rewriteSender(envelope.sender, mailFrom) }, outcome, ctx.clock.now());
-    return outcome.result;
+    const results: MtaResult[] = outcomes.map((outcome, i) => {
+      if ('held' in outcome) return { result: 'hold', holdq: outcome.held };
+      const envelope = envelopes[i]!;
+      // per destination domain, so an admin sees each domain's deliveries at runtime
+      count('mta.delivery', { domain: domainOf(envelope.rcpt), result: outcome.result.result });
+      inspector.record(domainOf(envelope.rcpt), outcome);
+      // the log names the sender the next hop was given (mta_log prints task->sender)
+      const mailFrom = ctx.config.actions.get(envelope.action)?.relay?.mailFrom;
+      logDelivery({ ...envelope, sender: rewriteSender(envelope.sender, mailFrom) }, outcome, ctx.clock.now());
+      return outcome.result;
+    });
+    return { results };
   }
 
   return {
@@ -130,7 +154,7 @@ export function createMtaRole(ctx: RoleContext, opts: MtaOptions = {}): Role<'mt
  * delay=.. result="Ok" stat=".."`, the quotes where OpenSMTPD writes them. Without a session (no
  * host could be reached) the relay is the domain and the source `-`, as mta_flush_task() logs it.
  */
-export function logDelivery(e: Envelope, o: Outcome, nowMs: number): void {
+export function logDelivery(e: Envelope, o: Delivered, nowMs: number): void {
   const r = o.result;
   const via = o.via;
   const host = (a: string) => (a.includes(':') ? `[${a}]` : a);

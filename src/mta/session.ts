@@ -251,10 +251,14 @@ export class SmtpClientSession {
     // no body without a 354 (RFC 5321 §3.3): a 250 here is no delivery
     if (checkReply('data', go) === 'negative') return Array.from({ length: accepted }, () => replyResult(go));
     const stuffer = new DotStuffer();
+    // each chunk waits for the next, so the last one and the final dot leave in one write
+    let held: Buffer | null = null;
     for await (const chunk of body.open()) {
-      await this.wire.write(stuffer.push(chunk as Buffer), this.params.timeouts.command);
+      if (held) await this.wire.write(held, this.params.timeouts.command);
+      held = stuffer.push(chunk as Buffer);
     }
-    await this.wire.write(stuffer.end(), this.params.timeouts.command);
+    const end = stuffer.end();
+    await this.wire.write(held ? Buffer.concat([held, end]) : end, this.params.timeouts.command);
     const n = this.params.lmtp ? accepted : 1;
     const finals: DeliveryResult[] = [];
     for (let i = 0; i < n; i++) finals.push(stepResult('data-end', await this.wire.read(this.params.timeouts.dataEnd)));

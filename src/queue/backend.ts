@@ -35,9 +35,10 @@ export class QueueError extends TsmtpdError {
   }
 }
 
-/** A readable body file; release() lets the backend drop a temporary copy. */
+/** A readable body: the first `size` octets of the file at `path` (the fs queue keeps the envelopes after it); release() lets the backend drop a temporary copy. */
 export interface BodyHandle {
   path: string;
+  size: number;
   release(): Promise<void>;
 }
 
@@ -73,10 +74,10 @@ export interface QueueBackend {
   discard(msgid: string): Promise<void>;
   openBody(msgid: string): Promise<BodyHandle>;
   loadEnvelope(evpid: string): Promise<Envelope | undefined>;
-  /** Durable. */
-  updateEnvelope(e: Envelope): Promise<void>;
-  /** The message goes with its last envelope. */
-  deleteEnvelope(evpid: string): Promise<void>;
+  /** Durable; the envelopes may belong to several messages. Unknown envelopes fail with `notfound`. */
+  updateEnvelopes(envelopes: Envelope[]): Promise<void>;
+  /** Need not be durable (a crash may bring an envelope back: a duplicate, never a loss). A message goes with its last envelope. */
+  deleteEnvelopes(evpids: string[]): Promise<void>;
   walk(): AsyncIterable<WalkEntry>;
   /** Committed msgids (for tsmtpctl). */
   messages(): AsyncIterable<string>;

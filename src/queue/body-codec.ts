@@ -50,8 +50,7 @@ export async function encodeBody(src: string, dst: string, codec: BodyCodec): Pr
   await pipeline([createReadStream(src), ...stages, createWriteStream(dst, { flags: 'wx', mode: 0o600 })]);
 }
 
-async function readHeaderAndTag(src: string): Promise<{ iv: Buffer; tag: Buffer; size: number }> {
-  const size = (await stat(src)).size;
+async function readHeaderAndTag(src: string, size: number): Promise<{ iv: Buffer; tag: Buffer; size: number }> {
   if (size < 1 + IV_LEN + TAG_LEN) throw new Error('too short to be an encrypted body');
   const fh = await open(src, 'r');
   try {
@@ -66,9 +65,9 @@ async function readHeaderAndTag(src: string): Promise<{ iv: Buffer; tag: Buffer;
   }
 }
 
-async function decodeStreams(src: string, codec: BodyCodec): Promise<NodeJS.ReadableStream[]> {
-  if (!codec.key) return [createReadStream(src)];
-  const { iv, tag, size } = await readHeaderAndTag(src);
+async function decodeStreams(src: string, length: number, codec: BodyCodec): Promise<NodeJS.ReadableStream[]> {
+  if (!codec.key) return [length > 0 ? createReadStream(src, { end: length - 1 }) : emptyStream()];
+  const { iv, tag, size } = await readHeaderAndTag(src, length);
   const decipher = createDecipheriv('aes-256-gcm', codec.key, iv);
   decipher.setAuthTag(tag);
   const body = size - 1 - IV_LEN - TAG_LEN;
@@ -81,12 +80,15 @@ function emptyStream(): NodeJS.ReadableStream {
   return Readable.from([]);
 }
 
-/** Decode `src` into a new file `dst`; a tampered, truncated or wrongly keyed body is an error, and no dst remains. */
-export async function decodeBody(src: string, dst: string, codec: BodyCodec): Promise<void> {
+/**
+ * Decode the first `length` octets of `src` (all of it by default) into a new file `dst`; a
+ * tampered, truncated or wrongly keyed body is an error, and no dst remains.
+ */
+export async function decodeBody(src: string, dst: string, codec: BodyCodec, length?: number): Promise<void> {
   try {
     const stages: NodeJS.ReadWriteStream[] = [];
     if (codec.compress) stages.push(createGunzip());
-    const [input, ...rest] = await decodeStreams(src, codec);
+    const [input, ...rest] = await decodeStreams(src, length ?? (await stat(src)).size, codec);
     await pipeline([input!, ...rest, ...stages, createWriteStream(dst, { flags: 'wx', mode: 0o600 })]);
   } catch (err) {
     await rm(dst, { force: true });

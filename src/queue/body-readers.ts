@@ -4,7 +4,7 @@
  * and lets a larger one be read in chunks under a token that lives as long as the delivery.
  */
 import { randomBytes } from 'node:crypto';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { BodyRef } from '../bus/messages.js';
 import type { BodyHandle } from './backend.js';
 
@@ -25,7 +25,7 @@ export class BodyReaders {
   async open(msgid: string, body: BodyHandle): Promise<BodyRef> {
     let file: FileHandle | null = null;
     try {
-      const { size } = await stat(body.path);
+      const { size } = body;
       if (size <= INLINE_MAX) {
         file = await open(body.path, 'r');
         const inline = Buffer.alloc(size);
@@ -53,7 +53,8 @@ export class BodyReaders {
     const r = this.readers.get(token);
     if (!r) throw new Error('no such body reader (the delivery is over)');
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) throw new Error('bad body read');
-    const data = Buffer.alloc(Math.min(length, MAX_READ));
+    // never past the body: the fs queue keeps the message's envelopes after it
+    const data = Buffer.alloc(Math.max(0, Math.min(length, MAX_READ, r.body.size - offset)));
     const { bytesRead } = await r.file.read(data, 0, data.length, offset);
     return { data: data.subarray(0, bytesRead) };
   }

@@ -47,7 +47,7 @@ export class Bouncer {
    */
   async delayed(envelope: Envelope): Promise<void> {
     const now = Math.floor(this.ctx.clock.now() / 1000);
-    await this.queue.update({ ...envelope, lastWarn: now });
+    await this.queue.update([{ ...envelope, lastWarn: now }]);
     if (!shouldNotify(envelope.dsn, 'delay')) return;
     const age = now - envelope.createdAt;
     const due = this.ctx.config.bounce.warnIntervals.filter((d) => d <= age);
@@ -94,10 +94,8 @@ export class Bouncer {
     const wanted = entry.items.filter((i) => shouldNotify(i.envelope.dsn, 'failure'));
     try {
       if (wanted.length) await this.report('failure', wanted);
-      for (const { envelope } of entry.items) {
-        await this.queue.remove(envelope.id);
-        this.ctx.bus.notify('queue.envelope.done', { evpid: envelope.id }, () => undefined);
-      }
+      await this.queue.remove(entry.items.map((i) => i.envelope.id));
+      for (const { envelope } of entry.items) this.ctx.bus.notify('queue.envelope.done', { evpid: envelope.id }, () => undefined);
     } catch (err) {
       // the report could not be stored: keep the envelopes; the scheduler tries them again
       log('warn', msgid, 'queue', 'bounce-failed', { msgid, error: (err as Error).message });
@@ -138,6 +136,7 @@ export class Bouncer {
         ...(delay ? { delay } : {}),
         recipients: items.map((i) => i.recipient),
         originalPath: body.path,
+        originalSize: body.size,
         clock: this.ctx.clock,
       });
       const now = Math.floor(this.ctx.clock.now() / 1000);

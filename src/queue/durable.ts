@@ -3,7 +3,7 @@
  * them) and calling an optional fault hook before every write step, so tests can make any step
  * fail as a full disk would.
  */
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 
 /** Called with a step name before each write; throwing from it simulates that step failing. */
 export type FaultHook = (step: string) => void;
@@ -74,4 +74,11 @@ export class Durable {
     await rename(tmp, path);
     await this.fsyncDir(dir);
   }
+}
+
+/** fsync an open file through its descriptor (no second open); counted like the others. */
+export async function syncHandle(durable: Durable, fh: FileHandle): Promise<void> {
+  durable.step('fsync-file');
+  await fh.sync();
+  durable.fsyncs++;
 }

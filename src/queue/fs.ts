@@ -1,31 +1,75 @@
 /**
- * The default queue backend: plain files under the spool, made crash-safe by fsync and rename.
- * Layout: incoming/<msgid> (bodies under reception, and staging dirs), queue/<XX>/<msgid>/message
- * + <evpid> beside it, corrupt/ (damaged entries set aside), temporary/ (plain copies for delivery).
+ * The default queue backend: one file per message, made durable by one fsync and a rename.
+ *
+ *   incoming/<msgid>       a body under reception
+ *   queue/<msgid>          a committed message: the body, then its envelopes, then a trailer
+ *   queue/<msgid>.env      the message's envelopes as they are now, once one changed
+ *   corrupt/               damaged entries set aside for the operator
+ *   temporary/             plain copies of bodies for delivery
+ *
+ * A commit appends the envelopes to the incoming file through one descriptor, fsyncs it once,
+ * renames it into queue/, and fsyncs queue/ once for the whole group. Envelopes stay in memory
+ * from commit to delivery; the disk is read back only at start. An update (a retry) rewrites the
+ * sidecar durably; a deletion does not fsync: after a crash a delivered envelope may come back
+ * and be delivered again, but nothing acknowledged is ever lost.
  */
-import { link, mkdir, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
-import { Durable, type FaultHook } from './durable.js';
-import { plainRecords, type RecordCodec } from './record-codec.js';
+import { Durable, syncHandle, type FaultHook } from './durable.js';
+import { plainRecords, recordFromText, type RecordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
+import { migrateBucketLayout } from './fs-migrate.js';
+import { decodeRecords, encodeRecords, parseTrailer, trailer, TRAILER_LEN } from './fs-format.js';
 
-const BUCKET = /^[0-9a-f]{2}$/;
+const SIDECAR = '.env';
 
 function missing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT';
 }
 
+async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let off = 0; off < data.length;) {
+    const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
+    if (bytesWritten <= 0) throw new QueueError('io', 'write made no progress');
+    off += bytesWritten;
+  }
+}
+
+interface Stored {
+  bodySize: number;
+  envelopes: Map<string, Envelope>;
+  /** Records that did not decode, kept for quarantine. */
+  damaged?: Map<string, string>;
+}
+
 export class FsQueueBackend implements QueueBackend {
   readonly name = 'fs';
-  records: RecordCodec = plainRecords;
+  private codec: RecordCodec = plainRecords;
   readonly durable: Durable;
   private readonly incoming: string;
   private readonly queue: string;
   private readonly corrupt: string;
   private readonly temporary: string;
+  /** Every committed message known to this process, with its envelopes. */
+  private readonly stored = new Map<string, Stored>();
+  /** After the first full walk, `stored` knows every message: no existence checks on disk. */
+  private complete = false;
+  /** Sidecar writes of one message run one after the other. */
+  private readonly chains = new Map<string, Promise<void>>();
+
+  get records(): RecordCodec {
+    return this.codec;
+  }
+
+  /** Another record codec (another key) means what is known was read with the old one: read the disk again. */
+  set records(codec: RecordCodec) {
+    this.codec = codec;
+    this.stored.clear();
+    this.complete = false;
+  }
 
   constructor(readonly spool: string, opts: { fault?: FaultHook } = {}) {
     this.durable = new Durable(opts.fault);
@@ -37,9 +81,12 @@ export class FsQueueBackend implements QueueBackend {
 
   async open(): Promise<void> {
     for (const d of [this.incoming, this.queue, this.corrupt, this.temporary]) await mkdir(d, { recursive: true, mode: 0o700 });
+    await migrateBucketLayout(this.queue, this.incoming, this.durable, this.records);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await Promise.all(this.chains.values());
+  }
 
   incomingPath(msgid: string): string {
     return join(this.incoming, msgid);
@@ -49,169 +96,259 @@ export class FsQueueBackend implements QueueBackend {
     return this.temporary;
   }
 
-  private msgDir(msgid: string): string {
-    return join(this.queue, msgid.slice(0, 2), msgid);
+  /** Drop what is known of a message, so it is read from disk again (a file changed by hand, then `discover`). */
+  forget(msgid: string): void {
+    this.stored.delete(msgid);
+    this.complete = false;
   }
 
-  private evpPath(evpid: string): string {
-    return join(this.msgDir(msgidOf(evpid)), evpid);
+  /** Where a committed message is (tests reach in through it). */
+  messagePath(msgid: string): string {
+    return join(this.queue, msgid);
   }
 
-  /** Build the complete message directory in incoming/, invisible to walk() until renamed. */
-  private async stage(item: CommitItem): Promise<string> {
-    const dir = join(this.incoming, `${item.msgid}.d`);
-    await rm(dir, { recursive: true, force: true });
-    this.durable.step('mkdir');
-    // envelopes sit beside the body in the message directory: one directory fsync covers all
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    checkSize(item.msgid, await this.durable.fsyncFile(this.incomingPath(item.msgid)), item.size);
-    // a hard link, not a rename: if the batch fails the body is still in incoming/ for a retry
-    this.durable.step('link');
-    await link(this.incomingPath(item.msgid), join(dir, 'message'));
-    // in parallel: the filesystem's journal folds concurrent fsyncs into one commit
-    await Promise.all(item.envelopes.map((e) => this.durable.writeFile(join(dir, e.id), this.records.encode(e))));
-    await this.durable.fsyncDir(dir);
-    return dir;
+  sidecarPath(msgid: string): string {
+    return join(this.queue, msgid + SIDECAR);
   }
 
+  /**
+   * Append the envelopes and trailer to each incoming body, fsync each once, rename them into
+   * queue/ and fsync queue/ once. On failure every body is back in incoming/ as it was received.
+   */
   async commit(batch: CommitItem[]): Promise<void> {
-    const moved: string[] = [];
+    const moved: CommitItem[] = [];
     try {
-      const staged = await Promise.allSettled(batch.map((item) => this.stage(item)));
-      const failed = staged.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      const sealed = await Promise.allSettled(batch.map((item) => this.seal(item)));
+      const failed = sealed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
-      const buckets = new Set(batch.map((i) => join(this.queue, i.msgid.slice(0, 2))));
-      await this.durable.mkdirs(this.queue, buckets);
       for (const item of batch) {
         this.durable.step('rename');
-        await rename(join(this.incoming, `${item.msgid}.d`), this.msgDir(item.msgid));
-        moved.push(this.msgDir(item.msgid));
+        await rename(this.incomingPath(item.msgid), this.messagePath(item.msgid));
+        moved.push(item);
       }
-      // one fsync per bucket for the whole batch: this is what group commit saves
-      for (const b of buckets) await this.durable.fsyncDir(b);
+      // one directory fsync makes the whole group's renames durable: what group commit saves
+      await this.durable.fsyncDir(this.queue);
     } catch (err) {
       await this.undo(batch, moved);
       throw QueueError.from(err, 'queue commit');
     }
-    for (const item of batch) await unlink(this.incomingPath(item.msgid)).catch(() => {});
+    for (const item of batch) this.stored.set(item.msgid, { bodySize: item.size, envelopes: new Map(item.envelopes.map((e) => [e.id, e])) });
   }
 
-  /** Take back everything a failed batch wrote; the incoming bodies stay. */
-  private async undo(batch: CommitItem[], moved: string[]): Promise<void> {
-    for (const d of moved) await rm(d, { recursive: true, force: true }).catch(() => {});
-    for (const item of batch) await rm(join(this.incoming, `${item.msgid}.d`), { recursive: true, force: true }).catch(() => {});
+  /** Check the body's size, append the envelope block and trailer, fsync: one open, one fsync. */
+  private async seal(item: CommitItem): Promise<void> {
+    const fh = await open(this.incomingPath(item.msgid), 'r+');
+    try {
+      const { size } = await fh.stat();
+      // a retry after a failed group finds its earlier trailer: cut back to the body first
+      if (size > item.size && (await this.sealedAt(fh, size)) === item.size) await fh.truncate(item.size);
+      else checkSize(item.msgid, size, item.size);
+      const block = encodeRecords(item.envelopes, this.records);
+      this.durable.step('write');
+      await writeAll(fh, Buffer.concat([block, trailer(item.size, block.length)]), item.size);
+      await syncHandle(this.durable, fh);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** The body size a file's trailer records, or -1. */
+  private async sealedAt(fh: FileHandle, size: number): Promise<number> {
+    if (size < TRAILER_LEN) return -1;
+    const buf = Buffer.alloc(TRAILER_LEN);
+    await fh.read(buf, 0, TRAILER_LEN, size - TRAILER_LEN);
+    return parseTrailer(buf)?.bodySize ?? -1;
+  }
+
+  /** Take back a failed batch: renamed messages return to incoming/, every body loses its trailer. */
+  private async undo(batch: CommitItem[], moved: CommitItem[]): Promise<void> {
+    for (const item of moved) await rename(this.messagePath(item.msgid), this.incomingPath(item.msgid)).catch(() => {});
+    for (const item of batch) {
+      const fh = await open(this.incomingPath(item.msgid), 'r+').catch(() => null);
+      if (!fh) continue;
+      try {
+        const { size } = await fh.stat();
+        if (size > item.size && (await this.sealedAt(fh, size)) === item.size) await fh.truncate(item.size);
+      } catch {
+        // the retry checks the size again
+      } finally {
+        await fh.close();
+      }
+    }
   }
 
   async discard(msgid: string): Promise<void> {
     await rm(this.incomingPath(msgid), { force: true });
-    await rm(join(this.incoming, `${msgid}.d`), { recursive: true, force: true });
   }
 
   async openBody(msgid: string): Promise<BodyHandle> {
-    const path = join(this.msgDir(msgid), 'message');
-    try {
-      await stat(path);
-    } catch (err) {
-      throw missing(err) ? new QueueError('notfound', `message ${msgid} not found`) : QueueError.from(err, 'open body');
-    }
-    return { path, release: async () => {} };
+    const s = this.stored.get(msgid) ?? (await this.read(msgid));
+    if (!s) throw new QueueError('notfound', `message ${msgid} not found`);
+    return { path: this.messagePath(msgid), size: s.bodySize, release: async () => {} };
   }
 
   async loadEnvelope(evpid: string): Promise<Envelope | undefined> {
     if (!isEvpid(evpid)) return undefined;
-    let record: Buffer;
-    try {
-      record = await readFile(this.evpPath(evpid));
-    } catch (err) {
-      if (missing(err)) return undefined;
-      throw QueueError.from(err, 'load envelope');
-    }
-    const d = this.records.decode(record, evpid);
-    return d.ok ? d.envelope : undefined;
+    const msgid = msgidOf(evpid);
+    const s = this.stored.get(msgid) ?? (await this.read(msgid));
+    return s?.envelopes.get(evpid);
   }
 
-  async updateEnvelope(e: Envelope): Promise<void> {
-    const dir = this.msgDir(e.msgid);
-    try {
-      await stat(join(dir, e.id));
-    } catch (err) {
-      throw missing(err) ? new QueueError('notfound', `envelope ${e.id} not found`) : QueueError.from(err, 'update');
+  async updateEnvelopes(envelopes: Envelope[]): Promise<void> {
+    const touched = new Set<string>();
+    for (const e of envelopes) {
+      const s = this.stored.get(e.msgid) ?? (await this.read(e.msgid));
+      if (!s?.envelopes.has(e.id)) throw new QueueError('notfound', `envelope ${e.id} not found`);
     }
-    const tmp = join(dir, `.${e.id}.${randomBytes(4).toString('hex')}`);
+    for (const e of envelopes) {
+      this.stored.get(e.msgid)!.envelopes.set(e.id, e);
+      touched.add(e.msgid);
+    }
     try {
-      await this.durable.replaceFile(join(dir, e.id), tmp, dir, this.records.encode(e));
+      await Promise.all([...touched].map((msgid) => this.serially(msgid, () => this.writeSidecar(msgid, true))));
+      await this.durable.fsyncDir(this.queue);
     } catch (err) {
-      await rm(tmp, { force: true }).catch(() => {});
       throw QueueError.from(err, 'update envelope');
     }
   }
 
-  async deleteEnvelope(evpid: string): Promise<void> {
-    if (!isEvpid(evpid)) return;
-    const msgid = msgidOf(evpid);
-    const dir = this.msgDir(msgid);
+  async deleteEnvelopes(evpids: string[]): Promise<void> {
+    const touched = new Set<string>();
+    for (const evpid of evpids) {
+      const msgid = msgidOf(evpid);
+      const s = this.stored.get(msgid) ?? (await this.read(msgid));
+      if (s?.envelopes.delete(evpid)) touched.add(msgid);
+    }
     try {
-      await unlink(join(dir, evpid));
-      if ((await this.envelopeNames(msgid)).length === 0) await this.removeMessage(msgid);
-      else await this.durable.fsyncDir(dir);
+      await Promise.all([...touched].map((msgid) => this.serially(msgid, async () => {
+        const s = this.stored.get(msgid);
+        if (s && s.envelopes.size > 0) return this.writeSidecar(msgid, false);
+        this.stored.delete(msgid);
+        await this.removeMessage(msgid);
+      })));
     } catch (err) {
-      if (!missing(err)) throw QueueError.from(err, 'delete envelope');
+      throw QueueError.from(err, 'delete envelope');
     }
   }
 
-  /** Rename first so a crash never leaves half a message dir in the queue, then delete at leisure. */
-  private async removeMessage(msgid: string): Promise<void> {
-    const gone = join(this.incoming, `${msgid}.gone.${randomBytes(4).toString('hex')}`);
-    try {
-      await rename(this.msgDir(msgid), gone);
-    } catch (err) {
-      if (missing(err)) return;
-      throw err;
-    }
-    await this.durable.fsyncDir(join(this.queue, msgid.slice(0, 2)));
-    await rm(gone, { recursive: true, force: true });
-  }
-
-  private async envelopeNames(msgid: string): Promise<string[]> {
-    const names = await readdir(this.msgDir(msgid)).catch((err) => {
-      if (missing(err)) return [] as string[];
-      throw err;
+  private serially(msgid: string, fn: () => Promise<void>): Promise<void> {
+    const next = (this.chains.get(msgid) ?? Promise.resolve()).then(fn, fn);
+    const tail = next.catch(() => {}).then(() => {
+      if (this.chains.get(msgid) === tail) this.chains.delete(msgid);
     });
-    return names.filter((n) => isEvpid(n) && msgidOf(n) === msgid).sort();
+    this.chains.set(msgid, tail);
+    return next;
   }
 
-  private async *walkMessage(msgid: string): AsyncGenerator<WalkEntry> {
-    const names = await this.envelopeNames(msgid);
-    if (names.length === 0) {
-      // crashed between deleting the last envelope and removing the message
-      await this.removeMessage(msgid);
-      return;
+  /** The sidecar holds the message's envelopes as they are now; durable for updates only (the caller fsyncs queue/). */
+  private async writeSidecar(msgid: string, durable: boolean): Promise<void> {
+    const s = this.stored.get(msgid);
+    if (!s) return;
+    const tmp = join(this.queue, `.${msgid}.${randomBytes(4).toString('hex')}`);
+    try {
+      this.durable.step('write');
+      const fh = await open(tmp, 'wx', 0o600);
+      try {
+        await writeAll(fh, encodeRecords(s.envelopes.values(), this.records), 0);
+        if (durable) await syncHandle(this.durable, fh);
+      } finally {
+        await fh.close();
+      }
+      this.durable.step('rename');
+      await rename(tmp, this.sidecarPath(msgid));
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => {});
+      throw err;
     }
-    if (!(await stat(join(this.msgDir(msgid), 'message')).then(() => true, () => false))) {
-      yield { damaged: msgid, reason: 'message body missing' };
-      return;
+  }
+
+  /** The message file first: a sidecar left by a crash without its message is dropped at the next walk. */
+  private async removeMessage(msgid: string): Promise<void> {
+    for (const path of [this.messagePath(msgid), this.sidecarPath(msgid)]) {
+      await unlink(path).catch((err) => {
+        if (!missing(err)) throw err;
+      });
     }
-    for (const evpid of names) {
-      const record = await readFile(join(this.msgDir(msgid), evpid)).catch(() => undefined);
-      const d = record === undefined ? { ok: false as const, reason: 'unreadable' } : this.records.decode(record, evpid);
-      yield d.ok ? { envelope: d.envelope } : { damaged: evpid, reason: d.reason };
+  }
+
+  /** Read a message back from disk (at start, or one put in the queue by hand). */
+  private async read(msgid: string): Promise<Stored | undefined> {
+    if (!isMsgid(msgid)) return undefined;
+    let fh: FileHandle;
+    try {
+      fh = await open(this.messagePath(msgid), 'r');
+    } catch (err) {
+      if (missing(err)) return undefined;
+      throw QueueError.from(err, 'load message');
     }
+    let bodySize: number;
+    let block: string;
+    try {
+      const { size } = await fh.stat();
+      bodySize = await this.sealedAt(fh, size);
+      const t = bodySize < 0 ? null : parseTrailer(await readAt(fh, size - TRAILER_LEN, TRAILER_LEN));
+      if (!t || t.bodySize + t.blockSize + TRAILER_LEN !== size) throw new QueueError('io', 'message file has no valid trailer');
+      block = (await readAt(fh, t.bodySize, t.blockSize)).toString('utf8');
+    } catch (err) {
+      if (err instanceof QueueError) return { bodySize: -1, envelopes: new Map(), damaged: new Map([[msgid, err.message]]) };
+      throw QueueError.from(err, 'load message');
+    } finally {
+      await fh.close();
+    }
+    // the sidecar, when there is a readable one, is newer than the block
+    const side = await readFile(this.sidecarPath(msgid), 'utf8').then(decodeRecords, () => null);
+    const records = side ?? decodeRecords(block) ?? [];
+    const s: Stored = { bodySize, envelopes: new Map(), damaged: new Map() };
+    for (const [evpid, text] of records) {
+      const d = msgidOf(evpid) === msgid ? this.records.decode(recordFromText(text), evpid) : { ok: false as const, reason: 'envelope of another message' };
+      if (d.ok) s.envelopes.set(evpid, d.envelope);
+      else s.damaged!.set(evpid, text);
+    }
+    this.stored.set(msgid, s);
+    return s;
   }
 
   async *walk(): AsyncIterable<WalkEntry> {
-    for await (const msgid of this.messages()) yield* this.walkMessage(msgid);
+    for await (const msgid of this.messages()) {
+      const s = this.stored.get(msgid) ?? (await this.read(msgid));
+      if (!s) continue;
+      if (s.bodySize < 0) {
+        this.stored.delete(msgid);
+        yield { damaged: msgid, reason: s.damaged?.get(msgid) ?? 'unreadable message' };
+        continue;
+      }
+      for (const [evpid, text] of s.damaged ?? []) yield { damaged: evpid, reason: this.reasonOf(text, evpid) };
+      if (s.envelopes.size === 0 && !s.damaged?.size) {
+        // crashed between deleting the last envelope's record and the message
+        this.stored.delete(msgid);
+        await this.removeMessage(msgid);
+        continue;
+      }
+      for (const e of [...s.envelopes.values()].sort((a, b) => a.id.localeCompare(b.id))) yield { envelope: e };
+    }
+    this.complete = true;
+  }
+
+  private reasonOf(text: string, evpid: string): string {
+    const d = this.records.decode(recordFromText(text), evpid);
+    return d.ok ? 'envelope of another message' : d.reason;
   }
 
   async *messages(): AsyncIterable<string> {
-    const buckets = (await readdir(this.queue)).filter((b) => BUCKET.test(b)).sort();
-    for (const b of buckets) {
-      const names = await readdir(join(this.queue, b)).catch(() => [] as string[]);
-      for (const m of names.sort()) if (isMsgid(m) && m.startsWith(b)) yield m;
+    const names = await readdir(this.queue);
+    const present = new Set(names);
+    for (const name of names.sort()) {
+      if (isMsgid(name)) yield name;
+      // a sidecar whose message went before it (a crash in removeMessage)
+      else if (name.endsWith(SIDECAR) && isMsgid(name.slice(0, -SIDECAR.length)) && !present.has(name.slice(0, -SIDECAR.length))) {
+        await unlink(join(this.queue, name)).catch(() => {});
+      } else if (name.startsWith('.') && !this.chains.size) await unlink(join(this.queue, name)).catch(() => {});
     }
   }
 
   async hasMessage(msgid: string): Promise<boolean> {
-    return stat(this.msgDir(msgid)).then(() => true, () => false);
+    if (this.stored.has(msgid)) return true;
+    return !this.complete && (await stat(this.messagePath(msgid)).then(() => true, () => false));
   }
 
   purgeIncoming(): Promise<number> {
@@ -222,15 +359,40 @@ export class FsQueueBackend implements QueueBackend {
     void reason;
     const stamp = randomBytes(4).toString('hex');
     if (isMsgid(id)) {
-      await rename(this.msgDir(id), join(this.corrupt, `${id}.${stamp}`)).catch(() => {});
+      this.stored.delete(id);
+      await rename(this.messagePath(id), join(this.corrupt, `${id}.${stamp}`)).catch(() => {});
+      await rename(this.sidecarPath(id), join(this.corrupt, `${id}${SIDECAR}.${stamp}`)).catch(() => {});
       return;
     }
     if (!isEvpid(id)) return;
-    await rename(this.evpPath(id), join(this.corrupt, `${id}.${stamp}`)).catch(() => {});
     const msgid = msgidOf(id);
-    // keep the body with the bad record for the operator when no good envelope needs it
-    if ((await this.envelopeNames(msgid)).length === 0) {
-      await rename(this.msgDir(msgid), join(this.corrupt, `${msgid}.${stamp}`)).catch(() => {});
-    }
+    const s = this.stored.get(msgid);
+    const text = s?.damaged?.get(id);
+    if (!s || text === undefined) return;
+    // the bad record is kept for the operator; the message keeps its good envelopes
+    await writeFileExclusive(join(this.corrupt, `${id}.${stamp}`), text).catch(() => {});
+    s.damaged!.delete(id);
+    if (s.envelopes.size === 0) return this.quarantine(msgid, reason);
+    await this.serially(msgid, () => this.writeSidecar(msgid, true));
+    await this.durable.fsyncDir(this.queue);
+  }
+}
+
+async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  for (let off = 0; off < length;) {
+    const { bytesRead } = await fh.read(buf, off, length - off, position + off);
+    if (bytesRead === 0) throw new QueueError('io', 'message file is shorter than its trailer says');
+    off += bytesRead;
+  }
+  return buf;
+}
+
+async function writeFileExclusive(path: string, text: string): Promise<void> {
+  const fh = await open(path, 'wx', 0o600);
+  try {
+    await fh.writeFile(text);
+  } finally {
+    await fh.close();
   }
 }

@@ -146,7 +146,7 @@ export class PostgresQueueBackend implements QueueBackend {
       await rm(path, { force: true });
       throw QueueError.from(err, 'open body');
     }
-    return { path, release: () => rm(path, { force: true }) };
+    return { path, size: row.body.length, release: () => rm(path, { force: true }) };
   }
 
   async loadEnvelope(evpid: string): Promise<Envelope | undefined> {
@@ -158,18 +158,25 @@ export class PostgresQueueBackend implements QueueBackend {
   }
 
   /** The record and the counters the scheduler reads; when it is next due is the scheduler's to say. */
-  async updateEnvelope(e: Envelope): Promise<void> {
+  async updateEnvelopes(envelopes: Envelope[]): Promise<void> {
+    for (const e of envelopes) await this.updateOne(e);
+  }
+
+  private async updateOne(e: Envelope): Promise<void> {
     const res = await query(this.pool, 'update envelope',
       'UPDATE tsmtpd_envelopes SET record = $2, tries = $3, last_try = $4, last_warn = $5 WHERE evpid = $1',
       [e.id, recordAsText(this.records.encode(e)), e.tries, e.lastTry, e.lastWarn]);
     if (res.rowCount === 0) throw new QueueError('notfound', `envelope ${e.id} not found`);
   }
 
-  async deleteEnvelope(evpid: string): Promise<void> {
+  /** The envelopes of one relay transaction go in one database transaction. */
+  async deleteEnvelopes(evpids: string[]): Promise<void> {
     await transaction(this.pool, 'delete envelope', async (c) => {
-      await lockMessage(c, msgidOf(evpid));
-      await c.query('DELETE FROM tsmtpd_envelopes WHERE evpid = $1', [evpid]);
-      await dropMessageIfEmpty(c, msgidOf(evpid));
+      for (const msgid of [...new Set(evpids.map(msgidOf))].sort()) {
+        await lockMessage(c, msgid);
+        await c.query('DELETE FROM tsmtpd_envelopes WHERE evpid = ANY($1)', [evpids.filter((id) => msgidOf(id) === msgid)]);
+        await dropMessageIfEmpty(c, msgid);
+      }
     });
   }
 

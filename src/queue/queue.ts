@@ -213,26 +213,32 @@ export class Queue {
     if (isPlain(this.codec)) return stored;
     const dst = join(this.backend.tempDir(), `${msgid}.${hex8()}.plain`);
     try {
-      await decodeBody(stored.path, dst, this.codec);
+      await decodeBody(stored.path, dst, this.codec, stored.size);
     } finally {
       await stored.release();
     }
-    return { path: dst, release: () => rm(dst, { force: true }) };
+    return { path: dst, size: (await stat(dst)).size, release: () => rm(dst, { force: true }) };
   }
 
   async load(evpid: string): Promise<Envelope | undefined> {
     return isEvpid(evpid) ? profileQueue('queue_envelope_load', () => this.backend.loadEnvelope(evpid)) : undefined;
   }
 
-  async update(e: Envelope): Promise<void> {
-    if (!isEvpid(e.id) || e.id.slice(0, 8) !== e.msgid) throw new QueueError('notfound', `bad envelope id ${e.id}`);
-    await profileQueue('queue_envelope_update', () => this.backend.updateEnvelope(e));
+  /** Durable: after a crash the envelopes are as given here. */
+  async update(envelopes: Envelope[]): Promise<void> {
+    for (const e of envelopes) if (!isEvpid(e.id) || e.id.slice(0, 8) !== e.msgid) throw new QueueError('notfound', `bad envelope id ${e.id}`);
+    await profileQueue('queue_envelope_update', () => this.backend.updateEnvelopes(envelopes));
   }
 
-  async remove(evpid: string): Promise<void> {
-    if (!isEvpid(evpid)) return;
-    await profileQueue('queue_envelope_delete', () => this.backend.deleteEnvelope(evpid));
-    log('debug', evpid, ROLE, 'remove', {});
+  /**
+   * Not durable: a crash right after may bring an envelope back, to be delivered twice, never lost
+   * (the fs queue does not fsync deletions). A message goes with its last envelope.
+   */
+  async remove(evpids: string[]): Promise<void> {
+    const valid = evpids.filter(isEvpid);
+    if (valid.length === 0) return;
+    await profileQueue('queue_envelope_delete', () => this.backend.deleteEnvelopes(valid));
+    for (const evpid of valid) log('debug', evpid, ROLE, 'remove', {});
   }
 
   /** Every committed envelope; damaged entries are set aside and logged, never returned. */

@@ -76,10 +76,10 @@ export class RamQueueBackend implements QueueBackend {
 
   async openBody(msgid: string): Promise<BodyHandle> {
     if (!this.msgs.has(msgid)) throw new QueueError('notfound', `message ${msgid} not found`);
-    await stat(this.bodyPath(msgid)).catch((err) => {
+    const { size } = await stat(this.bodyPath(msgid)).catch((err) => {
       throw QueueError.from(err, 'open body');
     });
-    return { path: this.bodyPath(msgid), release: async () => {} };
+    return { path: this.bodyPath(msgid), size, release: async () => {} };
   }
 
   async loadEnvelope(evpid: string): Promise<Envelope | undefined> {
@@ -89,12 +89,17 @@ export class RamQueueBackend implements QueueBackend {
     return d.ok ? d.envelope : undefined;
   }
 
-  async updateEnvelope(e: Envelope): Promise<void> {
-    if (!this.stored.has(e.id)) throw new QueueError('notfound', `envelope ${e.id} not found`);
-    this.stored.set(e.id, this.records.encode(e));
+  async updateEnvelopes(envelopes: Envelope[]): Promise<void> {
+    const unknown = envelopes.find((e) => !this.stored.has(e.id));
+    if (unknown) throw new QueueError('notfound', `envelope ${unknown.id} not found`);
+    for (const e of envelopes) this.stored.set(e.id, this.records.encode(e));
   }
 
-  async deleteEnvelope(evpid: string): Promise<void> {
+  async deleteEnvelopes(evpids: string[]): Promise<void> {
+    for (const evpid of evpids) await this.deleteOne(evpid);
+  }
+
+  private async deleteOne(evpid: string): Promise<void> {
     this.stored.delete(evpid);
     const msgid = msgidOf(evpid);
     const set = this.msgs.get(msgid);
@@ -129,7 +134,7 @@ export class RamQueueBackend implements QueueBackend {
   }
 
   async quarantine(id: string): Promise<void> {
-    if (isEvpid(id)) await this.deleteEnvelope(id);
-    else if (isMsgid(id)) for (const evpid of this.msgs.get(id) ?? []) await this.deleteEnvelope(evpid);
+    if (isEvpid(id)) await this.deleteOne(id);
+    else if (isMsgid(id)) await this.deleteEnvelopes([...(this.msgs.get(id) ?? [])]);
   }
 }

@@ -9,12 +9,11 @@ import { PEERS, type DeliveryResult, type Origin, type Req, type Res } from '../
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
 import type { LogEvent } from '../log-events.js';
-import type { BodyHandle } from './backend.js';
 import { BodyReaders } from './body-readers.js';
 import { Bouncer } from './bouncer.js';
 import { IncomingBodies } from './incoming.js';
 import { errorLine, isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { Queue, QueueError } from './queue.js';
 import { createQueueBackend } from './registry.js';
 
@@ -91,64 +90,90 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
     }
   }
 
-  /** An envelope and its body, read from the store and ready to hand out; null when it is gone. */
-  async function prepare(evpid: string): Promise<{ envelope: Envelope; body: BodyHandle } | null> {
-    const envelope = await queue.load(evpid);
-    if (!envelope) {
-      ctx.bus.notify('queue.envelope.done', { evpid }, () => undefined);
-      return null;
-    }
-    return { envelope, body: await queue.body(envelope.msgid) };
-  }
-
-  /** One delivery attempt of a prepared envelope; any error here means "try again later". */
-  async function deliver({ envelope, body }: { envelope: Envelope; body: BodyHandle }): Promise<void> {
-    let result: DeliveryResult;
-    const ref = await readers.open(envelope.msgid, body);
+  /**
+   * One delivery attempt of envelopes of one message: the mta gets them in one request (it puts
+   * them in as few transactions as the server allows), the mda one by one. The body is opened
+   * once for all of them.
+   */
+  async function deliver(envelopes: Envelope[]): Promise<void> {
+    const msgid = envelopes[0]!.msgid;
+    const ref = await readers.open(msgid, await queue.body(msgid));
     try {
-      const type = envelope.kind === 'mda' ? 'queue.delivery.mda' : 'queue.delivery.mta';
-      result = await ctx.bus.request(type, { envelope, body: ref });
+      if (envelopes[0]!.kind === 'mda') {
+        await Promise.all(envelopes.map((envelope) =>
+          ctx.bus.request('queue.delivery.mda', { envelope, body: ref })
+            .then((result) => record([envelope], [result]))
+            .catch(failed(envelope.id))));
+        return;
+      }
+      const { results } = await ctx.bus.request('queue.delivery.mta', { envelopes, body: ref });
+      if (results.length !== envelopes.length) throw new Error(`mta answered ${results.length} results for ${envelopes.length} envelopes`);
+      const holds = new Map<string, string[]>();
+      const done: Envelope[] = [];
+      const outcomes: DeliveryResult[] = [];
+      results.forEach((r, i) => {
+        if (r.result === 'hold') holds.set(r.holdq, [...(holds.get(r.holdq) ?? []), envelopes[i]!.id]);
+        else {
+          done.push(envelopes[i]!);
+          outcomes.push(r);
+        }
+      });
+      for (const [holdq, evpids] of holds) ctx.bus.notify('queue.envelope.hold', { evpids, holdq }, () => undefined);
+      await record(done, outcomes);
     } finally {
       await readers.close(ref);
     }
-    await record(envelope, result);
   }
 
-  async function record(envelope: Envelope, result: DeliveryResult): Promise<void> {
+  /** Outcomes of one attempt: delivered envelopes leave the store together, retries are updated together. */
+  async function record(envelopes: Envelope[], results: DeliveryResult[]): Promise<void> {
     const now = Math.floor(ctx.clock.now() / 1000);
-    // scheduler.c counts each IMSG_QUEUE_DELIVERY_* it hears: monitor's ok, tmpfail, prmfail, loop
-    ctx.bus.notify('stat.increment', { key: `scheduler.delivery.${result.result}` }, () => undefined);
-    switch (result.result) {
-      case 'ok':
-        await bouncer.delivered(envelope, result);
-        await queue.remove(envelope.id);
-        return void ctx.bus.notify('queue.envelope.done', { evpid: envelope.id }, () => undefined);
+    const delivered: { envelope: Envelope; result: Extract<DeliveryResult, { result: 'ok' }> }[] = [];
+    const retries: Envelope[] = [];
+    envelopes.forEach((envelope, i) => {
+      const result = results[i]!;
+      // scheduler.c counts each IMSG_QUEUE_DELIVERY_* it hears: monitor's ok, tmpfail, prmfail, loop
+      ctx.bus.notify('stat.increment', { key: `scheduler.delivery.${result.result}` }, () => undefined);
+      if (result.result === 'ok') delivered.push({ envelope, result });
       // queue.c IMSG_*_DELIVERY_LOOP: bounced and removed, as a permanent failure is
-      case 'permfail':
-      case 'loop':
-        return bouncer.failed(envelope, result);
-      case 'tempfail': {
+      else if (result.result === 'permfail' || result.result === 'loop') void bouncer.failed(envelope, result);
+      else {
         const tries = envelope.tries + 1;
-        await queue.update({ ...envelope, tries, lastTry: now, lastError: errorLine(result.enhanced, result.detail) });
-        return void ctx.bus.notify('queue.envelope.retry', { evpid: envelope.id, tries, lastTry: now }, () => undefined);
+        retries.push({ ...envelope, tries, lastTry: now, lastError: errorLine(result.enhanced, result.detail) });
       }
-    }
+    });
+    for (const { envelope, result } of delivered) await bouncer.delivered(envelope, result);
+    if (delivered.length) await queue.remove(delivered.map((d) => d.envelope.id));
+    for (const { envelope } of delivered) ctx.bus.notify('queue.envelope.done', { evpid: envelope.id }, () => undefined);
+    if (retries.length) await queue.update(retries);
+    for (const e of retries) ctx.bus.notify('queue.envelope.retry', { evpid: e.id, tries: e.tries, lastTry: now }, () => undefined);
   }
 
-  const schedule = async ({ evpids }: Req<'scheduler.envelope.schedule'>) => {
-    const failed = (evpid: string) => (err: Error) => {
+  /** A delivery that could not even be attempted (store or bus error): try again later. */
+  function failed(evpid: string): (err: Error) => void {
+    return (err) => {
       log('warn', evpid, 'queue', 'delivery-error', { evpid, error: err.message });
       if (!stopping) {
         ctx.bus.notify('queue.envelope.retry', { evpid, tries: 0, lastTry: Math.floor(ctx.clock.now() / 1000) }, () => undefined);
       }
     };
-    // the whole batch is read before any of it is handed out: the recipients of a message then
-    // reach the mta together, within its batch window however slow the store is, and travel in
-    // one transaction
-    const ready = await Promise.all(evpids.map((evpid) => prepare(evpid).catch((err: Error) => void failed(evpid)(err))));
-    ready.forEach((p, i) => {
-      if (p) deliver(p).catch(failed(evpids[i]!));
-    });
+  }
+
+  /** The scheduler hands out a message's due envelopes for a destination together: they stay together. */
+  const schedule = async ({ evpids }: Req<'scheduler.envelope.schedule'>) => {
+    const groups = new Map<string, Envelope[]>();
+    for (const evpid of evpids) {
+      const envelope = await queue.load(evpid).catch((err: Error) => void failed(evpid)(err));
+      if (envelope === undefined) {
+        ctx.bus.notify('queue.envelope.done', { evpid }, () => undefined);
+        continue;
+      }
+      const key = `${envelope.msgid}|${envelope.kind === 'mda' ? 'mda' : 'mta'}`;
+      groups.set(key, [...(groups.get(key) ?? []), envelope]);
+    }
+    for (const envelopes of groups.values()) {
+      deliver(envelopes).catch((err: Error) => envelopes.forEach((e) => failed(e.id)(err)));
+    }
   };
 
   const onEnvelope = (what: LogEvent, fn: (e: Envelope) => Promise<void>) => ({ evpid }: { evpid: string }) => {
@@ -158,10 +183,10 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
   };
 
   /** Envelopes of one message or of the whole queue, for `show queue` (bounded: it is read on demand). */
-  async function list(msgid: string | undefined, limit: number): Promise<Res<'control.queue.list'>> {
+  async function list(msgid: string | undefined, limit: number, after = ''): Promise<Res<'control.queue.list'>> {
     const envelopes: Envelope[] = [];
     for await (const e of queue.walk()) {
-      if (msgid && e.msgid !== msgid) continue;
+      if ((msgid && e.msgid !== msgid) || e.id <= after) continue;
       if (envelopes.length >= limit) return { envelopes, truncated: true };
       envelopes.push(e);
     }
@@ -178,9 +203,15 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
     const body = await queue.body(msgid).catch(() => null);
     if (!body) return { found: false, text: '' };
     try {
-      const content = await readFile(body.path);
       // a control reply is one JSON line: cap what a huge message could make of it
-      return { found: true, text: content.subarray(0, MAX_SHOWN).toString('utf8') };
+      const content = Buffer.alloc(Math.min(body.size, MAX_SHOWN));
+      const fh = await open(body.path, 'r');
+      try {
+        await fh.read(content, 0, content.length, 0);
+      } finally {
+        await fh.close();
+      }
+      return { found: true, text: content.toString('utf8') };
     } finally {
       await body.release();
     }
@@ -193,6 +224,23 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
     submit(found);
     return { count: found.length };
   }
+
+  /** Hand every stored envelope to the scheduler, in batches, as the store is read. */
+  async function load(): Promise<void> {
+    const started = Date.now();
+    let batch: Envelope[] = [];
+    let count = 0;
+    for await (const envelope of queue.walk()) {
+      if (stopping) return;
+      batch.push(envelope);
+      count++;
+      if (batch.length >= WALK_BATCH) submit(batch.splice(0));
+    }
+    submit(batch);
+    batch = [];
+    log('info', null, 'queue', 'queue-load', { envelopes: count, backend: ctx.backends.queue, ms: Date.now() - started });
+  }
+  let loading: Promise<void> = Promise.resolve();
 
   return {
     name: 'queue',
@@ -210,30 +258,23 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
       'scheduler.envelope.schedule': schedule,
       'scheduler.envelope.expire': onEnvelope('expire', (e) => bouncer.expired(e)),
       'scheduler.envelope.warn': onEnvelope('delay-notice', (e) => bouncer.delayed(e)),
-      'control.queue.list': ({ msgid, limit }) => list(msgid, limit),
+      'control.queue.list': ({ msgid, limit, after }) => list(msgid, limit, after),
       'control.queue.show': ({ id, what }) => show(id, what),
       'control.queue.discover': ({ id }) => discover(id),
       'scheduler.envelope.remove': onEnvelope('remove', async (e) => {
-        await queue.remove(e.id);
+        await queue.remove([e.id]);
         log('info', e.id, 'queue', 'remove', { evpid: e.id, reason: 'Removed by administrator' });
       }),
     },
     async start() {
       stopping = false;
       await queue.open();
-      let batch: Envelope[] = [];
-      let count = 0;
-      for await (const envelope of queue.walk()) {
-        batch.push(envelope);
-        count++;
-        if (batch.length >= WALK_BATCH) submit(batch.splice(0));
-      }
-      submit(batch);
-      batch = [];
-      log('info', null, 'queue', 'queue-load', { envelopes: count, backend: ctx.backends.queue });
+      // a big queue takes a while to read back: new mail is accepted (and delivered) meanwhile
+      loading = load().catch((err: Error) => log('error', null, 'queue', 'queue-load', { error: err.message }));
     },
     async stop() {
       stopping = true;
+      await loading;
       await readers.closeAll();
       await bouncer.flush();
       await queue.close();

@@ -43,6 +43,18 @@ export class SqliteQueueBackend implements QueueBackend {
     this.durable = new Durable(this.fault);
   }
 
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** A statement prepared once per open database, not on every call. */
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   /** The open database; tests reach in through it to damage records. */
   get db(): Database.Database {
     if (!this.handle) throw new QueueError('io', 'sqlite queue is not open');
@@ -70,6 +82,7 @@ export class SqliteQueueBackend implements QueueBackend {
   }
 
   async close(): Promise<void> {
+    this.statements.clear();
     this.handle?.close();
     this.handle = undefined;
   }
@@ -118,8 +131,8 @@ export class SqliteQueueBackend implements QueueBackend {
   }
 
   private storeItem(item: CommitItem): void {
-    this.db.prepare('INSERT INTO messages (msgid, size) VALUES (?, ?)').run(item.msgid, item.size);
-    const insert = this.db.prepare('INSERT INTO envelopes (evpid, msgid, record) VALUES (?, ?, ?)');
+    this.stmt('INSERT INTO messages (msgid, size) VALUES (?, ?)').run(item.msgid, item.size);
+    const insert = this.stmt('INSERT INTO envelopes (evpid, msgid, record) VALUES (?, ?, ?)');
     for (const e of item.envelopes) {
       this.fault('envelope');
       insert.run(e.id, item.msgid, this.records.encode(e));
@@ -133,34 +146,43 @@ export class SqliteQueueBackend implements QueueBackend {
   async openBody(msgid: string): Promise<BodyHandle> {
     if (!(await this.hasMessage(msgid))) throw new QueueError('notfound', `message ${msgid} not found`);
     const path = this.bodyPath(msgid);
-    await stat(path).catch((err) => {
+    const { size } = await stat(path).catch((err) => {
       throw QueueError.from(err, 'open body');
     });
-    return { path, release: async () => {} };
+    return { path, size, release: async () => {} };
   }
 
   async loadEnvelope(evpid: string): Promise<Envelope | undefined> {
-    const rec = this.db.prepare('SELECT record FROM envelopes WHERE evpid = ?').pluck().get(evpid) as string | Buffer | undefined;
+    const rec = this.stmt('SELECT record FROM envelopes WHERE evpid = ?').pluck().get(evpid) as string | Buffer | undefined;
     if (rec === undefined) return undefined;
     const d = this.records.decode(rec, evpid);
     return d.ok ? d.envelope : undefined;
   }
 
-  async updateEnvelope(e: Envelope): Promise<void> {
-    let changes: number;
+  /** One transaction (one fsync) for the whole set; an unknown envelope rolls it back. */
+  async updateEnvelopes(envelopes: Envelope[]): Promise<void> {
+    let missing: string | undefined;
     try {
-      changes = this.db.prepare('UPDATE envelopes SET record = ? WHERE evpid = ?').run(this.records.encode(e), e.id).changes;
+      this.db.transaction(() => {
+        const update = this.stmt('UPDATE envelopes SET record = ? WHERE evpid = ?');
+        for (const e of envelopes) {
+          if (update.run(this.records.encode(e), e.id).changes === 0) {
+            missing = e.id;
+            throw new QueueError('notfound', `envelope ${e.id} not found`);
+          }
+        }
+      })();
     } catch (err) {
+      if (missing) throw err;
       throw QueueError.from(err, 'update envelope');
     }
-    if (changes === 0) throw new QueueError('notfound', `envelope ${e.id} not found`);
   }
 
   /** Inside a transaction: the message row goes with its last envelope; true when it went. */
   private dropMessageIfEmpty(msgid: string): boolean {
-    const left = this.db.prepare('SELECT COUNT(*) FROM envelopes WHERE msgid = ?').pluck().get(msgid) as number;
+    const left = this.stmt('SELECT COUNT(*) FROM envelopes WHERE msgid = ?').pluck().get(msgid) as number;
     if (left > 0) return false;
-    return this.db.prepare('DELETE FROM messages WHERE msgid = ?').run(msgid).changes > 0;
+    return this.stmt('DELETE FROM messages WHERE msgid = ?').run(msgid).changes > 0;
   }
 
   /** After the transaction that dropped the message: a crash before this leaves an orphan, purged at open. */
@@ -168,17 +190,19 @@ export class SqliteQueueBackend implements QueueBackend {
     await rm(this.bodyPath(msgid), { force: true });
   }
 
-  async deleteEnvelope(evpid: string): Promise<void> {
-    let dropped: boolean;
+  /** The envelopes of one relay transaction go in one database transaction. */
+  async deleteEnvelopes(evpids: string[]): Promise<void> {
+    let dropped: string[];
     try {
       dropped = this.db.transaction(() => {
-        this.db.prepare('DELETE FROM envelopes WHERE evpid = ?').run(evpid);
-        return this.dropMessageIfEmpty(msgidOf(evpid));
+        const del = this.stmt('DELETE FROM envelopes WHERE evpid = ?');
+        for (const evpid of evpids) del.run(evpid);
+        return [...new Set(evpids.map(msgidOf))].filter((msgid) => this.dropMessageIfEmpty(msgid));
       })();
     } catch (err) {
       throw QueueError.from(err, 'delete envelope');
     }
-    if (dropped) await this.dropBody(msgidOf(evpid));
+    for (const msgid of dropped) await this.dropBody(msgid);
   }
 
   async *walk(): AsyncIterable<WalkEntry> {
@@ -207,7 +231,7 @@ export class SqliteQueueBackend implements QueueBackend {
   }
 
   async hasMessage(msgid: string): Promise<boolean> {
-    return this.db.prepare('SELECT 1 FROM messages WHERE msgid = ?').get(msgid) !== undefined;
+    return this.stmt('SELECT 1 FROM messages WHERE msgid = ?').get(msgid) !== undefined;
   }
 
   purgeIncoming(): Promise<number> {

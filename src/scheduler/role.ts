@@ -19,6 +19,8 @@ import { trace } from '../trace.js';
 const DEFAULT_MAX_INFLIGHT = 5000;
 const DEFAULT_MAX_SCHEDULE = 100;
 const DEFAULT_MAX_EVP_BATCH = 256;
+/** A held envelope comes back by itself after this long, should its relay never release it (an mta restart). */
+const HOLD_MAX_SEC = 300;
 
 export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
   const backend: SchedulerBackend = createSchedulerBackend(ctx.backends.scheduler, ctx.spool);
@@ -29,6 +31,8 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
   const perMessage = limits['max-evp-batch-size'] ?? DEFAULT_MAX_EVP_BATCH;
   const kinds = new Set<EnvelopeKind>(['mda', 'mta', 'bounce']);
   let inflight = 0;
+  /** Envelopes the mta sent back because a relay's task list was full, by relay (its hold queue). */
+  const held = new Map<string, string[]>();
   let timer: Timer | null = null;
   let timerAt = Infinity;
   let running = false;
@@ -174,7 +178,32 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
         soon();
         gauge();
       },
-      'control.scheduler.list': ({ msgid }) => ({ entries: backend.list(msgid).map(view) }),
+      'queue.envelope.hold': ({ evpids, holdq }) => {
+        const list = held.get(holdq) ?? [];
+        for (const evpid of evpids) {
+          const e = backend.get(evpid);
+          if (!e) continue;
+          if (e.state === 'inflight') inflight--;
+          backend.update({ ...e, state: 'pending', nextTry: Math.min(e.expiresAt, nowSec() + HOLD_MAX_SEC) });
+          list.push(evpid);
+        }
+        held.set(holdq, list);
+        soon();
+        gauge();
+      },
+      'mta.holdq.release': ({ holdq, count }) => {
+        const list = held.get(holdq) ?? [];
+        const released = count > 0 ? list.splice(0, count) : list.splice(0);
+        if (list.length === 0) held.delete(holdq);
+        for (const evpid of released) {
+          const e = backend.get(evpid);
+          if (e?.state === 'pending') backend.update({ ...e, nextTry: nowSec() });
+        }
+        soon();
+      },
+      'control.scheduler.list': ({ msgid, evpids }) => ({
+        entries: evpids ? evpids.flatMap((id) => backend.get(id) ?? []).map(view) : backend.list(msgid).map(view),
+      }),
       'control.scheduler.command': ({ op, target }) => command(op, target),
       'control.scheduler.pause': ({ kind, paused }) => {
         const changed = kinds.has(kind) === paused;

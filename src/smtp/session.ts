@@ -86,6 +86,9 @@ export class Session {
   private readonly reader = new LineReader();
   private readonly events: FrameEvent[] = [];
   private running = false;
+  /** Replies held while more pipelined commands wait, sent together when the group is answered. */
+  private batched = '';
+  private batching = false;
   /** The session itself stopped reading while the disk or the filters take a body. */
   private holding = false;
   private readonly deadline: Deadline;
@@ -308,7 +311,7 @@ export class Session {
     const socket = this.socket;
     if (last && socket.writable) {
       logReply(this.id, this.cmd, last);
-      socket.end(formatReply(last));
+      socket.end(this.batched + formatReply(last));
       // keep reading (and dropping) so the last reply is not lost to a reset, but not for ever
       socket.resume();
       const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
@@ -383,10 +386,15 @@ export class Session {
       // a client that does not read its replies gets no more until it does ('drain' resumes)
       while (this.events.length > 0 && !this.closed && !this.socket.writableNeedDrain) {
         const reply = await this.handle(this.events.shift()!);
+        // replies to pipelined commands wait for the last of the group: one write (RFC 2920 §3.1)
+        this.batching = this.events.length > 0;
         if (!this.closed && reply) this.answer(reply);
+        this.batching = false;
       }
     } finally {
       this.running = false;
+      this.batching = false;
+      this.write('');
     }
     this.flow();
   }
@@ -908,7 +916,15 @@ export class Session {
     const text = formatReply(reply);
     trace('smtp', this.id, 'smtp', { dir: '>>>', line: text.split('\r\n')[0] });
     if (this.filters.enabled) for (const line of text.split('\r\n').slice(0, -1)) this.filters.report('protocol-server', [line]);
-    if (this.socket.writable) this.socket.write(text);
+    if (this.batching) this.batched += text;
+    else this.write(text);
+  }
+
+  /** Whatever replies were held back go first. */
+  private write(text: string): void {
+    const out = this.batched + text;
+    this.batched = '';
+    if (out && this.socket.writable) this.socket.write(out);
   }
 
   /** A filter verdict as the session uses it: a reply when refused (`disconnect` also ends the session). */

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bus, type Role } from '../../src/bus/bus.js';
-import type { DeliveryResult, Handlers, RoleName } from '../../src/bus/messages.js';
+import type { DeliveryResult, Handlers, MtaResult, RoleName } from '../../src/bus/messages.js';
 import { systemClock } from '../../src/clock.js';
 import type { Action, Config, RelayOptions } from '../../src/config/types.js';
 import type { RoleContext } from '../../src/daemon/context.js';
@@ -57,6 +57,7 @@ export function mtaEnvelope(n: number, over: Partial<Envelope> = {}): Envelope {
 
 export interface MtaHarness {
   deliver(e: Envelope, bodyPath?: string): Promise<DeliveryResult>;
+  deliverAll(envelopes: Envelope[], bodyPath?: string): Promise<MtaResult[]>;
   counted: string[];
   bodyPath: string;
   stop(): Promise<void>;
@@ -72,7 +73,7 @@ export async function startMta(actions: Action[], o: MtaOptions & { cfg?: Partia
     config: config(actions, o.cfg ?? {}), bus: bus.endpoint('mta'), clock: systemClock, spool: dir,
     backends: { queue: 'fs', scheduler: 'ramqueue', stat: 'ram' }, serverName: 'mta.test', verbose: false,
   };
-  const mta = createMtaRole(ctx, { timeouts: { connect: 3000, command: 5000, dataEnd: 5000 }, batchWindowMs: 50, ...o });
+  const mta = createMtaRole(ctx, { timeouts: { connect: 3000, command: 5000, dataEnd: 5000 }, ...o });
   bus.register(mta);
   bus.register(stub('queue', ['mta'], {}));
   // relay tables (credentials, relay hosts, sources) are the lka's to look up
@@ -83,11 +84,19 @@ export async function startMta(actions: Action[], o: MtaOptions & { cfg?: Partia
     'stat.increment': (r) => { counted.push(`${r.key}${r.labels ? JSON.stringify(r.labels) : ''}`); },
   }));
   await mta.start();
+  /** The envelopes of one message, handed over together as the queue does. */
+  async function deliverAll(envelopes: Envelope[], path = bodyPath): Promise<MtaResult[]> {
+    const inline = await readFile(path);
+    const { results } = await bus.request('queue', 'queue.delivery.mta', { envelopes, body: { msgid: envelopes[0]!.msgid, size: inline.length, inline } });
+    return results;
+  }
   return {
     deliver: async (e, path = bodyPath) => {
-      const inline = await readFile(path);
-      return bus.request('queue', 'queue.delivery.mta', { envelope: e, body: { msgid: e.msgid, size: inline.length, inline } });
+      const r = (await deliverAll([e], path))[0]!;
+      if (r.result === 'hold') throw new Error(`held for ${r.holdq}`);
+      return r;
     },
+    deliverAll,
     counted,
     bodyPath,
     async stop() {

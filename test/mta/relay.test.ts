@@ -1,6 +1,7 @@
 /** The mta role against sinks on 127.0.0.2-9: batching, session reuse, MX order and fallback, null MX, backoff, results. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import type { MtaLimit } from '../../src/config/types.js';
 import { configureLog } from '../../src/log.js';
 import { freePort } from '../harness/net.js';
@@ -15,12 +16,12 @@ function mtaCfg(port: number, limits: Record<string, number> = {}) {
   return { mta: { port, limits: l } };
 }
 
-test('50 recipients of one message arriving together go in ONE transaction', async (t) => {
+test('50 recipients of one message handed over together go in ONE transaction', async (t) => {
   const port = await freePort('127.0.0.2');
   const sink = await Sink.start({ host: '127.0.0.2', port, caps: ['PIPELINING'] });
   const mta = await startMta([relayAction()], { resolver: new MapResolver({ mx: { 'dst.test': [[10, 'mx1.test']] }, a: { 'mx1.test': ['127.0.0.2'] } }), cfg: mtaCfg(port) });
   t.after(async () => { await mta.stop(); await sink.close(); });
-  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => mta.deliver(mtaEnvelope(i))));
+  const results = await mta.deliverAll(Array.from({ length: 50 }, (_, i) => mtaEnvelope(i)));
   assert.deepEqual(new Set(results.map((r) => r.result)), new Set(['ok']));
   assert.equal(sink.transactions.length, 1);
   assert.equal(sink.transactions[0]!.rcpts.length, 50);
@@ -30,6 +31,31 @@ test('50 recipients of one message arriving together go in ONE transaction', asy
   // mta_log(): led by the session's id, source and relay as OpenSMTPD quotes them
   assert.match(line ?? '', /^[0-9a-f]{16} mta delivery evpid=0000abcd00000007 from=<alice@example.net> to=<user7@dst.test> rcpt=<-> source="127\.\d+\.\d+\.\d+" relay="127\.0\.0\.2 \(mx1\.test\)" delay=\S+ result="Ok" stat="250 2\.0\.0 queued"$/);
   assert.doesNotMatch(line!, /^0000abcd00000007 /);
+});
+
+test('a server taking L recipients per transaction gets a 100-recipient message in exactly ceil(100 / L) transactions, with both cores busy', async (t) => {
+  const port = await freePort('127.0.0.2');
+  const L = 30;
+  const sink = await Sink.start({ host: '127.0.0.2', port, caps: ['PIPELINING'], maxRcpts: L });
+  const mta = await startMta([relayAction()], { resolver: new MapResolver({ mx: { 'dst.test': [[10, 'mx1.test']] }, a: { 'mx1.test': ['127.0.0.2'] } }), cfg: mtaCfg(port) });
+  // two busy processes: no timer decides the grouping, so load changes nothing
+  const burners = [0, 1].map(() => spawn(process.execPath, ['-e', 'const end = Date.now() + 20000; while (Date.now() < end);'], { stdio: 'ignore' }));
+  t.after(async () => { burners.forEach((b) => b.kill('SIGKILL')); await mta.stop(); await sink.close(); });
+  const results = await mta.deliverAll(Array.from({ length: 100 }, (_, i) => mtaEnvelope(i)));
+  assert.deepEqual(results.map((r) => r.result), Array(100).fill('ok'));
+  assert.equal(sink.transactions.length, Math.ceil(100 / L));
+  assert.deepEqual(sink.transactions.map((tx) => tx.rcpts.length), [30, 30, 30, 10]);
+  assert.equal(new Set(sink.transactions.flatMap((tx) => tx.rcpts)).size, 100, 'every recipient exactly once');
+});
+
+test('a server that takes no recipient at all is not asked again in a loop', async (t) => {
+  const port = await freePort('127.0.0.2');
+  const sink = await Sink.start({ host: '127.0.0.2', port, caps: ['PIPELINING'], maxRcpts: 0 });
+  const mta = await startMta([relayAction()], { resolver: new MapResolver({ mx: { 'dst.test': [[10, 'mx1.test']] }, a: { 'mx1.test': ['127.0.0.2'] } }), cfg: mtaCfg(port) });
+  t.after(async () => { await mta.stop(); await sink.close(); });
+  const results = await mta.deliverAll(Array.from({ length: 5 }, (_, i) => mtaEnvelope(i)));
+  assert.deepEqual(results.map((r) => r.result), Array(5).fill('tempfail'));
+  assert.equal(sink.commands.flat().filter((c) => c.startsWith('MAIL')).length, 1);
 });
 
 test('20 messages to one domain reuse far fewer connections (sequential: one; concurrent: at most the limit)', async (t) => {
@@ -97,7 +123,7 @@ test('per-recipient 4xx and 5xx in one transaction reach their own envelopes', a
   const sink = await Sink.start({ host: '127.0.0.9', port, caps: ['PIPELINING'], rcpt });
   const mta = await startMta([relayAction()], { resolver: new MapResolver({ a: { 'dst.test': ['127.0.0.9'] } }), cfg: mtaCfg(port) });
   t.after(async () => { await mta.stop(); await sink.close(); });
-  const [r0, r1, r2] = await Promise.all([0, 1, 2].map((i) => mta.deliver(mtaEnvelope(i))));
+  const [r0, r1, r2] = await mta.deliverAll([0, 1, 2].map((i) => mtaEnvelope(i)));
   assert.equal(r0!.result, 'ok');
   assert.deepEqual(r1, { result: 'permfail', enhanced: '5.1.1', detail: '550 5.1.1 unknown user', remoteMta: 'dst.test' });
   assert.deepEqual(r2, { result: 'tempfail', enhanced: '4.2.2', detail: '452 4.2.2 mailbox full', remoteMta: 'dst.test' });

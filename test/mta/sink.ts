@@ -42,6 +42,8 @@ export interface SinkOptions {
   banner?: string;
   /** Reject EHLO with 502 so the client must fall back to HELO. */
   noEhlo?: boolean;
+  /** Recipients accepted per transaction; past it RCPT gets 452 4.5.3 (RFC 5321 4.5.3.1.10). */
+  maxRcpts?: number;
   /** A raw reply for RCPT TO:<addr>, or undefined to accept. */
   rcpt?: (addr: string) => string | undefined;
   /** A raw reply after the final dot, or undefined for 250. */
@@ -206,6 +208,7 @@ class SinkConnection {
     if (!this.tx) return this.reply('503 5.5.1 MAIL first');
     const custom = this.sink.opts.rcpt?.(addr);
     if (custom) return this.reply(custom);
+    if (this.tx.rcpts.length >= (this.sink.opts.maxRcpts ?? Infinity)) return this.reply('452 4.5.3 Too many recipients');
     this.tx.rcpts.push(line);
     this.reply('250 2.1.5 ok');
   }

@@ -19,7 +19,7 @@ const RULES = 'action a relay\nmatch from any for any action a\n';
 const KEY = '0123456789abcdef0123456789abcdef';
 const SECRET = 'Subject: sealed\r\n\r\nthe secret body\r\n';
 
-/** Every file under the spool's queue/ holding message data (bodies and envelope records). */
+/** Every file under the spool's queue/ holding message data (the fs queue's message file: the body, then its envelope records). */
 async function queuedFiles(spool: string): Promise<Buffer[]> {
   const out: Buffer[] = [];
   const walk = async (dir: string): Promise<void> => {
@@ -43,7 +43,7 @@ for (const word of ['stdin', '"-"', 'STDIN']) {
     });
     try {
       assert.equal((await sendMessage(host.port, 'alice@client.test', ['bob@remote.test'], SECRET)).at(-1)!.code, 250);
-      const files = await eventually(async () => { const f = await queuedFiles(host.daemon.spool); return f.length >= 2 && f; }, 'the queued body and envelope');
+      const files = await eventually(async () => { const f = await queuedFiles(host.daemon.spool); return f.length >= 1 && f; }, 'the queued body and envelope');
       for (const f of files) {
         assert.equal(f[0], 0x01, 'crypto.c API_VERSION');
         assert.ok(!f.includes('secret body') && !f.includes('bob@remote.test') && !f.includes('alice@client.test'), 'nothing in clear');

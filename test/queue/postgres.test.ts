@@ -87,7 +87,7 @@ test('postgres: two nodes on one database share one queue: what A commits, B rea
   assert.deepEqual(await readFile(h.path), body, 'the body is in the database, not in A\'s spool');
   await h.release();
   // the last two envelopes removed by two nodes at once: the message still goes with them
-  await Promise.all([a.q.remove(envs[0]!.id), b.q.remove(envs[1]!.id)]);
+  await Promise.all([a.q.remove([envs[0]!.id]), b.q.remove([envs[1]!.id])]);
   assert.deepEqual(await collect(a.q.messages()), []);
   assert.deepEqual(await pgQuery(url, 'SELECT msgid FROM tsmtpd_messages'), []);
 });

@@ -37,9 +37,9 @@ test('sqlite: a body is a file beside the database, gone with the last envelope 
   const body = randomBytes(200 * 1024);
   const [a, b] = await submit(q, body, 2);
   assert.deepEqual(await readFile(backend.bodyPath(a!.msgid)), body);
-  await q.remove(a!.id);
+  await q.remove([a!.id]);
   assert.equal((await stat(backend.bodyPath(a!.msgid))).size, body.length, 'kept for the other envelope');
-  await q.remove(b!.id);
+  await q.remove([b!.id]);
   await assert.rejects(stat(backend.bodyPath(a!.msgid)), { code: 'ENOENT' });
   assert.deepEqual(await collect(q.messages()), []);
 });
