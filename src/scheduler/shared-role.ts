@@ -22,6 +22,8 @@ const DEFAULT_MAX_INFLIGHT = 5000;
 const DEFAULT_MAX_SCHEDULE = 100;
 /** A round runs at least this often, to find mail whose lease ran out on a node that died. */
 const MAX_POLL_MS = 30_000;
+/** Envelopes a full relay sent back wait this long in the store (any node may take them then). */
+const HOLD_SEC = 10;
 /** After the store failed, the next round waits this long. */
 const RETRY_MS = 2_000;
 
@@ -162,7 +164,21 @@ export function createSharedSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
         // not released (the database is away): the lease runs out and the envelope is tried then
         store.release(evpid, { tries: t, lastTry, nextTry: at }).then(() => soon(), storeFailed('release'));
       },
-      'control.scheduler.list': async ({ msgid }) => ({ entries: (await store.list(nowSec(), msgid)).map(view) }),
+      // a relay of this node is full (task-hiwat): back to the store for a little while, where
+      // another node may take them, without counting a try
+      'queue.envelope.hold': ({ evpids }) => {
+        for (const evpid of evpids) {
+          const c = held.get(evpid);
+          held.delete(evpid);
+          if (c) store.release(evpid, { tries: c.tries, lastTry: nowSec(), nextTry: nowSec() + HOLD_SEC }).catch(storeFailed('release'));
+        }
+        gauge();
+      },
+      'mta.holdq.release': () => soon(),
+      'control.scheduler.list': async ({ msgid, evpids }) => {
+        const wanted = evpids && new Set(evpids);
+        return { entries: (await store.list(nowSec(), msgid)).filter((e) => !wanted || wanted.has(e.evpid)).map(view) };
+      },
       'control.scheduler.command': ({ op, target }) => command(op, target),
       'control.scheduler.pause': ({ kind, paused }) => {
         const changed = kinds.has(kind) === paused;
