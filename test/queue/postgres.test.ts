@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import pg from 'pg';
 import { QueueError } from '../../src/queue/queue.js';
+import { parseConfig } from '../../src/config/parse.js';
 import { recordFromText } from '../../src/queue/record-codec.js';
 import { PostgresQueueBackend } from '../../src/queue/postgres.js';
 import { sharedQueueSettings } from '../../src/queue/pg-pool.js';
@@ -126,4 +127,20 @@ test('postgres: no database is a QueueError io (the client\'s 451); connections 
   await pgQuery(PG_ADMIN_URL, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [new URL(url).pathname.slice(1)]);
   const after = await submit(a.q, 'after a reconnect\r\n', 1);
   assert.equal(after.length, 1, 'the pool replaced the dropped connections');
+});
+
+test('postgres: queue url, node and lease in smtpd.conf; TSMTPD_QUEUE_URL when there is no url; no url at all is refused at open', async (t) => {
+  const RULES = 'action "l" maildir\nmatch from any for any action "l"\n';
+  const c = parseConfig(`queue url "postgresql://mail@db.example.org/q"\nqueue node "mx1"\nqueue lease 90s\n${RULES}`, { file: 'f.conf' });
+  assert.deepEqual(sharedQueueSettings(c.queue, '/var/spool/tsmtpd', {}), { url: 'postgresql://mail@db.example.org/q', node: 'mx1', lease: 90 });
+  const d = parseConfig(`queue compression\n${RULES}`, { file: 'f.conf' });
+  const fromEnv = sharedQueueSettings(d.queue, '/var/spool/tsmtpd', { TSMTPD_QUEUE_URL: 'postgresql://x@y/z' });
+  assert.equal(fromEnv.url, 'postgresql://x@y/z');
+  assert.equal(fromEnv.lease, 60);
+  assert.match(fromEnv.node, /:\/var\/spool\/tsmtpd$/, 'by default host and spool: two daemons of one host differ');
+  assert.throws(() => parseConfig(`queue lease soon\n${RULES}`, { file: 'f.conf' }), /invalid delay/);
+  const { dir, cleanup } = await tempDir('tsmtpd-pgq-');
+  t.after(cleanup);
+  const none = new PostgresQueueBackend(dir, sharedQueueSettings(d.queue, dir, {}));
+  await assert.rejects(none.open(), /queue url/);
 });
