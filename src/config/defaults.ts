@@ -15,7 +15,7 @@ export function emptyConfig(file: string): Config {
     filters: new Map(),
     procs: new Map(),
     mdaWrappers: new Map(),
-    mdaLimits: { 'max-session': 50, 'max-session-per-user': 7, 'task-lowat': 30, 'task-hiwat': 50, 'task-release': 10 },
+    mdaLimits: { 'max-session': 50, 'max-session-per-user': 7 },
     queue: { compression: false, ttl: 4 * 86400 },
     smtp: { ciphers: 'HIGH:!aNULL:!MD5', maxMails: 100, maxRcpt: 1000, maxMessageSize: 35 * 1024 * 1024, subAddrDelim: '+',
       timeout: 300, workers: 0, maxSessions: 10_000, maxSessionsPerAddress: 100, maxCommandTime: 300, minDataRate: 500 },

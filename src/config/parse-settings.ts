@@ -163,7 +163,7 @@ function smtpLimits(c: Cursor, config: Config): void {
 }
 
 /** The `mta limit` keys the mta acts on (mta/role.ts). */
-const MTA_LIMITS = ['max-conn-per-route', 'session-mail-max', 'session-keepalive'];
+const MTA_LIMITS = ['max-conn-per-route', 'session-mail-max', 'session-keepalive', 'task-hiwat', 'task-lowat', 'task-release'];
 const MDA_LIMITS = ['max-session', 'max-session-per-user'];
 const SCHEDULER_LIMITS = ['max-inflight', 'max-evp-batch-size', 'max-schedule'];
 
@@ -178,7 +178,6 @@ const MTA_REFUSED: Record<string, string> = {
     'reconn-delay-route'].map((k) => [k, MTA_POOL])),
   'session-transaction-delay': 'a session sends its next message at once',
   'max-failures-per-session': 'a session ends at its first connection-level failure',
-  ...Object.fromEntries(['task-hiwat', 'task-lowat', 'task-release'].map((k) => [k, 'the queue hands the mta only what the scheduler lets fly (scheduler limit max-inflight)'])),
   // parse.y's opt_limit_mta: MXs of the other family skipped (mta.c family_mismatch)
   ...Object.fromEntries(['inet4', 'inet6'].map((k) => [k, 'the mta tries the MXs of both address families'])),
 };

@@ -132,6 +132,7 @@ smtp ban auth-failures 5 in 10m for 1h
 smtp max-message-size 10M
 smtp sub-addr-delim "-"
 mta limit for domain example.org max-conn-per-route 1 session-mail-max 2
+mta limit task-hiwat 40 task-lowat 20 task-release 5
 mta port 2525
 mda limit max-session 5 max-session-per-user 2
 scheduler limit max-inflight 100
@@ -179,6 +180,8 @@ stat listen on 127.0.0.1 port 9199
     authBan: { failures: 5, window: 600, duration: 3600 },
   });
   assert.deepEqual(c.mta.limits[0]!.limits, { 'max-conn-per-route': 1, 'session-mail-max': 2 });
+  // limit.c's relay task water marks, which mta/relay.ts applies
+  assert.deepEqual(c.mta.limits[1]!.limits, { 'task-hiwat': 40, 'task-lowat': 20, 'task-release': 5 });
   assert.equal(c.mta.port, 2525);
   assert.equal(c.mdaLimits['max-session'], 5);
   assert.equal(c.schedulerLimits['max-inflight'], 100);
