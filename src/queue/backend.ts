@@ -47,6 +47,12 @@ export interface CommitItem {
   envelopes: Envelope[];
   /** Octets of the incoming body file: the backend checks it stored exactly these, or fails the commit. */
   size: number;
+  /**
+   * Envelopes this message stands in for (the failed ones a report is about). A backend that can
+   * delete them in the same commit does, so that a crash between the two cannot have the report
+   * generated again (the shared queue: another node would); the others leave them to the caller.
+   */
+  replaces?: string[];
 }
 
 /** A body that is not exactly as long as it should be is never committed: a short write lost data. */

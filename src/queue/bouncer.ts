@@ -93,7 +93,7 @@ export class Bouncer {
     entry.timer.cancel();
     const wanted = entry.items.filter((i) => shouldNotify(i.envelope.dsn, 'failure'));
     try {
-      if (wanted.length) await this.report('failure', wanted);
+      if (wanted.length) await this.report('failure', wanted, undefined, entry.items.map((i) => i.envelope.id));
       await this.queue.remove(entry.items.map((i) => i.envelope.id));
       for (const { envelope } of entry.items) this.ctx.bus.notify('queue.envelope.done', { evpid: envelope.id }, () => undefined);
     } catch (err) {
@@ -106,7 +106,7 @@ export class Bouncer {
   }
 
   /** Build the report, route it to the original sender and store it as a new message. */
-  private async report(kind: DsnKind, items: { envelope: Envelope; recipient: DsnRecipient }[], delay?: DsnDelay): Promise<void> {
+  private async report(kind: DsnKind, items: { envelope: Envelope; recipient: DsnRecipient }[], delay?: DsnDelay, replaces?: string[]): Promise<void> {
     const first = items[0]!.envelope;
     // never a report about a report: the null sender gets nothing back
     if (first.sender === '') {
@@ -145,7 +145,7 @@ export class Bouncer {
       const envelopes = decision.envelopes.map((e) => ({
         ...e, sender: '', createdAt: now, bounce: { kind, reportedEnvelopeId: first.id }, smtputf8: e.smtputf8 || utf8,
       }));
-      const stored = await this.queue.inject(out, envelopes);
+      const stored = await this.queue.inject(out, envelopes, replaces);
       this.ctx.bus.notify('queue.envelope.submit', { envelopes: stored }, () => undefined);
       // queue_bounce(): one per bounce envelope stored (monitor's bounce)
       this.ctx.bus.notify('stat.increment', { key: 'queue.bounce', by: stored.length }, () => undefined);

@@ -125,6 +125,8 @@ export class PostgresQueueBackend implements QueueBackend {
       await c.query('INSERT INTO tsmtpd_messages (msgid, size, body) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])',
         [batch.map((i) => i.msgid), batch.map((i) => i.size), bodies]);
       await c.query(INSERT_ENVELOPES, envelopeColumns(this.records).map((col) => envelopes.map(col)));
+      const replaced = batch.flatMap((i) => i.replaces ?? []);
+      if (replaced.length) await deleteIn(c, replaced);
       await c.query(`SELECT pg_notify('${WAKE_CHANNEL}', '')`);
     });
     for (const item of batch) await rm(this.incomingPath(item.msgid), { force: true }).catch(() => {});
@@ -171,13 +173,7 @@ export class PostgresQueueBackend implements QueueBackend {
 
   /** The envelopes of one relay transaction go in one database transaction. */
   async deleteEnvelopes(evpids: string[]): Promise<void> {
-    await transaction(this.pool, 'delete envelope', async (c) => {
-      for (const msgid of [...new Set(evpids.map(msgidOf))].sort()) {
-        await lockMessage(c, msgid);
-        await c.query('DELETE FROM tsmtpd_envelopes WHERE evpid = ANY($1)', [evpids.filter((id) => msgidOf(id) === msgid)]);
-        await dropMessageIfEmpty(c, msgid);
-      }
-    });
+    await transaction(this.pool, 'delete envelope', (c) => deleteIn(c, evpids));
   }
 
   async *walk(): AsyncIterable<WalkEntry> {
@@ -233,6 +229,16 @@ const envelopeColumns = (records: RecordCodec): ((e: Envelope) => unknown)[] => 
 const INSERT_ENVELOPES = `INSERT INTO tsmtpd_envelopes
   (evpid, msgid, record, kind, created_at, expires_at, tries, last_try, last_warn, next_try)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::integer[], $8::bigint[], $9::bigint[], $10::bigint[])`;
+
+/** Delete envelopes in the caller's transaction; each message goes with its last envelope. */
+async function deleteIn(c: pg.PoolClient, evpids: string[]): Promise<void> {
+  // messages locked in one order, so two transactions deleting from the same ones cannot deadlock
+  for (const msgid of [...new Set(evpids.map(msgidOf))].sort()) {
+    await lockMessage(c, msgid);
+    await c.query('DELETE FROM tsmtpd_envelopes WHERE evpid = ANY($1)', [evpids.filter((id) => msgidOf(id) === msgid)]);
+    await dropMessageIfEmpty(c, msgid);
+  }
+}
 
 /** Taken before an envelope of the message goes: two nodes deleting its last two then see each other's delete. */
 async function lockMessage(c: pg.PoolClient, msgid: string): Promise<void> {

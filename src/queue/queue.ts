@@ -133,14 +133,14 @@ export class Queue {
    * size check failing on the way. Concurrent calls share one backend.commit. Throws QueueError
    * 'full' or 'io'; a failed message is discarded whole.
    */
-  async commit(msgid: string, envelopes: NewEnvelope[], size: number): Promise<Envelope[]> {
+  async commit(msgid: string, envelopes: NewEnvelope[], size: number, replaces?: string[]): Promise<Envelope[]> {
     if (!isMsgid(msgid)) throw new QueueError('notfound', `bad msgid ${JSON.stringify(msgid)}`);
     if (envelopes.length === 0) throw new QueueError('io', 'a message needs at least one envelope');
     if (this.committing.has(msgid)) throw new QueueError('io', `message ${msgid} is already being committed`);
     const full = this.assignIds(msgid, envelopes);
     this.committing.add(msgid);
     try {
-      await this.enqueue({ msgid, envelopes: full, size: await this.encodeIncoming(msgid, size) });
+      await this.enqueue({ msgid, envelopes: full, size: await this.encodeIncoming(msgid, size), ...(replaces ? { replaces } : {}) });
     } catch (err) {
       const qe = QueueError.from(err, 'queue commit');
       await this.backend.discard(msgid).catch(() => {});
@@ -192,8 +192,8 @@ export class Queue {
     await this.backend.discard(msgid);
   }
 
-  /** Store a message the daemon generates itself (bounces): content from a file path. */
-  async inject(contentPath: string, envelopes: NewEnvelope[]): Promise<Envelope[]> {
+  /** Store a message the daemon generates itself (bounces): content from a file path; `replaces`: see CommitItem. */
+  async inject(contentPath: string, envelopes: NewEnvelope[], replaces?: string[]): Promise<Envelope[]> {
     const { msgid, path } = await this.create();
     let size: number;
     try {
@@ -203,7 +203,7 @@ export class Queue {
       await this.backend.discard(msgid).catch(() => {});
       throw QueueError.from(err, 'queue inject');
     }
-    return this.commit(msgid, envelopes, size);
+    return this.commit(msgid, envelopes, size, replaces);
   }
 
   /** A plain-text path to the body; decrypted/decompressed into a temp file when needed. */

@@ -7,7 +7,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import pg from 'pg';
 import { QueueError } from '../../src/queue/queue.js';
@@ -17,7 +18,7 @@ import { PostgresQueueBackend } from '../../src/queue/postgres.js';
 import { sharedQueueSettings } from '../../src/queue/pg-pool.js';
 import { PG_ADMIN_URL, pgDatabase, pgQuery, pgSkip } from '../harness/pg-db.js';
 import { queueBackendSuite } from './conformance.js';
-import { collect, makeQueue, submit, tempDir } from './helpers.js';
+import { collect, makeQueue, newEnvelope, submit, tempDir } from './helpers.js';
 
 const skip = await pgSkip();
 
@@ -143,4 +144,19 @@ test('postgres: queue url, node and lease in smtpd.conf; TSMTPD_QUEUE_URL when t
   t.after(cleanup);
   const none = new PostgresQueueBackend(dir, sharedQueueSettings(d.queue, dir, {}));
   await assert.rejects(none.open(), /queue url/);
+});
+
+test('postgres: a failure report stored with the envelopes it is about removes them in the same commit (one report, whichever node dies when)', { skip }, async (t) => {
+  const url = await pgDatabase(t);
+  const a = await node(t, url);
+  const failed = await submit(a.q, 'failed\r\n', 2);
+  const kept = await submit(a.q, 'other\r\n', 1);
+  const { dir, cleanup } = await tempDir('tsmtpd-pgq-');
+  t.after(cleanup);
+  await writeFile(join(dir, 'report'), 'the report\r\n');
+  const report = await a.q.inject(join(dir, 'report'), [newEnvelope({ sender: '' })], failed.map((e) => e.id));
+  assert.deepEqual((await collect(a.q.walk())).map((e) => e.id).sort(), [...report, ...kept].map((e) => e.id).sort());
+  assert.deepEqual((await collect(a.q.messages())).sort(), [report[0]!.msgid, kept[0]!.msgid].sort(), 'the failed message went with its envelopes');
+  // the caller's removal afterwards finds nothing left to do
+  await a.q.remove(failed.map((e) => e.id));
 });
