@@ -183,7 +183,7 @@ const MTA_REFUSED: Record<string, string> = {
 };
 
 /** scheduler_ram_batch()'s cap on messages per batch; tsmtpd's scheduler caps envelopes (max-schedule) only. */
-const SCHEDULER_REFUSED: Record<string, string> = { 'max-msg-batch-size': 'a batch is bounded by max-schedule and max-evp-batch-size' };
+const SCHEDULER_REFUSED: Record<string, string> = { 'max-msg-batch-size': 'it sizes the pages of a show queue listing in OpenSMTPD (scheduler.c); tsmtpd streams the listing in pages of 1000 envelopes' };
 
 /** mda.c's task watermarks, refused for the same reason as the mta's. */
 const MDA_REFUSED: Record<string, string> = Object.fromEntries(['task-hiwat', 'task-lowat', 'task-release']
