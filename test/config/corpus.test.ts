@@ -84,7 +84,8 @@ test('tsmtpd -n on a machine that has what they name: accepted ones pass, refuse
   const files = [...accepted, ...refused];
   const { file, args } = await machineCommand(dir, { etc: await machineEtc(), interfaces: INTERFACES }, ['/bin/sh', '-c', script, 'corpus', ...files]);
   const r = spawnSync(file, args, {
-    encoding: 'utf8', timeout: 120_000,
+    // ~150 daemons started one after the other: minutes on a loaded 2-core machine
+    encoding: 'utf8', timeout: 600_000,
     env: { ...process.env, NODE: process.execPath, TSMTPD: TSMTPD_BIN, TSMTPD_LIBEXEC: libexec },
   });
   assert.equal(r.status, 0, r.stderr);
