@@ -117,6 +117,6 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonHandle>
     restart: () => startDaemon({ ...options, dir }),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
-  await waitForLog(options.readyPattern ?? / daemon ready /, options.readyTimeoutMs ?? 15_000);
+  await waitForLog(options.readyPattern ?? / daemon ready /, options.readyTimeoutMs ?? 60_000);
   return handle;
 }
