@@ -115,7 +115,9 @@ async function runOne(queue: string, workers: number): Promise<Figures> {
   let daemon: ChildProcess | null = null;
   let sink: ChildProcess | null = null;
   try {
-    sink = spawn(tool('smtp-sink'), ['-c', `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' });
+    // smtp-sink refuses to run as root without a user to become
+    const asUser = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
+    sink = spawn(tool('smtp-sink'), [...asUser, '-c', `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' });
     await writeFile(join(dir, 'smtpd.conf'), [
       `listen on 127.0.0.1 port ${port} hostname bench.test`,
       `smtp workers ${workers}`,
