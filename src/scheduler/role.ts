@@ -9,10 +9,11 @@ import { PEERS, type Res, type SchedulerView } from '../bus/messages.js';
 import type { Timer } from '../clock.js';
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
-import type { Envelope, EnvelopeKind } from '../queue/envelope.js';
+import type { Envelope } from '../queue/envelope.js';
 import { isEvpid, isMsgid } from '../queue/envelope.js';
 import type { SchedulerBackend, SchedulerEntry } from './backend.js';
 import { nextTry } from './backoff.js';
+import { allKinds, setPaused } from './kinds.js';
 import { createSchedulerBackend } from './registry.js';
 import { trace } from '../trace.js';
 
@@ -29,7 +30,7 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
   const maxSchedule = limits['max-schedule'] ?? DEFAULT_MAX_SCHEDULE;
   // a message's recipients at one destination leave together, up to this many (OpenSMTPD's name)
   const perMessage = limits['max-evp-batch-size'] ?? DEFAULT_MAX_EVP_BATCH;
-  const kinds = new Set<EnvelopeKind>(['mda', 'mta', 'bounce']);
+  const kinds = allKinds();
   let inflight = 0;
   /** Envelopes the mta sent back because a relay's task list was full, by relay (its hold queue). */
   const held = new Map<string, string[]>();
@@ -206,10 +207,7 @@ export function createSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
       }),
       'control.scheduler.command': ({ op, target }) => command(op, target),
       'control.scheduler.pause': ({ kind, paused }) => {
-        const changed = kinds.has(kind) === paused;
-        if (paused) kinds.delete(kind);
-        else kinds.add(kind);
-        if (kind === 'mta') (paused ? kinds.delete('bounce') : kinds.add('bounce'));
+        const changed = setPaused(kinds, kind, paused);
         if (changed) log('info', null, 'scheduler', 'control', { [kind]: paused ? 'paused' : 'resumed' });
         soon();
         return { changed };

@@ -12,10 +12,10 @@ import { PEERS, type Res, type SchedulerView } from '../bus/messages.js';
 import type { Timer } from '../clock.js';
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
-import type { EnvelopeKind } from '../queue/envelope.js';
 import { sharedQueueSettings } from '../queue/pg-pool.js';
 import type { Claim, SharedSchedulerBackend } from './backend.js';
 import { nextTry } from './backoff.js';
+import { allKinds, setPaused } from './kinds.js';
 import { createSharedSchedulerBackend } from './registry.js';
 
 const DEFAULT_MAX_INFLIGHT = 5000;
@@ -33,7 +33,7 @@ export function createSharedSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
   const limits = ctx.config.schedulerLimits;
   const maxInflight = limits['max-inflight'] ?? DEFAULT_MAX_INFLIGHT;
   const maxSchedule = limits['max-schedule'] ?? DEFAULT_MAX_SCHEDULE;
-  const kinds = new Set<EnvelopeKind>(['mda', 'mta', 'bounce']);
+  const kinds = allKinds();
   // renewed a few times per lease, so one slow renewal does not lose it
   const renewMs = Math.max(250, (settings.lease * 1000) / 3);
   const pollMs = Math.min(MAX_POLL_MS, Math.max(500, (settings.lease * 1000) / 2));
@@ -181,10 +181,7 @@ export function createSharedSchedulerRole(ctx: RoleContext): Role<'scheduler'> {
       },
       'control.scheduler.command': ({ op, target }) => command(op, target),
       'control.scheduler.pause': ({ kind, paused }) => {
-        const changed = kinds.has(kind) === paused;
-        if (paused) kinds.delete(kind);
-        else kinds.add(kind);
-        if (kind === 'mta') (paused ? kinds.delete('bounce') : kinds.add('bounce'));
+        const changed = setPaused(kinds, kind, paused);
         if (changed) log('info', null, 'scheduler', 'control', { [kind]: paused ? 'paused' : 'resumed', node: settings.node });
         soon();
         return { changed };
