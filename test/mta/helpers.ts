@@ -59,6 +59,8 @@ export interface MtaHarness {
   deliver(e: Envelope, bodyPath?: string): Promise<DeliveryResult>;
   deliverAll(envelopes: Envelope[], bodyPath?: string): Promise<MtaResult[]>;
   counted: string[];
+  /** The hold queues the mta released to the scheduler, with how many it let come back (0 = all). */
+  released: { holdq: string; count: number }[];
   bodyPath: string;
   stop(): Promise<void>;
 }
@@ -76,6 +78,8 @@ export async function startMta(actions: Action[], o: MtaOptions & { cfg?: Partia
   const mta = createMtaRole(ctx, { timeouts: { connect: 3000, command: 5000, dataEnd: 5000 }, ...o });
   bus.register(mta);
   bus.register(stub('queue', ['mta'], {}));
+  const released: { holdq: string; count: number }[] = [];
+  bus.register(stub('scheduler', [], { 'mta.holdq.release': (r) => void released.push(r) }));
   // relay tables (credentials, relay hosts, sources) are the lka's to look up
   const lka = createLkaRole({ ...ctx, bus: bus.endpoint('lka') });
   bus.register(lka);
@@ -98,6 +102,7 @@ export async function startMta(actions: Action[], o: MtaOptions & { cfg?: Partia
     },
     deliverAll,
     counted,
+    released,
     bodyPath,
     async stop() {
       await mta.stop();

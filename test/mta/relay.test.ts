@@ -58,6 +58,27 @@ test('a server that takes no recipient at all is not asked again in a loop', asy
   assert.equal(sink.commands.flat().filter((c) => c.startsWith('MAIL')).length, 1);
 });
 
+test('a relay whose task list is full holds further messages in the scheduler (task-hiwat) and releases them as it drains (limit.c)', async (t) => {
+  const port = await freePort('127.0.0.2');
+  // a tarpit: it never answers DATA, so the one session allowed stays busy until its timeout
+  const sink = await Sink.start({ host: '127.0.0.2', port, silentOn: 'DATA' });
+  const limits = { 'max-conn-per-route': 1, 'task-hiwat': 2, 'task-lowat': 1, 'task-release': 1 };
+  const mta = await startMta([relayAction()], { resolver: new MapResolver({ mx: { 'dst.test': [[10, 'mx1.test']] }, a: { 'mx1.test': ['127.0.0.2'] } }), cfg: mtaCfg(port, limits), timeouts: { connect: 3000, command: 1000, dataEnd: 1000 } });
+  t.after(async () => { await mta.stop(); await sink.close(); });
+  const message = (n: number) => [mtaEnvelope(1, { msgid: (0x300 + n).toString(16).padStart(8, '0') })];
+  // one in the session, two waiting: the list is at its high water mark
+  const busy = [1, 2, 3].map((n) => mta.deliverAll(message(n)));
+  await new Promise((r) => setTimeout(r, 300));
+  const held = await mta.deliverAll(message(4));
+  assert.equal(held[0]!.result, 'hold', 'past task-hiwat the envelope goes back to the scheduler');
+  assert.equal(mta.released.length, 0, 'nothing released yet');
+  // the tarpit times out each in turn: as the list drains below task-lowat the hold is released
+  const done = await Promise.all(busy);
+  assert.deepEqual(done.map((r) => r[0]!.result), ['tempfail', 'tempfail', 'tempfail']);
+  assert.ok(mta.released.length >= 1, 'the hold queue was released');
+  assert.equal(mta.released[0]!.holdq, (held[0] as { holdq: string }).holdq);
+});
+
 test('20 messages to one domain reuse far fewer connections (sequential: one; concurrent: at most the limit)', async (t) => {
   const port = await freePort('127.0.0.2');
   const sink = await Sink.start({ host: '127.0.0.2', port });
