@@ -77,7 +77,7 @@ async function setup(opts: { fail: boolean; limits?: Record<string, number> }) {
   await role.start();
   const control = bus.endpoint('control');
   const submit = (envs: Envelope[]) => queueBus.request('queue.envelope.submit', { envelopes: envs });
-  return { clock, role, seen, submit, control, queueBus, start: nowSec() };
+  return { clock, role, seen, submit, control, queueBus, bus, start: nowSec() };
 }
 
 /** Move the fake clock in steps, letting the bus messages each timer starts settle in between. */
@@ -136,6 +136,26 @@ test('max-inflight bounds what is out at once; a done result makes room', async 
     assert.equal(s.seen.scheduled.length, 3);
     // nothing was handed out twice
     assert.equal(new Set(s.seen.scheduled.map((x) => x.evpid)).size, 3);
+  } finally {
+    await s.role.stop();
+  }
+});
+
+test('an envelope the mta held for a full relay waits, out of flight, until the mta releases its hold queue', async () => {
+  const s = await setup({ fail: false });
+  try {
+    s.bus.register(fakeRole('mta', ['scheduler'], {}));
+    const mta = s.bus.endpoint('mta');
+    await s.submit([envelope(1, s.start)]);
+    await walk(s.clock, 1, 1);
+    assert.equal(s.seen.scheduled.length, 1);
+    s.queueBus.notify('queue.envelope.hold', { evpids: [envelope(1, s.start).id], holdq: 'relay-a' });
+    await walk(s.clock, 120, 1);
+    assert.equal(s.seen.scheduled.length, 1, 'held: not tried again by itself within two minutes');
+    assert.equal((await s.control.request('control.scheduler.status', {})).inflight, 0, 'a held envelope is not in flight');
+    mta.notify('mta.holdq.release', { holdq: 'relay-a', count: 0 });
+    await walk(s.clock, 3, 1);
+    assert.equal(s.seen.scheduled.length, 2, 'released: handed out again at once');
   } finally {
     await s.role.stop();
   }
