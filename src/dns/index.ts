@@ -26,9 +26,12 @@ interface Options {
 }
 
 export function createResolver(config: Pick<Config, 'resolvers'>, clock: Clock = systemClock, o: Options = {}): Resolver {
-  // resolv.conf(5)'s defaults (RES_TIMEOUT 5 s, 2 attempts), as libc and OpenSMTPD's libasr use:
-  // a shorter first try turned a slow but live DNSBL zone into a miss on a loaded machine
-  const r = new dns.Resolver({ timeout: o.timeoutMs ?? 5000, tries: o.tries ?? 2 });
+  // c-ares (1.34 in Node 20) sizes each try from the server's past answers, down to a fraction of a
+  // second, and only caps it at `timeout`: after many quick answers a DNSBL zone that takes 2 s
+  // timed out twice within a second and counted as not listing the client. Five tries let the
+  // wait grow back towards resolv.conf's 5 s (RES_TIMEOUT), and a late answer to an earlier try
+  // still counts while the query is pending.
+  const r = new dns.Resolver({ timeout: o.timeoutMs ?? 5000, tries: o.tries ?? 5 });
   if (config.resolvers.length) r.setServers(config.resolvers.map((s) => (s.address.includes(':') ? `[${s.address}]:${s.port}` : `${s.address}:${s.port}`)));
   return new CachingResolver(r, o.hosts ?? loadHosts(), clock);
 }
