@@ -78,7 +78,9 @@ export class RelayPool {
     envelopes.forEach((e, i) => {
       // mail-from first, then SRS on the result, as mta.c builds task->sender before mta_session encodes it
       const sender = senderFor({ ...e, sender: rewriteSender(e.sender, spec.mailFrom) }, spec.srsKey, now);
-      bySender.set(sender, [...(bySender.get(sender) ?? []), i]);
+      const list = bySender.get(sender);
+      if (list) list.push(i);
+      else bySender.set(sender, [i]);
     });
     const sends: Promise<void>[] = [];
     for (const [sender, indexes] of bySender) {

@@ -76,6 +76,15 @@ export class Durable {
   }
 }
 
+/** Write all of `data` at `position`, resuming short writes. */
+export async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let off = 0; off < data.length;) {
+    const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
+    if (bytesWritten <= 0) throw new Error('write made no progress');
+    off += bytesWritten;
+  }
+}
+
 /** fsync an open file through its descriptor (no second open); counted like the others. */
 export async function syncHandle(durable: Durable, fh: FileHandle): Promise<void> {
   durable.step('fsync-file');

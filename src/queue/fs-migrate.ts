@@ -6,8 +6,7 @@
  */
 import { copyFile, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Durable } from './durable.js';
-import { syncHandle } from './durable.js';
+import { syncHandle, writeAll, type Durable } from './durable.js';
 import type { RecordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, type Envelope } from './envelope.js';
 import { encodeRecords, trailer } from './fs-format.js';
@@ -25,7 +24,6 @@ export async function migrateBucketLayout(queue: string, incoming: string, durab
     // empty once every message in it is converted; a damaged leftover keeps it for the operator
     await rmdir(dir).catch(() => {});
   }
-  if (migrated) await durable.fsyncDir(queue);
   return migrated;
 }
 
@@ -44,7 +42,7 @@ async function migrateMessage(dir: string, msgid: string, queue: string, incomin
   try {
     const { size } = await fh.stat();
     const block = encodeRecords(envelopes, records);
-    await fh.write(Buffer.concat([block, trailer(size, block.length)]), 0, undefined, size);
+    await writeAll(fh, Buffer.concat([block, trailer(size, block.length)]), size);
     await syncHandle(durable, fh);
   } finally {
     await fh.close();

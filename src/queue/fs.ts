@@ -17,7 +17,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHand
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
-import { Durable, syncHandle, type FaultHook } from './durable.js';
+import { Durable, syncHandle, writeAll, type FaultHook } from './durable.js';
 import { plainRecords, recordFromText, type RecordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
@@ -30,19 +30,18 @@ function missing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT';
 }
 
-async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
-  for (let off = 0; off < data.length;) {
-    const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
-    if (bytesWritten <= 0) throw new QueueError('io', 'write made no progress');
-    off += bytesWritten;
-  }
+interface Damaged {
+  /** The record as stored, kept for the operator at quarantine. */
+  text: string;
+  reason: string;
 }
 
 interface Stored {
+  /** -1 when the message file itself is unreadable (its reason is under its msgid in `damaged`). */
   bodySize: number;
   envelopes: Map<string, Envelope>;
-  /** Records that did not decode, kept for quarantine. */
-  damaged?: Map<string, string>;
+  /** Records that did not decode. */
+  damaged?: Map<string, Damaged>;
 }
 
 export class FsQueueBackend implements QueueBackend {
@@ -154,10 +153,7 @@ export class FsQueueBackend implements QueueBackend {
 
   /** The body size a file's trailer records, or -1. */
   private async sealedAt(fh: FileHandle, size: number): Promise<number> {
-    if (size < TRAILER_LEN) return -1;
-    const buf = Buffer.alloc(TRAILER_LEN);
-    await fh.read(buf, 0, TRAILER_LEN, size - TRAILER_LEN);
-    return parseTrailer(buf)?.bodySize ?? -1;
+    return (await readTrailer(fh, size))?.bodySize ?? -1;
   }
 
   /** Take back a failed batch: renamed messages return to incoming/, every body loses its trailer. */
@@ -285,12 +281,12 @@ export class FsQueueBackend implements QueueBackend {
     let block: string;
     try {
       const { size } = await fh.stat();
-      bodySize = await this.sealedAt(fh, size);
-      const t = bodySize < 0 ? null : parseTrailer(await readAt(fh, size - TRAILER_LEN, TRAILER_LEN));
+      const t = await readTrailer(fh, size);
       if (!t || t.bodySize + t.blockSize + TRAILER_LEN !== size) throw new QueueError('io', 'message file has no valid trailer');
+      bodySize = t.bodySize;
       block = (await readAt(fh, t.bodySize, t.blockSize)).toString('utf8');
     } catch (err) {
-      if (err instanceof QueueError) return { bodySize: -1, envelopes: new Map(), damaged: new Map([[msgid, err.message]]) };
+      if (err instanceof QueueError) return { bodySize: -1, envelopes: new Map(), damaged: new Map([[msgid, { text: '', reason: err.message }]]) };
       throw QueueError.from(err, 'load message');
     } finally {
       await fh.close();
@@ -302,7 +298,7 @@ export class FsQueueBackend implements QueueBackend {
     for (const [evpid, text] of records) {
       const d = msgidOf(evpid) === msgid ? this.records.decode(recordFromText(text), evpid) : { ok: false as const, reason: 'envelope of another message' };
       if (d.ok) s.envelopes.set(evpid, d.envelope);
-      else s.damaged!.set(evpid, text);
+      else s.damaged!.set(evpid, { text, reason: d.reason });
     }
     this.stored.set(msgid, s);
     return s;
@@ -314,10 +310,10 @@ export class FsQueueBackend implements QueueBackend {
       if (!s) continue;
       if (s.bodySize < 0) {
         this.stored.delete(msgid);
-        yield { damaged: msgid, reason: s.damaged?.get(msgid) ?? 'unreadable message' };
+        yield { damaged: msgid, reason: s.damaged?.get(msgid)?.reason ?? 'unreadable message' };
         continue;
       }
-      for (const [evpid, text] of s.damaged ?? []) yield { damaged: evpid, reason: this.reasonOf(text, evpid) };
+      for (const [evpid, { reason }] of s.damaged ?? []) yield { damaged: evpid, reason };
       if (s.envelopes.size === 0 && !s.damaged?.size) {
         // crashed between deleting the last envelope's record and the message
         this.stored.delete(msgid);
@@ -327,11 +323,6 @@ export class FsQueueBackend implements QueueBackend {
       for (const e of [...s.envelopes.values()].sort((a, b) => a.id.localeCompare(b.id))) yield { envelope: e };
     }
     this.complete = true;
-  }
-
-  private reasonOf(text: string, evpid: string): string {
-    const d = this.records.decode(recordFromText(text), evpid);
-    return d.ok ? 'envelope of another message' : d.reason;
   }
 
   async *messages(): AsyncIterable<string> {
@@ -367,7 +358,7 @@ export class FsQueueBackend implements QueueBackend {
     if (!isEvpid(id)) return;
     const msgid = msgidOf(id);
     const s = this.stored.get(msgid);
-    const text = s?.damaged?.get(id);
+    const text = s?.damaged?.get(id)?.text;
     if (!s || text === undefined) return;
     // the bad record is kept for the operator; the message keeps its good envelopes
     await writeFileExclusive(join(this.corrupt, `${id}.${stamp}`), text).catch(() => {});
@@ -376,6 +367,11 @@ export class FsQueueBackend implements QueueBackend {
     await this.serially(msgid, () => this.writeSidecar(msgid, true));
     await this.durable.fsyncDir(this.queue);
   }
+}
+
+/** The trailer at the end of a message file, or null when there is none. */
+async function readTrailer(fh: FileHandle, size: number): Promise<ReturnType<typeof parseTrailer>> {
+  return size < TRAILER_LEN ? null : parseTrailer(await readAt(fh, size - TRAILER_LEN, TRAILER_LEN));
 }
 
 async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {

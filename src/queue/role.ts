@@ -112,7 +112,7 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
       const done: Envelope[] = [];
       const outcomes: DeliveryResult[] = [];
       results.forEach((r, i) => {
-        if (r.result === 'hold') holds.set(r.holdq, [...(holds.get(r.holdq) ?? []), envelopes[i]!.id]);
+        if (r.result === 'hold') pushTo(holds, r.holdq, envelopes[i]!.id);
         else {
           done.push(envelopes[i]!);
           outcomes.push(r);
@@ -169,7 +169,7 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
         continue;
       }
       const key = `${envelope.msgid}|${envelope.kind === 'mda' ? 'mda' : 'mta'}`;
-      groups.set(key, [...(groups.get(key) ?? []), envelope]);
+      pushTo(groups, key, envelope);
     }
     for (const envelopes of groups.values()) {
       deliver(envelopes).catch((err: Error) => envelopes.forEach((e) => failed(e.id)(err)));
@@ -286,4 +286,10 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
 function keyOf(enc: { key?: string; from: string }): string {
   if (enc.key === undefined) throw new Error(`queue encryption ${enc.from}: the queue process got no key`);
   return enc.key;
+}
+
+function pushTo<T>(groups: Map<string, T[]>, key: string, item: T): void {
+  const list = groups.get(key);
+  if (list) list.push(item);
+  else groups.set(key, [item]);
 }
