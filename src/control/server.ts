@@ -5,7 +5,6 @@
  * daemon the parent binds the socket (the spool is root's) and hands each connection over.
  */
 import { chmodSync, unlinkSync } from 'node:fs';
-import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { log } from '../log.js';
 import { CONTROL_VERSION, decodeRequest, encode, LineSplitter, type ControlReply } from './protocol.js';
@@ -104,7 +103,7 @@ export class ControlServer {
         // a listing as long as the queue goes in parts, each written when the socket has room
         for await (const part of data) {
           if (!socket.writable) return;
-          if (!reply({ v: CONTROL_VERSION, id: req.id, ok: true, data: project(part), more: true })) await once(socket, 'drain');
+          if (!reply({ v: CONTROL_VERSION, id: req.id, ok: true, data: project(part), more: true })) await drained(socket);
         }
         return void reply({ v: CONTROL_VERSION, id: req.id, ok: true, data: null });
       }
@@ -117,4 +116,17 @@ export class ControlServer {
 
 function isStream(data: unknown): data is AsyncIterable<unknown> {
   return typeof data === 'object' && data !== null && Symbol.asyncIterator in data;
+}
+
+/** Room to write again, or the client gone (a closed socket never drains: the listing then stops). */
+function drained(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
 }
