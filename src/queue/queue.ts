@@ -76,7 +76,7 @@ export class Queue {
   /**
    * A new unique msgid and the (created, empty) file to write the body to. The first byte
    * follows the minute, the rest is random: messages received together then share their fs
-   * bucket directory (`queue/XX/`), so a group commit fsyncs one directory, not one per message.
+   * bucket directory (the sqlite queue's `queue/bodies/XX/`), so a group commit fsyncs one directory, not one per message.
    */
   async create(): Promise<{ msgid: string; path: string }> {
     const minute = Math.floor(this.opts.clock.now() / 60_000) % 256;
