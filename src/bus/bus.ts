@@ -9,6 +9,7 @@ import { BusError } from '../errors.js';
 import { log } from '../log.js';
 import { profileImsg, profilingOn, trace } from '../trace.js';
 import type { Link } from './link.js';
+import { isStatType, StatCoalescer } from './stat-coalescer.js';
 import {
   DEFAULT_TIMEOUT_MS, PEERS, ROUTES, TIMEOUTS,
   type Handlers, type MessageType, type Origin, type Req, type Res, type RoleName,
@@ -61,6 +62,7 @@ export class Bus {
   private readonly downHandlers: ((process: string) => void)[] = [];
   private nextId = 1;
   readonly process: string;
+  private readonly stats = new StatCoalescer((n) => this.send(n.from, n.type, n.req));
 
   constructor(private readonly options: BusOptions = {}) {
     this.process = options.process ?? 'daemon';
@@ -129,6 +131,13 @@ export class Bus {
     }
     const local = this.roles.get(to);
     if (local) return void this.callLocal(local, from, type, req).catch(fail);
+    if (isStatType(type)) return this.stats.add({ type, from, req: req as Req<typeof type> });
+    this.send(from, type, req, fail);
+  }
+
+  /** A notification to another process, now. */
+  private send<T extends MessageType>(from: RoleName, type: T, req: Req<T>, fail: (err: unknown) => void = () => {}): void {
+    const to = ROUTES[type];
     const remote = this.remoteFor(to);
     if (!remote) return void this.callRemote(to, from, type, req, true).catch(fail);
     this.sendTo(remote, { k: 'n', type, from, p: req });

@@ -73,8 +73,14 @@ export interface Transaction {
 
 export class SmtpClientSession {
   caps: Capabilities = NO_CAPABILITIES;
-  /** Messages sent (or tried) on this session, for `session-mail-max` and RSET. */
+  /** Messages sent (or tried) on this session, for `session-mail-max`. */
   messages = 0;
+  /**
+   * A MAIL was sent and its transaction has not ended (final reply to the dot, or RSET): the next
+   * message starts with RSET. After a completed transaction the server is back at the start
+   * (RFC 5321 §4.1.1.4), so it goes straight to MAIL, as mta_session.c goes from MTA_EOM to MTA_READY.
+   */
+  private inTransaction = false;
   verified = false;
   /**
    * Why this session runs in plaintext although TLS was to be tried (opportunistic): STARTTLS
@@ -188,7 +194,8 @@ export class SmtpClientSession {
 
   /** One message: a result per recipient, in the order given. Throws only on I/O or protocol errors. */
   async send(tx: Transaction): Promise<DeliveryResult[]> {
-    if (this.messages++ > 0) await this.reset();
+    this.messages++;
+    if (this.inTransaction) await this.reset();
     const size = tx.body.size;
     if (this.caps.size > 0 && size > this.caps.size) {
       return tx.rcpts.map(() => ({ result: 'permfail', enhanced: '5.3.4', detail: 'message too large for remote host' }));
@@ -205,6 +212,7 @@ export class SmtpClientSession {
   /** MAIL, RCPTs, DATA: every result here is the remote's answer. */
   private async exchange(tx: Transaction, mail: string): Promise<DeliveryResult[]> {
     const rcpts = tx.rcpts.map((r) => rcptCommand(r, this.caps));
+    this.inTransaction = true;
     const [mailReply, ...rcptReplies] = await this.envelopeCommands(mail, rcpts);
     if (checkReply('mail', mailReply!) === 'negative') {
       await this.reset();
@@ -262,12 +270,14 @@ export class SmtpClientSession {
     const n = this.params.lmtp ? accepted : 1;
     const finals: DeliveryResult[] = [];
     for (let i = 0; i < n; i++) finals.push(stepResult('data-end', await this.wire.read(this.params.timeouts.dataEnd)));
+    this.inTransaction = false;
     return Array.from({ length: accepted }, (_, i) => finals[this.params.lmtp ? i : 0]!);
   }
 
   private async reset(): Promise<void> {
     const r = await this.command('RSET');
     if (checkReply('rset', r) === 'negative') throw new MtaSessionError('transaction', `RSET rejected: ${replyText(r)}`);
+    this.inTransaction = false;
   }
 
   /** QUIT and close; errors here do not matter any more. */

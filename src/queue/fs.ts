@@ -17,7 +17,8 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHand
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
-import { Durable, syncHandle, writeAll, type FaultHook } from './durable.js';
+import { fstatSync, renameSync, unlinkSync } from 'node:fs';
+import { Durable, syncHandle, writeAll, writeAllSync, type FaultHook } from './durable.js';
 import { plainRecords, recordFromText, type RecordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
@@ -42,6 +43,8 @@ interface Stored {
   envelopes: Map<string, Envelope>;
   /** Records that did not decode. */
   damaged?: Map<string, Damaged>;
+  /** A sidecar was written or found: removing the message removes it too. */
+  sidecar?: boolean;
 }
 
 export class FsQueueBackend implements QueueBackend {
@@ -58,6 +61,8 @@ export class FsQueueBackend implements QueueBackend {
   private complete = false;
   /** Sidecar writes of one message run one after the other. */
   private readonly chains = new Map<string, Promise<void>>();
+  /** queue/, open for the life of the backend: a group commit's directory fsync is one call. */
+  private queueDir: FileHandle | null = null;
 
   get records(): RecordCodec {
     return this.codec;
@@ -81,10 +86,19 @@ export class FsQueueBackend implements QueueBackend {
   async open(): Promise<void> {
     for (const d of [this.incoming, this.queue, this.corrupt, this.temporary]) await mkdir(d, { recursive: true, mode: 0o700 });
     await migrateBucketLayout(this.queue, this.incoming, this.durable, this.records);
+    this.queueDir = await open(this.queue, 'r');
   }
 
   async close(): Promise<void> {
     await Promise.all(this.chains.values());
+    await this.queueDir?.close();
+    this.queueDir = null;
+  }
+
+  /** Make the creates, renames and unlinks done in queue/ so far durable. */
+  private async syncQueueDir(): Promise<void> {
+    if (!this.queueDir) return this.durable.fsyncDir(this.queue);
+    await syncHandle(this.durable, this.queueDir, 'fsync-dir');
   }
 
   incomingPath(msgid: string): string {
@@ -122,32 +136,33 @@ export class FsQueueBackend implements QueueBackend {
       if (failed) throw failed.reason;
       for (const item of batch) {
         this.durable.step('rename');
-        await rename(this.incomingPath(item.msgid), this.messagePath(item.msgid));
+        renameSync(this.incomingPath(item.msgid), this.messagePath(item.msgid));
         moved.push(item);
       }
       // one directory fsync makes the whole group's renames durable: what group commit saves
-      await this.durable.fsyncDir(this.queue);
+      await this.syncQueueDir();
     } catch (err) {
       await this.undo(batch, moved);
       throw QueueError.from(err, 'queue commit');
     }
-    for (const item of batch) this.stored.set(item.msgid, { bodySize: item.size, envelopes: new Map(item.envelopes.map((e) => [e.id, e])) });
+    // before the first walk has swept orphan sidecars, one may wait under this msgid: remove it with the message
+    for (const item of batch) this.stored.set(item.msgid, { bodySize: item.size, envelopes: new Map(item.envelopes.map((e) => [e.id, e])), sidecar: !this.complete });
   }
 
-  /** Check the body's size, append the envelope block and trailer, fsync: one open, one fsync. */
+  /** Check the body's size, append the envelope block and trailer, fsync: at most one open, one fsync. */
   private async seal(item: CommitItem): Promise<void> {
-    const fh = await open(this.incomingPath(item.msgid), 'r+');
+    const fh = item.file ?? (await open(this.incomingPath(item.msgid), 'r+'));
     try {
-      const { size } = await fh.stat();
+      const { size } = fstatSync(fh.fd);
       // a retry after a failed group finds its earlier trailer: cut back to the body first
       if (size > item.size && (await this.sealedAt(fh, size)) === item.size) await fh.truncate(item.size);
       else checkSize(item.msgid, size, item.size);
       const block = encodeRecords(item.envelopes, this.records);
       this.durable.step('write');
-      await writeAll(fh, Buffer.concat([block, trailer(item.size, block.length)]), item.size);
+      writeAllSync(fh, Buffer.concat([block, trailer(item.size, block.length)]), item.size);
       await syncHandle(this.durable, fh);
     } finally {
-      await fh.close();
+      if (!item.file) await fh.close();
     }
   }
 
@@ -202,7 +217,7 @@ export class FsQueueBackend implements QueueBackend {
     }
     try {
       await Promise.all([...touched].map((msgid) => this.serially(msgid, () => this.writeSidecar(msgid, true))));
-      await this.durable.fsyncDir(this.queue);
+      await this.syncQueueDir();
     } catch (err) {
       throw QueueError.from(err, 'update envelope');
     }
@@ -220,7 +235,7 @@ export class FsQueueBackend implements QueueBackend {
         const s = this.stored.get(msgid);
         if (s && s.envelopes.size > 0) return this.writeSidecar(msgid, false);
         this.stored.delete(msgid);
-        await this.removeMessage(msgid);
+        await this.removeMessage(msgid, s?.sidecar !== false);
       })));
     } catch (err) {
       throw QueueError.from(err, 'delete envelope');
@@ -252,18 +267,24 @@ export class FsQueueBackend implements QueueBackend {
       }
       this.durable.step('rename');
       await rename(tmp, this.sidecarPath(msgid));
+      s.sidecar = true;
     } catch (err) {
       await rm(tmp, { force: true }).catch(() => {});
       throw err;
     }
   }
 
-  /** The message file first: a sidecar left by a crash without its message is dropped at the next walk. */
-  private async removeMessage(msgid: string): Promise<void> {
-    for (const path of [this.messagePath(msgid), this.sidecarPath(msgid)]) {
-      await unlink(path).catch((err) => {
+  /**
+   * The message file first: a sidecar left by a crash without its message is dropped at the next
+   * walk. Only a sidecar known to exist is unlinked (no failing call per delivered message).
+   */
+  private async removeMessage(msgid: string, sidecar = true): Promise<void> {
+    for (const path of sidecar ? [this.messagePath(msgid), this.sidecarPath(msgid)] : [this.messagePath(msgid)]) {
+      try {
+        unlinkSync(path);
+      } catch (err) {
         if (!missing(err)) throw err;
-      });
+      }
     }
   }
 
@@ -292,9 +313,10 @@ export class FsQueueBackend implements QueueBackend {
       await fh.close();
     }
     // the sidecar, when there is a readable one, is newer than the block
-    const side = await readFile(this.sidecarPath(msgid), 'utf8').then(decodeRecords, () => null);
+    const sideText = await readFile(this.sidecarPath(msgid), 'utf8').catch(() => null);
+    const side = sideText === null ? null : decodeRecords(sideText);
     const records = side ?? decodeRecords(block) ?? [];
-    const s: Stored = { bodySize, envelopes: new Map(), damaged: new Map() };
+    const s: Stored = { bodySize, envelopes: new Map(), damaged: new Map(), sidecar: sideText !== null };
     for (const [evpid, text] of records) {
       const d = msgidOf(evpid) === msgid ? this.records.decode(recordFromText(text), evpid) : { ok: false as const, reason: 'envelope of another message' };
       if (d.ok) s.envelopes.set(evpid, d.envelope);
@@ -365,7 +387,7 @@ export class FsQueueBackend implements QueueBackend {
     s.damaged!.delete(id);
     if (s.envelopes.size === 0) return this.quarantine(msgid, reason);
     await this.serially(msgid, () => this.writeSidecar(msgid, true));
-    await this.durable.fsyncDir(this.queue);
+    await this.syncQueueDir();
   }
 }
 

@@ -3,7 +3,7 @@
  * commit and the fsync-before-ack policy, over any QueueBackend. Backends only store.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import { log } from '../log.js';
@@ -74,11 +74,12 @@ export class Queue {
   }
 
   /**
-   * A new unique msgid and the (created, empty) file to write the body to. The first byte
+   * A new unique msgid and the (created, empty) file to write the body to, open: the writer
+   * uses the descriptor of the exclusive create (one open per message). The first byte
    * follows the minute, the rest is random: messages received together then share their fs
    * bucket directory (the sqlite queue's `queue/bodies/XX/`), so a group commit fsyncs one directory, not one per message.
    */
-  async create(): Promise<{ msgid: string; path: string }> {
+  async create(): Promise<{ msgid: string; path: string; file: FileHandle }> {
     const minute = Math.floor(this.opts.clock.now() / 60_000) % 256;
     for (let attempt = 0; attempt < 64; attempt++) {
       const msgid = minute.toString(16).padStart(2, '0') + randomBytes(3).toString('hex');
@@ -86,8 +87,8 @@ export class Queue {
       const path = this.backend.incomingPath(msgid);
       try {
         // O_EXCL: two sessions never get the same incoming file
-        await (await open(path, 'wx', 0o600)).close();
-        return { msgid, path };
+        const file = await open(path, 'wx', 0o600);
+        return { msgid, path, file };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw QueueError.from(err, 'queue create');
       }
@@ -108,13 +109,14 @@ export class Queue {
   }
 
   /**
-   * Check the incoming body holds the `size` octets received, then compress/encrypt it in place
-   * (new file, then rename) before the backend sees it; returns the size the backend must store.
+   * Compress/encrypt the incoming body in place (new file, then rename) before the backend sees
+   * it, once it is checked to hold the `size` octets received; returns the size the backend must
+   * store. A plain body is checked by the backend itself, on the descriptor it fsyncs.
    */
   private async encodeIncoming(msgid: string, size: number): Promise<number> {
+    if (isPlain(this.codec)) return size;
     const path = this.backend.incomingPath(msgid);
     checkSize(msgid, (await stat(path)).size, size);
-    if (isPlain(this.codec)) return size;
     const tmp = `${path}.enc`;
     await rm(tmp, { force: true });
     try {
@@ -130,17 +132,20 @@ export class Queue {
   /**
    * Assign evpids, store durably (fsync before resolving), return the envelopes. `size` is what
    * the writer handed over: a body file of any other length is refused, as is any write, fsync or
-   * size check failing on the way. Concurrent calls share one backend.commit. Throws QueueError
+   * size check failing on the way. `file`: the body, still open from the writer (the caller closes
+   * it). Concurrent calls share one backend.commit. Throws QueueError
    * 'full' or 'io'; a failed message is discarded whole.
    */
-  async commit(msgid: string, envelopes: NewEnvelope[], size: number, replaces?: string[]): Promise<Envelope[]> {
+  async commit(msgid: string, envelopes: NewEnvelope[], size: number, replaces?: string[], file?: FileHandle): Promise<Envelope[]> {
     if (!isMsgid(msgid)) throw new QueueError('notfound', `bad msgid ${JSON.stringify(msgid)}`);
     if (envelopes.length === 0) throw new QueueError('io', 'a message needs at least one envelope');
     if (this.committing.has(msgid)) throw new QueueError('io', `message ${msgid} is already being committed`);
     const full = this.assignIds(msgid, envelopes);
     this.committing.add(msgid);
     try {
-      await this.enqueue({ msgid, envelopes: full, size: await this.encodeIncoming(msgid, size), ...(replaces ? { replaces } : {}) });
+      // an encoded body is a new file: the writer's descriptor is of the old one
+      const open = file && isPlain(this.codec) ? { file } : {};
+      await this.enqueue({ msgid, envelopes: full, size: await this.encodeIncoming(msgid, size), ...(replaces ? { replaces } : {}), ...open });
     } catch (err) {
       const qe = QueueError.from(err, 'queue commit');
       await this.backend.discard(msgid).catch(() => {});
@@ -194,9 +199,10 @@ export class Queue {
 
   /** Store a message the daemon generates itself (bounces): content from a file path; `replaces`: see CommitItem. */
   async inject(contentPath: string, envelopes: NewEnvelope[], replaces?: string[]): Promise<Envelope[]> {
-    const { msgid, path } = await this.create();
+    const { msgid, path, file } = await this.create();
     let size: number;
     try {
+      await file.close();
       await copyFile(contentPath, path);
       size = (await stat(contentPath)).size;
     } catch (err) {

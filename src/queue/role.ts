@@ -9,11 +9,12 @@ import { PEERS, type DeliveryResult, type Origin, type Req, type Res } from '../
 import type { RoleContext } from '../daemon/context.js';
 import { log } from '../log.js';
 import type { LogEvent } from '../log-events.js';
+import { BodyCache } from './body-cache.js';
 import { BodyReaders } from './body-readers.js';
 import { Bouncer } from './bouncer.js';
 import { IncomingBodies } from './incoming.js';
 import { errorLine, isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Queue, QueueError } from './queue.js';
 import { createQueueBackend } from './registry.js';
 
@@ -38,25 +39,34 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
   const bouncer = new Bouncer(ctx, queue);
   const incoming = new IncomingBodies();
   const readers = new BodyReaders();
+  const cache = new BodyCache();
   let stopping = false;
 
   const submit = (envelopes: Envelope[]) => {
     if (envelopes.length) ctx.bus.notify('queue.envelope.submit', { envelopes }, () => undefined);
   };
 
-  async function create(origin: Origin): Promise<Res<'smtp.message.create'>> {
-    const { msgid, path } = await queue.create();
-    try {
-      await incoming.open(msgid, path, origin.process);
-    } catch (err) {
-      await queue.rollback(msgid).catch(() => undefined);
-      throw err;
-    }
+  /**
+   * The envelopes of a message under reception, asked of the lka as soon as the message is
+   * created: DATA and BDAT come after the last RCPT, so the lka's staged envelopes are final by
+   * then, and the commit does not wait for one more round trip.
+   */
+  const claims = new Map<string, Promise<Res<'queue.envelopes.claim'>>>();
+
+  async function create(req: Req<'smtp.message.create'>, origin: Origin): Promise<Res<'smtp.message.create'>> {
+    const { msgid, file } = await queue.create();
+    cache.delete(msgid);
+    incoming.open(msgid, file, origin.process);
+    const claim = ctx.bus.request('queue.envelopes.claim', { worker: origin.process, sessionId: req.sessionId });
+    claim.catch(() => undefined);
+    claims.set(msgid, claim);
     return { msgid };
   }
 
   async function rollback(msgid: string, origin: Origin): Promise<void> {
-    if (await incoming.drop(msgid, origin.process)) await queue.rollback(msgid);
+    if (!(await incoming.drop(msgid, origin.process))) return;
+    claims.delete(msgid);
+    await queue.rollback(msgid);
   }
 
   /**
@@ -67,15 +77,20 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
     if (!incoming.owned(req.msgid, origin.process)) {
       return { result: 'tempfail', reply: { code: 451, enhanced: '4.3.0', text: 'Temporary failure' } };
     }
+    const claim = claims.get(req.msgid) ?? ctx.bus.request('queue.envelopes.claim', { worker: origin.process, sessionId: req.sessionId });
+    claims.delete(req.msgid);
+    let file: FileHandle | undefined;
     try {
-      const written = await incoming.finish(req.msgid, origin.process, req.data);
-      if (written !== req.size) throw new QueueError('io', `body of ${req.msgid}: ${written} octets stored of ${req.size}`);
-      const { envelopes } = await ctx.bus.request('queue.envelopes.claim', { worker: origin.process, sessionId: req.sessionId });
+      const body = await incoming.finish(req.msgid, origin.process, req.data);
+      file = body.file;
+      if (body.written !== req.size) throw new QueueError('io', `body of ${req.msgid}: ${body.written} octets stored of ${req.size}`);
+      const { envelopes } = await claim;
       if (envelopes.length === 0) {
         await queue.rollback(req.msgid);
         return { result: 'reject', reply: { code: 503, enhanced: '5.5.1', text: 'Invalid command: No recipient specified' } };
       }
-      const stored = await queue.commit(req.msgid, req.junk ? envelopes.map((e) => ({ ...e, junk: true })) : envelopes, req.size);
+      const stored = await queue.commit(req.msgid, req.junk ? envelopes.map((e) => ({ ...e, junk: true })) : envelopes, req.size, undefined, file);
+      if (body.kept) cache.set(req.msgid, body.kept, stored.length);
       submit(stored);
       ctx.bus.notify('stat.increment', { key: 'queue.message' }, () => undefined);
       return { result: 'ok', envelopes: stored.map((e) => ({ evpid: e.id, rcpt: e.origRcpt })) };
@@ -87,6 +102,9 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
         result: 'tempfail',
         reply: full ? { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage' } : { code: 451, enhanced: '4.3.0', text: 'Temporary failure' },
       };
+    } finally {
+      // after the fsync nothing rides on the close: the reply does not wait for it
+      void file?.close().catch(() => undefined);
     }
   }
 
@@ -97,7 +115,8 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
    */
   async function deliver(envelopes: Envelope[]): Promise<void> {
     const msgid = envelopes[0]!.msgid;
-    const ref = await readers.open(msgid, await queue.body(msgid));
+    const kept = cache.get(msgid);
+    const ref = kept ? { msgid, size: kept.length, inline: kept } : await readers.open(msgid, await queue.body(msgid));
     try {
       if (envelopes[0]!.kind === 'mda') {
         await Promise.all(envelopes.map((envelope) =>
@@ -132,6 +151,8 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
     const retries: Envelope[] = [];
     envelopes.forEach((envelope, i) => {
       const result = results[i]!;
+      // delivered or bounced, the envelope leaves the queue: its message's kept body is needed once less
+      if (result.result !== 'tempfail') cache.settle(envelope.msgid, 1);
       // scheduler.c counts each IMSG_QUEUE_DELIVERY_* it hears: monitor's ok, tmpfail, prmfail, loop
       ctx.bus.notify('stat.increment', { key: `scheduler.delivery.${result.result}` }, () => undefined);
       if (result.result === 'ok') delivered.push({ envelope, result });
@@ -249,7 +270,7 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
       for (const msgid of incoming.ownedBy(process)) void rollback(msgid, { process });
     },
     handlers: {
-      'smtp.message.create': (_req, _from, origin) => create(origin),
+      'smtp.message.create': (req, _from, origin) => create(req, origin),
       'smtp.message.write': ({ msgid, data }, _from, origin) => incoming.write(msgid, origin.process, data),
       'smtp.message.commit': commit,
       'smtp.message.rollback': ({ msgid }, _from, origin) => rollback(msgid, origin),

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Bus, type Role } from '../../src/bus/bus.js';
 import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME } from '../../src/bus/frame.js';
 import { SocketLink } from '../../src/bus/link.js';
+import { FLUSH_MS } from '../../src/bus/stat-coalescer.js';
 import { PEERS, type Handlers, type RoleName } from '../../src/bus/messages.js';
 
 function role<R extends RoleName>(name: R, handlers: Partial<Handlers<R>>): Role<R> {
@@ -118,4 +119,29 @@ test('a peer that sends what its roles may not is cut off, and nothing of it is 
   assert.equal(listed, 0);
   assert.deepEqual(downs, ['smtp.1']);
   assert.equal(forged.closed, true);
+});
+
+test('counters for another process\'s stat role leave summed, a few times a second, not once per event', async () => {
+  const [a, b] = await socketPair();
+  const smtp = new Bus({ process: 'smtp.1' });
+  const control = new Bus({ process: 'control' });
+  smtp.register(role('smtp', {}));
+  const seen: string[] = [];
+  control.register(role('stat', {
+    'stat.increment': (req) => void seen.push(`+${req.key}${req.labels ? JSON.stringify(req.labels) : ''}=${req.by ?? 1}`),
+    'stat.decrement': (req) => void seen.push(`-${req.key}=${req.by ?? 1}`),
+    'stat.set': (req) => void seen.push(`${req.key}:=${req.value}`),
+  }));
+  smtp.attach(new SocketLink('control', a), ['control', 'stat']);
+  control.attach(new SocketLink('smtp.1', b), ['smtp']);
+  for (let i = 0; i < 100; i++) {
+    smtp.notify('smtp', 'stat.increment', { key: 'smtp.session' });
+    smtp.notify('smtp', 'stat.increment', { key: 'smtp.message', labels: { listener: String(i % 2) } });
+    smtp.notify('smtp', 'stat.decrement', { key: 'smtp.session' });
+    smtp.notify('smtp', 'stat.set', { key: 'scheduler.envelope', value: i });
+  }
+  smtp.notify('smtp', 'stat.increment', { key: 'smtp.session', by: 5 });
+  await new Promise((r) => setTimeout(r, FLUSH_MS * 5));
+  assert.deepEqual(seen.sort(), ['+smtp.message{"listener":"0"}=50', '+smtp.message{"listener":"1"}=50', '+smtp.session=105', '-smtp.session=100', 'scheduler.envelope:=99']);
+  a.destroy();
 });

@@ -93,11 +93,13 @@ for (const reply of ['251 2.0.0 queued', '221 2.0.0 bye', '354 more please']) {
   });
 }
 
-test('issue 13: a 354 to RSET on a reused session: the message goes out on a fresh one', async (t) => {
-  const { sink, mta } = await setup(t, { replies: { RSET: '354 go ahead' } });
-  assert.equal((await mta.deliver(mtaEnvelope(1))).result, 'ok');
+test('issue 13: a 354 to RSET is a protocol error: the session is dropped, the next message goes out on a fresh one', async (t) => {
+  // every recipient of the first message is refused, so its transaction ends with RSET (a
+  // completed one does not: mta_session.c goes from MTA_EOM straight to MTA_READY)
+  const { sink, mta } = await setup(t, { replies: { RSET: '354 go ahead' }, rcpt: (a) => (a.startsWith('refused') ? '550 5.1.1 no such user' : undefined) });
+  assert.notEqual((await mta.deliver(mtaEnvelope(1, { rcpt: 'refused@dst.test', origRcpt: 'refused@dst.test' }))).result, 'ok');
   assert.equal((await mta.deliver(mtaEnvelope(2, { msgid: '00000002' }))).result, 'ok');
-  assert.equal(sink.transactions.length, 2);
+  assert.equal(sink.transactions.length, 1);
   assert.equal(sink.connections, 2);
   assert.ok(sink.commands[0]!.includes('RSET'));
 });

@@ -90,7 +90,8 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
     const { dir, backend, q } = await setup(t);
     const all = [];
     for (let i = 0; i < 12; i++) all.push(...(await submit(q, `message ${i}\r\n`, 1 + (i % 3))));
-    const { msgid: pendingMsg, path } = await q.create();
+    const { msgid: pendingMsg, path, file } = await q.create();
+    await file.close();
     await writeFile(path, 'never committed');
     await q.close();
     const again = makeQueue(hooks.persistent ? make(dir) : backend, dir);
@@ -105,7 +106,8 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
 
   test(`${name}: rollback leaves nothing`, async (t) => {
     const { q } = await setup(t);
-    const { msgid, path } = await q.create();
+    const { msgid, path, file } = await q.create();
+  await file.close();
     await writeFile(path, 'abandoned');
     await q.rollback(msgid);
     await assert.rejects(stat(path));
@@ -212,10 +214,12 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
     for (const claimed of [body.length - 1, body.length + 1]) {
       // through the front, as the smtp role commits
       const a = await q.create();
+      await a.file.close();
       await writeFile(a.path, body);
       await assert.rejects(q.commit(a.msgid, [newEnvelope()], claimed), (e: unknown) => e instanceof QueueError && e.code === 'io' && /octets stored/.test(e.message));
       // and the backend's own check, on whatever the front hands it
       const b = await q.create();
+      await b.file.close();
       await writeFile(b.path, body);
       const item = { msgid: b.msgid, envelopes: [{ ...newEnvelope(), id: `${b.msgid}00000001`, msgid: b.msgid }], size: claimed };
       await assert.rejects(backend.commit([item]), (e: unknown) => e instanceof QueueError && /octets stored/.test(e.message));
@@ -228,7 +232,8 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
 
   test(`${name}: a message committed twice at once is stored once`, async (t) => {
     const { q } = await setup(t);
-    const { msgid, path } = await q.create();
+    const { msgid, path, file } = await q.create();
+  await file.close();
     await writeFile(path, 'once');
     const r = await Promise.allSettled([q.commit(msgid, [newEnvelope()], 4), q.commit(msgid, [newEnvelope()], 4)]);
     assert.deepEqual(r.map((x) => x.status).sort(), ['fulfilled', 'rejected']);

@@ -17,7 +17,8 @@ const DEADLINE = Date.now() + 30_000;
 async function writer(q: Queue, w: number): Promise<void> {
   for (let i = 0; i < MAX_PER_WRITER && Date.now() < DEADLINE; i++) {
     const index = `${w}-${i}`;
-    const { msgid, path } = await q.create();
+    const { msgid, path, file } = await q.create();
+  await file.close();
     const body = `crash test ${index}\r\n`;
     await writeFile(path, body);
     const envs = await q.commit(msgid, [newEnvelope(), newEnvelope({ rcpt: 'carol@example.org' })], body.length);

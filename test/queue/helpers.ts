@@ -42,7 +42,8 @@ export function makeQueue(
 
 /** Create a message, write `text` as its body, commit it with `n` recipients. */
 export async function submit(q: Queue, text: string | Buffer, n = 1): Promise<Envelope[]> {
-  const { msgid, path } = await q.create();
+  const { msgid, path, file } = await q.create();
+  await file.close();
   await writeFile(path, text);
   const envs = Array.from({ length: n }, (_, i) => newEnvelope({ rcpt: `r${i}@example.org` }));
   return q.commit(msgid, envs, Buffer.byteLength(text));

@@ -33,7 +33,8 @@ async function cluster(t: { after(fn: () => Promise<void>): void }, lease = 10) 
     await cleanup();
   });
   const store = async (n: number, over: Parameters<typeof newEnvelope>[0] = {}) => {
-    const { msgid, path } = await q.create();
+    const { msgid, path, file } = await q.create();
+  await file.close();
     const { writeFile } = await import('node:fs/promises');
     await writeFile(path, 'x\r\n');
     return q.commit(msgid, Array.from({ length: n }, (_, i) => newEnvelope({ rcpt: `r${i}@example.org`, createdAt: T0, ...over })), 3);
