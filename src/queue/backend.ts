@@ -1,5 +1,4 @@
 /** The contract every queue storage backend (fs, sqlite, ram) fulfils, and the queue's error type. */
-import type { FileHandle } from 'node:fs/promises';
 import { TsmtpdError } from '../errors.js';
 import type { Envelope } from './envelope.js';
 import type { RecordCodec } from './record-codec.js';
@@ -48,8 +47,8 @@ export interface CommitItem {
   envelopes: Envelope[];
   /** Octets of the incoming body file: the backend checks it stored exactly these, or fails the commit. */
   size: number;
-  /** The incoming body file, open, when the writer still has it: a backend may use it instead of opening the file again (it does not close it). */
-  file?: FileHandle;
+  /** The incoming body file's descriptor, when the writer still has it open: a backend may use it instead of opening the file again (it does not close it). */
+  fd?: number;
   /**
    * Envelopes this message stands in for (the failed ones a report is about). A backend that can
    * delete them in the same commit does, so that a crash between the two cannot have the report

@@ -3,7 +3,8 @@
  * them) and calling an optional fault hook before every write step, so tests can make any step
  * fail as a full disk would.
  */
-import { writeSync } from 'node:fs';
+import { fsync, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 
 /** Called with a step name before each write; throwing from it simulates that step failing. */
@@ -90,12 +91,21 @@ export async function writeAll(fh: FileHandle, data: Buffer, position: number): 
  * Write all of `data` at `position` on the loop, resuming short writes: the small writes of a
  * commit cost less as plain syscalls than as trips through the thread pool (the fsync stays async).
  */
-export function writeAllSync(fh: FileHandle, data: Buffer, position: number): void {
+export function writeAllSync(fd: number, data: Buffer, position: number): void {
   for (let off = 0; off < data.length;) {
-    const n = writeSync(fh.fd, data, off, data.length - off, position + off);
+    const n = writeSync(fd, data, off, data.length - off, position + off);
     if (n <= 0) throw new Error('write made no progress');
     off += n;
   }
+}
+
+const fsyncAsync = promisify(fsync);
+
+/** fsync a file by its descriptor, off the loop; counted like the others. */
+export async function syncFd(durable: Durable, fd: number): Promise<void> {
+  durable.step('fsync-file');
+  await fsyncAsync(fd);
+  durable.fsyncs++;
 }
 
 /** fsync an open file or directory through its descriptor (no second open); counted like the others. */

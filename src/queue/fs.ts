@@ -17,8 +17,8 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHand
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
-import { fstatSync, renameSync, unlinkSync } from 'node:fs';
-import { Durable, syncHandle, writeAll, writeAllSync, type FaultHook } from './durable.js';
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, renameSync, unlinkSync } from 'node:fs';
+import { Durable, syncFd, syncHandle, writeAll, writeAllSync, type FaultHook } from './durable.js';
 import { plainRecords, recordFromText, type RecordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
@@ -149,41 +149,37 @@ export class FsQueueBackend implements QueueBackend {
     for (const item of batch) this.stored.set(item.msgid, { bodySize: item.size, envelopes: new Map(item.envelopes.map((e) => [e.id, e])), sidecar: !this.complete });
   }
 
-  /** Check the body's size, append the envelope block and trailer, fsync: at most one open, one fsync. */
+  /**
+   * Check the body's size, append the envelope block and trailer, fsync: at most one open, one
+   * fsync. Plain syscalls on the loop but the fsync, as queue_fs.c makes them.
+   */
   private async seal(item: CommitItem): Promise<void> {
-    const fh = item.file ?? (await open(this.incomingPath(item.msgid), 'r+'));
+    const fd = item.fd ?? openSync(this.incomingPath(item.msgid), 'r+');
     try {
-      const { size } = fstatSync(fh.fd);
       // a retry after a failed group finds its earlier trailer: cut back to the body first
-      if (size > item.size && (await this.sealedAt(fh, size)) === item.size) await fh.truncate(item.size);
-      else checkSize(item.msgid, size, item.size);
+      if (!cutTrailer(fd, item.size)) checkSize(item.msgid, fstatSync(fd).size, item.size);
       const block = encodeRecords(item.envelopes, this.records);
       this.durable.step('write');
-      writeAllSync(fh, Buffer.concat([block, trailer(item.size, block.length)]), item.size);
-      await syncHandle(this.durable, fh);
+      writeAllSync(fd, Buffer.concat([block, trailer(item.size, block.length)]), item.size);
+      await syncFd(this.durable, fd);
     } finally {
-      if (!item.file) await fh.close();
+      if (item.fd === undefined) closeSync(fd);
     }
-  }
-
-  /** The body size a file's trailer records, or -1. */
-  private async sealedAt(fh: FileHandle, size: number): Promise<number> {
-    return (await readTrailer(fh, size))?.bodySize ?? -1;
   }
 
   /** Take back a failed batch: renamed messages return to incoming/, every body loses its trailer. */
   private async undo(batch: CommitItem[], moved: CommitItem[]): Promise<void> {
     for (const item of moved) await rename(this.messagePath(item.msgid), this.incomingPath(item.msgid)).catch(() => {});
     for (const item of batch) {
-      const fh = await open(this.incomingPath(item.msgid), 'r+').catch(() => null);
-      if (!fh) continue;
       try {
-        const { size } = await fh.stat();
-        if (size > item.size && (await this.sealedAt(fh, size)) === item.size) await fh.truncate(item.size);
+        const fd = openSync(this.incomingPath(item.msgid), 'r+');
+        try {
+          cutTrailer(fd, item.size);
+        } finally {
+          closeSync(fd);
+        }
       } catch {
         // the retry checks the size again
-      } finally {
-        await fh.close();
       }
     }
   }
@@ -389,6 +385,16 @@ export class FsQueueBackend implements QueueBackend {
     await this.serially(msgid, () => this.writeSidecar(msgid, true));
     await this.syncQueueDir();
   }
+}
+
+/** Cut a trailer that records `bodySize` off the file, back to the body; false when there is none. */
+function cutTrailer(fd: number, bodySize: number): boolean {
+  const { size } = fstatSync(fd);
+  if (size < bodySize + TRAILER_LEN) return false;
+  const buf = Buffer.alloc(TRAILER_LEN);
+  if (readSync(fd, buf, 0, TRAILER_LEN, size - TRAILER_LEN) !== TRAILER_LEN || parseTrailer(buf)?.bodySize !== bodySize) return false;
+  ftruncateSync(fd, bodySize);
+  return true;
 }
 
 /** The trailer at the end of a message file, or null when there is none. */

@@ -5,8 +5,7 @@
  * process that created it: another worker cannot write to it, commit it or drop it, and a worker
  * that dies takes its unfinished messages with it.
  */
-import { writeSync } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { closeSync, writeSync } from 'node:fs';
 import { INLINE_MAX } from './body-readers.js';
 
 export class IncomingError extends Error {
@@ -17,7 +16,7 @@ interface Body {
   owner: string;
   /** The octets written so far, while the body is small enough to be kept in memory (see BodyCache). */
   chunks: Buffer[] | null;
-  file: FileHandle | null;
+  fd: number | null;
   /** Writes are chained: each waits for the one before, so bytes land in order. */
   chain: Promise<void>;
   written: number;
@@ -28,8 +27,8 @@ export class IncomingBodies {
   private readonly bodies = new Map<string, Body>();
 
   /** Take the (just created, empty) incoming file of `msgid`, open, for `owner`'s chunks. */
-  open(msgid: string, file: FileHandle, owner: string): void {
-    this.bodies.set(msgid, { owner, file, chunks: [], chain: Promise.resolve(), written: 0, error: null });
+  open(msgid: string, fd: number, owner: string): void {
+    this.bodies.set(msgid, { owner, fd, chunks: [], chain: Promise.resolve(), written: 0, error: null });
   }
 
   owned(msgid: string, owner: string): boolean {
@@ -47,17 +46,17 @@ export class IncomingBodies {
    * Write the last bytes and return how many octets the file holds, with the file still open (the
    * caller closes it: the commit fsyncs through it); throws the first error, the file closed.
    */
-  async finish(msgid: string, owner: string, data: Buffer): Promise<{ written: number; file: FileHandle; kept: Buffer | null }> {
+  async finish(msgid: string, owner: string, data: Buffer): Promise<{ written: number; fd: number; kept: Buffer | null }> {
     const body = this.get(msgid, owner);
     await this.write(msgid, owner, data).catch(() => undefined);
     this.bodies.delete(msgid);
-    const file = body.file!;
-    body.file = null;
+    const fd = body.fd!;
+    body.fd = null;
     if (body.error) {
-      await file.close().catch(() => undefined);
+      closeQuietly(fd);
       throw body.error;
     }
-    return { written: body.written, file, kept: body.chunks && Buffer.concat(body.chunks, body.written) };
+    return { written: body.written, fd, kept: body.chunks && Buffer.concat(body.chunks, body.written) };
   }
 
   /** Forget a message (rollback); its file is the caller's to remove. */
@@ -66,7 +65,8 @@ export class IncomingBodies {
     if (!body || body.owner !== owner) return false;
     this.bodies.delete(msgid);
     await body.chain.catch(() => undefined);
-    await body.file?.close().catch(() => undefined);
+    if (body.fd !== null) closeQuietly(body.fd);
+    body.fd = null;
     return true;
   }
 
@@ -88,7 +88,7 @@ export class IncomingBodies {
     try {
       for (let off = 0; off < data.length;) {
         // a plain write(2) on the loop: cheaper than a trip through the thread pool, as queue_fs.c writes
-        const bytesWritten = writeSync(body.file!.fd, data, off, data.length - off);
+        const bytesWritten = writeSync(body.fd!, data, off, data.length - off);
         if (bytesWritten <= 0) throw new IncomingError('write made no progress');
         off += bytesWritten;
         body.written += bytesWritten;
@@ -97,5 +97,14 @@ export class IncomingBodies {
       body.error ??= err as Error;
       throw body.error;
     }
+  }
+}
+
+/** A descriptor closed where nothing rides on the close any more. */
+export function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // nothing to do: the file's fate was decided before
   }
 }

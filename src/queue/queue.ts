@@ -3,7 +3,8 @@
  * commit and the fsync-before-ack policy, over any QueueBackend. Backends only store.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { copyFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import { log } from '../log.js';
@@ -75,11 +76,11 @@ export class Queue {
 
   /**
    * A new unique msgid and the (created, empty) file to write the body to, open: the writer
-   * uses the descriptor of the exclusive create (one open per message). The first byte
+   * uses the descriptor of the exclusive create (one open per message, on the loop). The first byte
    * follows the minute, the rest is random: messages received together then share their fs
    * bucket directory (the sqlite queue's `queue/bodies/XX/`), so a group commit fsyncs one directory, not one per message.
    */
-  async create(): Promise<{ msgid: string; path: string; file: FileHandle }> {
+  async create(): Promise<{ msgid: string; path: string; fd: number }> {
     const minute = Math.floor(this.opts.clock.now() / 60_000) % 256;
     for (let attempt = 0; attempt < 64; attempt++) {
       const msgid = minute.toString(16).padStart(2, '0') + randomBytes(3).toString('hex');
@@ -87,8 +88,7 @@ export class Queue {
       const path = this.backend.incomingPath(msgid);
       try {
         // O_EXCL: two sessions never get the same incoming file
-        const file = await open(path, 'wx', 0o600);
-        return { msgid, path, file };
+        return { msgid, path, fd: openSync(path, 'wx', 0o600) };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw QueueError.from(err, 'queue create');
       }
@@ -132,11 +132,11 @@ export class Queue {
   /**
    * Assign evpids, store durably (fsync before resolving), return the envelopes. `size` is what
    * the writer handed over: a body file of any other length is refused, as is any write, fsync or
-   * size check failing on the way. `file`: the body, still open from the writer (the caller closes
+   * size check failing on the way. `fd`: the body, still open from the writer (the caller closes
    * it). Concurrent calls share one backend.commit. Throws QueueError
    * 'full' or 'io'; a failed message is discarded whole.
    */
-  async commit(msgid: string, envelopes: NewEnvelope[], size: number, replaces?: string[], file?: FileHandle): Promise<Envelope[]> {
+  async commit(msgid: string, envelopes: NewEnvelope[], size: number, replaces?: string[], fd?: number): Promise<Envelope[]> {
     if (!isMsgid(msgid)) throw new QueueError('notfound', `bad msgid ${JSON.stringify(msgid)}`);
     if (envelopes.length === 0) throw new QueueError('io', 'a message needs at least one envelope');
     if (this.committing.has(msgid)) throw new QueueError('io', `message ${msgid} is already being committed`);
@@ -144,7 +144,7 @@ export class Queue {
     this.committing.add(msgid);
     try {
       // an encoded body is a new file: the writer's descriptor is of the old one
-      const open = file && isPlain(this.codec) ? { file } : {};
+      const open = fd !== undefined && isPlain(this.codec) ? { fd } : {};
       await this.enqueue({ msgid, envelopes: full, size: await this.encodeIncoming(msgid, size), ...(replaces ? { replaces } : {}), ...open });
     } catch (err) {
       const qe = QueueError.from(err, 'queue commit');
@@ -199,10 +199,10 @@ export class Queue {
 
   /** Store a message the daemon generates itself (bounces): content from a file path; `replaces`: see CommitItem. */
   async inject(contentPath: string, envelopes: NewEnvelope[], replaces?: string[]): Promise<Envelope[]> {
-    const { msgid, path, file } = await this.create();
+    const { msgid, path, fd } = await this.create();
     let size: number;
     try {
-      await file.close();
+      closeSync(fd);
       await copyFile(contentPath, path);
       size = (await stat(contentPath)).size;
     } catch (err) {

@@ -12,9 +12,9 @@ import type { LogEvent } from '../log-events.js';
 import { BodyCache } from './body-cache.js';
 import { BodyReaders } from './body-readers.js';
 import { Bouncer } from './bouncer.js';
-import { IncomingBodies } from './incoming.js';
+import { closeQuietly, IncomingBodies } from './incoming.js';
 import { errorLine, isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { Queue, QueueError } from './queue.js';
 import { createQueueBackend } from './registry.js';
 
@@ -54,9 +54,9 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
   const claims = new Map<string, Promise<Res<'queue.envelopes.claim'>>>();
 
   async function create(req: Req<'smtp.message.create'>, origin: Origin): Promise<Res<'smtp.message.create'>> {
-    const { msgid, file } = await queue.create();
+    const { msgid, fd } = await queue.create();
     cache.delete(msgid);
-    incoming.open(msgid, file, origin.process);
+    incoming.open(msgid, fd, origin.process);
     const claim = ctx.bus.request('queue.envelopes.claim', { worker: origin.process, sessionId: req.sessionId });
     claim.catch(() => undefined);
     claims.set(msgid, claim);
@@ -79,17 +79,17 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
     }
     const claim = claims.get(req.msgid) ?? ctx.bus.request('queue.envelopes.claim', { worker: origin.process, sessionId: req.sessionId });
     claims.delete(req.msgid);
-    let file: FileHandle | undefined;
+    let fd: number | undefined;
     try {
       const body = await incoming.finish(req.msgid, origin.process, req.data);
-      file = body.file;
+      fd = body.fd;
       if (body.written !== req.size) throw new QueueError('io', `body of ${req.msgid}: ${body.written} octets stored of ${req.size}`);
       const { envelopes } = await claim;
       if (envelopes.length === 0) {
         await queue.rollback(req.msgid);
         return { result: 'reject', reply: { code: 503, enhanced: '5.5.1', text: 'Invalid command: No recipient specified' } };
       }
-      const stored = await queue.commit(req.msgid, req.junk ? envelopes.map((e) => ({ ...e, junk: true })) : envelopes, req.size, undefined, file);
+      const stored = await queue.commit(req.msgid, req.junk ? envelopes.map((e) => ({ ...e, junk: true })) : envelopes, req.size, undefined, fd);
       if (body.kept) cache.set(req.msgid, body.kept, stored.length);
       submit(stored);
       ctx.bus.notify('stat.increment', { key: 'queue.message' }, () => undefined);
@@ -103,8 +103,7 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
         reply: full ? { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage' } : { code: 451, enhanced: '4.3.0', text: 'Temporary failure' },
       };
     } finally {
-      // after the fsync nothing rides on the close: the reply does not wait for it
-      void file?.close().catch(() => undefined);
+      if (fd !== undefined) closeQuietly(fd);
     }
   }
 

@@ -2,6 +2,7 @@
  * The behaviour every queue backend must show, run through the Queue front: fs, sqlite and ram
  * each call queueBackendSuite with a factory and the few hooks that reach into their storage.
  */
+import { closeSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -90,8 +91,8 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
     const { dir, backend, q } = await setup(t);
     const all = [];
     for (let i = 0; i < 12; i++) all.push(...(await submit(q, `message ${i}\r\n`, 1 + (i % 3))));
-    const { msgid: pendingMsg, path, file } = await q.create();
-    await file.close();
+    const { msgid: pendingMsg, path, fd } = await q.create();
+    closeSync(fd);
     await writeFile(path, 'never committed');
     await q.close();
     const again = makeQueue(hooks.persistent ? make(dir) : backend, dir);
@@ -106,8 +107,8 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
 
   test(`${name}: rollback leaves nothing`, async (t) => {
     const { q } = await setup(t);
-    const { msgid, path, file } = await q.create();
-  await file.close();
+    const { msgid, path, fd } = await q.create();
+  closeSync(fd);
     await writeFile(path, 'abandoned');
     await q.rollback(msgid);
     await assert.rejects(stat(path));
@@ -214,12 +215,12 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
     for (const claimed of [body.length - 1, body.length + 1]) {
       // through the front, as the smtp role commits
       const a = await q.create();
-      await a.file.close();
+      closeSync(a.fd);
       await writeFile(a.path, body);
       await assert.rejects(q.commit(a.msgid, [newEnvelope()], claimed), (e: unknown) => e instanceof QueueError && e.code === 'io' && /octets stored/.test(e.message));
       // and the backend's own check, on whatever the front hands it
       const b = await q.create();
-      await b.file.close();
+      closeSync(b.fd);
       await writeFile(b.path, body);
       const item = { msgid: b.msgid, envelopes: [{ ...newEnvelope(), id: `${b.msgid}00000001`, msgid: b.msgid }], size: claimed };
       await assert.rejects(backend.commit([item]), (e: unknown) => e instanceof QueueError && /octets stored/.test(e.message));
@@ -232,8 +233,8 @@ export function queueBackendSuite(name: string, make: Make, hooks: SuiteHooks): 
 
   test(`${name}: a message committed twice at once is stored once`, async (t) => {
     const { q } = await setup(t);
-    const { msgid, path, file } = await q.create();
-  await file.close();
+    const { msgid, path, fd } = await q.create();
+  closeSync(fd);
     await writeFile(path, 'once');
     const r = await Promise.allSettled([q.commit(msgid, [newEnvelope()], 4), q.commit(msgid, [newEnvelope()], 4)]);
     assert.deepEqual(r.map((x) => x.status).sort(), ['fulfilled', 'rejected']);

@@ -2,6 +2,7 @@
  * Child process of the crash test: commits messages from several concurrent writers until killed,
  * printing `<msgid> <index> <evpid> <evpid>` only after each commit has resolved (been acknowledged).
  */
+import { closeSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { systemClock } from '../../src/clock.js';
 import { configureLog } from '../../src/log.js';
@@ -17,8 +18,8 @@ const DEADLINE = Date.now() + 30_000;
 async function writer(q: Queue, w: number): Promise<void> {
   for (let i = 0; i < MAX_PER_WRITER && Date.now() < DEADLINE; i++) {
     const index = `${w}-${i}`;
-    const { msgid, path, file } = await q.create();
-  await file.close();
+    const { msgid, path, fd } = await q.create();
+  closeSync(fd);
     const body = `crash test ${index}\r\n`;
     await writeFile(path, body);
     const envs = await q.commit(msgid, [newEnvelope(), newEnvelope({ rcpt: 'carol@example.org' })], body.length);

@@ -1,4 +1,5 @@
 /** Shared fixtures for the queue tests: temp spools, envelopes, bodies, a quiet log. */
+import { closeSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,8 +43,8 @@ export function makeQueue(
 
 /** Create a message, write `text` as its body, commit it with `n` recipients. */
 export async function submit(q: Queue, text: string | Buffer, n = 1): Promise<Envelope[]> {
-  const { msgid, path, file } = await q.create();
-  await file.close();
+  const { msgid, path, fd } = await q.create();
+  closeSync(fd);
   await writeFile(path, text);
   const envs = Array.from({ length: n }, (_, i) => newEnvelope({ rcpt: `r${i}@example.org` }));
   return q.commit(msgid, envs, Buffer.byteLength(text));

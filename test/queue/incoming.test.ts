@@ -7,8 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdtemp, open, readFile } from 'node:fs/promises';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Endpoint } from '../../src/bus/bus.js';
@@ -19,7 +19,7 @@ const NO_DEV_FULL = existsSync('/dev/full') ? false : 'no /dev/full on this syst
 
 test('a write refused by a full disk makes finish() reject with ENOSPC', { skip: NO_DEV_FULL }, async () => {
   const bodies = new IncomingBodies();
-  bodies.open('0a0b0c0d', await open('/dev/full', 'r+'), 'smtp.1');
+  bodies.open('0a0b0c0d', openSync('/dev/full', 'r+'), 'smtp.1');
   await assert.rejects(bodies.write('0a0b0c0d', 'smtp.1', Buffer.alloc(64 * 1024, 0x61)), (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
   await assert.rejects(bodies.finish('0a0b0c0d', 'smtp.1', Buffer.from('tail')), (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
 });
@@ -28,13 +28,13 @@ test('chunks land in order and finish() counts every octet; another worker canno
   const dir = await mkdtemp(join(tmpdir(), 'tsmtpd-incoming-'));
   const path = join(dir, 'body');
   const bodies = new IncomingBodies();
-  bodies.open('0a0b0c0d', await open(path, 'wx'), 'smtp.1');
+  bodies.open('0a0b0c0d', openSync(path, 'wx'), 'smtp.1');
   const writes = ['one ', 'two ', 'three '].map((w) => bodies.write('0a0b0c0d', 'smtp.1', Buffer.from(w)));
   assert.throws(() => bodies.write('0a0b0c0d', 'smtp.2', Buffer.from('forged')), /no message 0a0b0c0d under reception for smtp\.2/);
   assert.equal(await bodies.drop('0a0b0c0d', 'smtp.2'), false);
   await Promise.all(writes);
-  const { written, file } = await bodies.finish('0a0b0c0d', 'smtp.1', Buffer.from('end'));
-  await file.close();
+  const { written, fd } = await bodies.finish('0a0b0c0d', 'smtp.1', Buffer.from('end'));
+  closeSync(fd);
   assert.equal(written, 17);
   assert.equal(await readFile(path, 'utf8'), 'one two three end');
 });

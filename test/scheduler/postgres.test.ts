@@ -3,6 +3,7 @@
  * never overlap (FOR UPDATE SKIP LOCKED), a lease left to run out is taken over, renewing keeps
  * it, a release sets the next try, pausing a kind is per node and the admin commands see every node.
  */
+import { closeSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PostgresQueueBackend } from '../../src/queue/postgres.js';
@@ -33,8 +34,8 @@ async function cluster(t: { after(fn: () => Promise<void>): void }, lease = 10) 
     await cleanup();
   });
   const store = async (n: number, over: Parameters<typeof newEnvelope>[0] = {}) => {
-    const { msgid, path, file } = await q.create();
-  await file.close();
+    const { msgid, path, fd } = await q.create();
+  closeSync(fd);
     const { writeFile } = await import('node:fs/promises');
     await writeFile(path, 'x\r\n');
     return q.commit(msgid, Array.from({ length: n }, (_, i) => newEnvelope({ rcpt: `r${i}@example.org`, createdAt: T0, ...over })), 3);
