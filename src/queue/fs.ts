@@ -7,8 +7,12 @@
  *   corrupt/               damaged entries set aside for the operator
  *   temporary/             plain copies of bodies for delivery
  *
- * A commit appends the envelopes to the incoming file through one descriptor, fsyncs it once,
- * renames it into queue/, and fsyncs queue/ once for the whole group. Envelopes stay in memory
+ * A commit appends the envelopes to the incoming file through the descriptor it was written with,
+ * renames it into queue/, and then fsyncs it: one fsync per message, which makes the content and
+ * the name durable together on the journaling filesystems a spool lives on (ext4 commits the
+ * journal transaction holding the inode's last change, the rename included; XFS forces its log to
+ * the inode's last change; btrfs logs the new name). queue/ itself is not fsynced, as neither
+ * Postfix nor OpenSMTPD's queue_fs.c fsync their queue directories. Envelopes stay in memory
  * from commit to delivery; the disk is read back only at start. An update (a retry) rewrites the
  * sidecar durably; a deletion does not fsync: after a crash a delivered envelope may come back
  * and be delivered again, but nothing acknowledged is ever lost.
@@ -19,6 +23,7 @@ import { join } from 'node:path';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, renameSync, unlinkSync } from 'node:fs';
 import { Durable, syncFd, syncHandle, writeAll, writeAllSync, type FaultHook } from './durable.js';
+import { closeQuietly } from './incoming.js';
 import { plainRecords, recordFromText, type RecordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
@@ -61,8 +66,10 @@ export class FsQueueBackend implements QueueBackend {
   private complete = false;
   /** Sidecar writes of one message run one after the other. */
   private readonly chains = new Map<string, Promise<void>>();
-  /** queue/, open for the life of the backend: a group commit's directory fsync is one call. */
+  /** queue/, open for the life of the backend: an update's directory fsync is one call. */
   private queueDir: FileHandle | null = null;
+  /** Messages in queue/ whose commit is not over (not fsynced yet): not read from disk meanwhile. */
+  private readonly sealing = new Set<string>();
 
   get records(): RecordCodec {
     return this.codec;
@@ -130,41 +137,43 @@ export class FsQueueBackend implements QueueBackend {
    */
   async commit(batch: CommitItem[]): Promise<void> {
     const moved: CommitItem[] = [];
+    const opened: number[] = [];
+    for (const item of batch) this.sealing.add(item.msgid);
     try {
-      const sealed = await Promise.allSettled(batch.map((item) => this.seal(item)));
-      const failed = sealed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      const fds = batch.map((item) => {
+        if (item.fd !== undefined) return item.fd;
+        const fd = openSync(this.incomingPath(item.msgid), 'r+');
+        opened.push(fd);
+        return fd;
+      });
+      batch.forEach((item, i) => this.seal(item, fds[i]!));
       for (const item of batch) {
         this.durable.step('rename');
         renameSync(this.incomingPath(item.msgid), this.messagePath(item.msgid));
         moved.push(item);
       }
-      // one directory fsync makes the whole group's renames durable: what group commit saves
-      await this.syncQueueDir();
+      // after the rename, so that each fsync makes its file's name durable with its content
+      const synced = await Promise.allSettled(fds.map((fd) => syncFd(this.durable, fd)));
+      const failed = synced.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     } catch (err) {
       await this.undo(batch, moved);
       throw QueueError.from(err, 'queue commit');
+    } finally {
+      for (const fd of opened) closeQuietly(fd);
+      for (const item of batch) this.sealing.delete(item.msgid);
     }
     // before the first walk has swept orphan sidecars, one may wait under this msgid: remove it with the message
     for (const item of batch) this.stored.set(item.msgid, { bodySize: item.size, envelopes: new Map(item.envelopes.map((e) => [e.id, e])), sidecar: !this.complete });
   }
 
-  /**
-   * Check the body's size, append the envelope block and trailer, fsync: at most one open, one
-   * fsync. Plain syscalls on the loop but the fsync, as queue_fs.c makes them.
-   */
-  private async seal(item: CommitItem): Promise<void> {
-    const fd = item.fd ?? openSync(this.incomingPath(item.msgid), 'r+');
-    try {
-      // a retry after a failed group finds its earlier trailer: cut back to the body first
-      if (!cutTrailer(fd, item.size)) checkSize(item.msgid, fstatSync(fd).size, item.size);
-      const block = encodeRecords(item.envelopes, this.records);
-      this.durable.step('write');
-      writeAllSync(fd, Buffer.concat([block, trailer(item.size, block.length)]), item.size);
-      await syncFd(this.durable, fd);
-    } finally {
-      if (item.fd === undefined) closeSync(fd);
-    }
+  /** Check the body's size and append the envelope block and trailer (plain syscalls on the loop, as queue_fs.c makes them). */
+  private seal(item: CommitItem, fd: number): void {
+    // a retry after a failed group finds its earlier trailer: cut back to the body first
+    if (!cutTrailer(fd, item.size)) checkSize(item.msgid, fstatSync(fd).size, item.size);
+    const block = encodeRecords(item.envelopes, this.records);
+    this.durable.step('write');
+    writeAllSync(fd, Buffer.concat([block, trailer(item.size, block.length)]), item.size);
   }
 
   /** Take back a failed batch: renamed messages return to incoming/, every body loses its trailer. */
@@ -286,7 +295,7 @@ export class FsQueueBackend implements QueueBackend {
 
   /** Read a message back from disk (at start, or one put in the queue by hand). */
   private async read(msgid: string): Promise<Stored | undefined> {
-    if (!isMsgid(msgid)) return undefined;
+    if (!isMsgid(msgid) || this.sealing.has(msgid)) return undefined;
     let fh: FileHandle;
     try {
       fh = await open(this.messagePath(msgid), 'r');
@@ -356,7 +365,8 @@ export class FsQueueBackend implements QueueBackend {
   }
 
   async hasMessage(msgid: string): Promise<boolean> {
-    if (this.stored.has(msgid)) return true;
+    // a message being sealed is already out of incoming/: its id is taken all the same
+    if (this.stored.has(msgid) || this.sealing.has(msgid)) return true;
     return !this.complete && (await stat(this.messagePath(msgid)).then(() => true, () => false));
   }
 

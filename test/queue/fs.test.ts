@@ -1,6 +1,7 @@
 /** The fs backend: the shared suite, plus its layout and a full disk at every write step. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { decodeRecords, parseTrailer, TRAILER_LEN } from '../../src/queue/fs-format.js';
 import { recordFromText } from '../../src/queue/record-codec.js';
@@ -43,7 +44,7 @@ queueBackendSuite('fs', (spool) => new FsQueueBackend(spool), {
   },
 });
 
-test('fs: one file per message, queue/<msgid>: the body, its envelopes (versioned records), a trailer; one fsync for the file and one for queue/', async (t) => {
+test('fs: one file per message, queue/<msgid>: the body, its envelopes (versioned records), a trailer; one fsync, after the rename', async (t) => {
   const { dir, cleanup } = await tempDir();
   t.after(cleanup);
   const backend = new FsQueueBackend(dir);
@@ -51,7 +52,7 @@ test('fs: one file per message, queue/<msgid>: the body, its envelopes (versione
   await q.open();
   const before = backend.durable.fsyncs;
   const envs = await submit(q, 'Subject: x\r\n\r\nbody\r\n', 3);
-  assert.equal(backend.durable.fsyncs - before, 2, 'the message file and the queue directory');
+  assert.equal(backend.durable.fsyncs - before, 1, 'the message file, under its name in queue/');
   const msgid = envs[0]!.msgid;
   assert.deepEqual(await readdir(join(dir, 'queue')), [msgid]);
   const { bodySize, records } = await stored(backend, msgid);
@@ -100,6 +101,20 @@ test('fs: a spool in the old layout (queue/<XX>/<msgid>/message + <evpid>) is co
   const h = await q2.body(msgid);
   assert.equal((await readFile(h.path)).subarray(0, h.size).toString(), 'Subject: old\r\n\r\nold body\r\n');
   assert.deepEqual(await readdir(join(dir, 'queue')), [msgid], 'the bucket directory is gone');
+});
+
+test('fs: the message file is under its name in queue/ when it is fsynced, so the one fsync makes the name durable too', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.after(cleanup);
+  const seen: string[] = [];
+  const fault = (step: string): void => {
+    if (step === 'fsync-file') seen.push(...readdirSync(join(dir, 'queue')));
+  };
+  const q = makeQueue(new FsQueueBackend(dir, { fault }), dir);
+  await q.open();
+  t.after(() => q.close());
+  const [e] = await submit(q, 'Subject: x\r\n\r\nbody\r\n');
+  assert.deepEqual(seen, [e!.msgid]);
 });
 
 /** Every write step, failing in turn with ENOSPC (and after it, as a full disk stays full), must leave the queue as if commit never ran. */
