@@ -80,8 +80,14 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): LkaRole 
   /** RCPT for the session's transaction: the envelopes are staged here; the worker only hears the verdict. */
   async function rcptTo(req: Req<'smtp.rcpt.resolve'>, _from: unknown, origin: Origin): Promise<Res<'smtp.rcpt.resolve'>> {
     const facts = vouched(req.facts, origin);
-    const sender = sessions.sender(origin.process, facts.sessionId);
-    if (sender === undefined) return { result: 'reject', reply: { code: 503, enhanced: '5.5.1', text: 'Invalid command: No transaction in progress' } };
+    let sender = sessions.sender(origin.process, facts.sessionId);
+    if (sender === undefined) {
+      // MAIL came here only when a `senders` table had to vouch for it (smtp_tx_mail_from);
+      // without one, the first RCPT begins the transaction with the worker's sender
+      if (needsSenderCheck(config, facts)) return { result: 'reject', reply: { code: 503, enhanced: '5.5.1', text: 'Invalid command: No transaction in progress' } };
+      sender = req.sender;
+      sessions.begin(origin.process, facts.sessionId, sender);
+    }
     const res = await resolveRcpt({ ...req, facts, sender });
     if (res.result !== 'accept') return res;
     sessions.stage(origin.process, facts.sessionId, res.envelopes);
@@ -207,6 +213,11 @@ async function reverse(resolver: Resolver | null, facts: SessionFacts): Promise<
   if (facts.socket || !resolver) return { fcrdns: 'error' };
   const result = await fcrdnsCheck(resolver, facts.clientAddress);
   return { ...(result.rdns ? { rdns: result.rdns } : {}), fcrdns: result.fcrdns };
+}
+
+/** Whether MAIL FROM must be vouched for by the listener's `senders` table (an authenticated session). */
+function needsSenderCheck(config: Config, facts: SessionFacts): boolean {
+  return !!config.listeners[facts.listener]?.senders && !!facts.authUser;
 }
 
 function internalFacts(config: Config): SessionFacts {

@@ -9,10 +9,11 @@
  *
  * A commit appends the envelopes to the incoming file through the descriptor it was written with,
  * renames it into queue/, and then fsyncs it: one fsync per message, which makes the content and
- * the name durable together on the journaling filesystems a spool lives on (ext4 commits the
- * journal transaction holding the inode's last change, the rename included; XFS forces its log to
- * the inode's last change; btrfs logs the new name). queue/ itself is not fsynced, as neither
- * Postfix nor OpenSMTPD's queue_fs.c fsync their queue directories. Envelopes stay in memory
+ * the name durable together on Linux's filesystems (ext4 commits the journal transaction holding
+ * the inode's last change, the rename included, and without a journal syncs the parent of a new
+ * entry, ext4_sync_parent(); XFS forces its log to the inode's last change; btrfs logs the new
+ * name). queue/ itself is not fsynced, as neither Postfix nor OpenSMTPD's queue_fs.c fsync their
+ * queue directories. Envelopes stay in memory
  * from commit to delivery; the disk is read back only at start. An update (a retry) rewrites the
  * sidecar durably; a deletion does not fsync: after a crash a delivered envelope may come back
  * and be delivered again, but nothing acknowledged is ever lost.

@@ -690,7 +690,11 @@ export class Session {
     tx.junk = this.junk || v.junk;
     this.filters.report('tx-begin', [tx.txid]);
     try {
-      const res = await this.deps.bus.request('smtp.mailfrom.check', { facts: this.facts, sender });
+      // as smtp_tx_mail_from(), the lka is asked only for an authenticated session on a listener
+      // with a `senders` table; otherwise it takes the sender with the first RCPT (one trip less)
+      const res = this.deps.listener.senders && this.facts.authUser
+        ? await this.deps.bus.request('smtp.mailfrom.check', { facts: this.facts, sender })
+        : { result: 'accept' as const };
       if (res.result !== 'accept') {
         this.filters.report('tx-mail', [tx.txid, res.reply.code >= 500 ? 'permfail' : 'tempfail', sender]);
         this.filters.report('tx-reset', [tx.txid]);

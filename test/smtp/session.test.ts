@@ -76,13 +76,14 @@ test('sequence and syntax: MAIL before HELO, bad HELO argument, unknown verb, NU
   }
 });
 
-test('MAIL is answered 451, never 250, while no lka can vouch for the sender', async () => {
+test('without an lka nothing is accepted: MAIL needs none (no senders table to ask, as smtp_tx_mail_from), RCPT is answered 451, never 250', async () => {
   const { port, smtp } = await server();
   const c = await SmtpTestClient.connect(port);
   try {
     await c.reply();
     await c.cmd('EHLO client.example');
-    assert.equal((await c.cmd('MAIL FROM:<a@b.example>')).lines[0], '451 4.3.0 Temporary failure');
+    assert.equal((await c.cmd('MAIL FROM:<a@b.example>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<x@y.example>')).lines[0], '451 4.3.0 Temporary failure');
   } finally {
     c.close();
     await smtp.stop();
@@ -94,10 +95,10 @@ test('pipelined commands in one packet are answered in order', async () => {
   const c = await SmtpTestClient.connect(port);
   try {
     await c.reply();
-    c.write('EHLO a.example\r\nMAIL FROM:<x@y.example>\r\nNOOP\r\nFROB\r\nQUIT\r\n');
+    c.write('EHLO a.example\r\nMAIL FROM:<x@y.example>\r\nRCPT TO:<a@b.example>\r\nNOOP\r\nFROB\r\nQUIT\r\n');
     const codes = [];
-    for (let i = 0; i < 5; i++) codes.push((await c.reply()).code);
-    assert.deepEqual(codes, [250, 451, 250, 500, 221]);
+    for (let i = 0; i < 6; i++) codes.push((await c.reply()).code);
+    assert.deepEqual(codes, [250, 250, 451, 250, 500, 221]);
   } finally {
     c.close();
     await smtp.stop();
