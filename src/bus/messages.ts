@@ -16,7 +16,7 @@ export type RoleName = 'smtp' | 'lka' | 'queue' | 'scheduler' | 'mta' | 'mda' | 
  */
 export const PEERS: Record<RoleName, readonly RoleName[]> = {
   smtp: ['lka', 'queue', 'stat'],
-  lka: ['parent', 'stat'],
+  lka: ['parent', 'queue', 'stat'],
   queue: ['scheduler', 'mta', 'mda', 'lka', 'stat'],
   scheduler: ['queue', 'stat'],
   mta: ['lka', 'queue', 'scheduler', 'stat'],
@@ -125,7 +125,8 @@ export interface Catalog {
   /** The envelopes stay in the lka, for the queue to claim at commit: smtp never sees or chooses them. */
   'smtp.rcpt.resolve': {
     to: 'lka';
-    req: { facts: SessionFacts; sender: string; rcpt: string; dsn: DsnParams; smtputf8: boolean };
+    /** `msgid`: the message the queue made at MAIL FROM; the envelopes of an accepted recipient go to it. */
+    req: { facts: SessionFacts; msgid: string; sender: string; rcpt: string; dsn: DsnParams; smtputf8: boolean };
     res: { result: 'accept' } | { result: 'reject' | 'tempfail'; reply: WireReply };
   };
   /** RSET, a new MAIL, a refused message: the recipients staged for the session's transaction are dropped. */
@@ -146,15 +147,14 @@ export interface Catalog {
     res: void;
   };
 
-  // --- queue → lka: the envelopes the lka made for a session's transaction, taken at commit
-  'queue.envelopes.claim': {
-    to: 'lka';
-    /** `worker` is the process the commit came from, as the queue's link names it. */
-    req: { worker: string; sessionId: string };
-    res: { envelopes: Omit<Envelope, 'id' | 'msgid'>[] };
+  // --- lka → queue: the envelopes of an accepted recipient, sent before the 250 (lka_submit())
+  'lka.envelopes.stage': {
+    to: 'queue';
+    /** `worker`: the process the RCPT came from; the queue adds the envelopes only to a message of that worker. */
+    req: { worker: string; msgid: string; envelopes: Omit<Envelope, 'id' | 'msgid'>[] };
+    res: void;
   };
 
-  // --- queue → lka: where a bounce or a delay notice to the sender goes (the ruleset decides, as `from local`)
   'queue.bounce.resolve': {
     to: 'lka';
     req: { rcpt: string };
@@ -197,7 +197,8 @@ export interface Catalog {
    */
   'smtp.message.commit': {
     to: 'queue';
-    req: { msgid: string; sessionId: string; size: number; junk: boolean; data: Buffer };
+    /** `rcpts`: the recipients the session had accepted; the queue waits for the lka's envelopes of each. */
+    req: { msgid: string; sessionId: string; size: number; rcpts: number; junk: boolean; data: Buffer };
     res: { result: 'ok'; envelopes: { evpid: string; rcpt: string }[] } | { result: 'tempfail' | 'reject'; reply: WireReply };
   };
   'smtp.message.rollback': {
@@ -481,12 +482,12 @@ export const ROUTES: { [K in MessageType]: Catalog[K]['to'] } = {
   'smtp.tx.reset': 'lka',
   'smtp.session.close': 'lka',
   'smtp.auth.failure': 'lka',
-  'queue.envelopes.claim': 'lka',
   'queue.bounce.resolve': 'lka',
   'smtp.filter.phase': 'lka',
   'smtp.filter.report': 'lka',
   'smtp.filter.data': 'lka',
   'smtp.message.create': 'queue',
+  'lka.envelopes.stage': 'queue',
   'smtp.message.write': 'queue',
   'smtp.message.commit': 'queue',
   'smtp.message.rollback': 'queue',

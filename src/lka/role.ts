@@ -56,7 +56,7 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): LkaRole 
   };
 
   /** Every RCPT decision counted per action (or `reject`), as `lka.rcpt{action,result}`. */
-  async function resolveRcpt(req: Req<'smtp.rcpt.resolve'>): Promise<Res<'queue.bounce.resolve'>> {
+  async function resolveRcpt(req: RcptQuery): Promise<Res<'queue.bounce.resolve'>> {
     const res = await decideRcpt(req);
     const action = res.result === 'accept' ? (res.envelopes[0]?.action ?? '') : '';
     ctx.bus.notify('stat.increment', { key: 'lka.rcpt', labels: { action, result: res.result } });
@@ -80,17 +80,19 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): LkaRole 
   /** RCPT for the session's transaction: the envelopes are staged here; the worker only hears the verdict. */
   async function rcptTo(req: Req<'smtp.rcpt.resolve'>, _from: unknown, origin: Origin): Promise<Res<'smtp.rcpt.resolve'>> {
     const facts = vouched(req.facts, origin);
-    let sender = sessions.sender(origin.process, facts.sessionId);
+    let sender = sessions.sender(origin.process, facts.sessionId, req.msgid);
     if (sender === undefined) {
       // MAIL came here only when a `senders` table had to vouch for it (smtp_tx_mail_from);
       // without one, the first RCPT begins the transaction with the worker's sender
       if (needsSenderCheck(config, facts)) return { result: 'reject', reply: { code: 503, enhanced: '5.5.1', text: 'Invalid command: No transaction in progress' } };
       sender = req.sender;
-      sessions.begin(origin.process, facts.sessionId, sender);
+      sessions.begin(origin.process, facts.sessionId, sender, req.msgid);
     }
     const res = await resolveRcpt({ ...req, facts, sender });
     if (res.result !== 'accept') return res;
-    sessions.stage(origin.process, facts.sessionId, res.envelopes);
+    // lka_submit(): the envelopes go to the queue's message before the client hears 250, so the
+    // commit finds them there (the worker never carries one)
+    ctx.bus.notify('lka.envelopes.stage', { worker: origin.process, msgid: req.msgid, envelopes: res.envelopes });
     return { result: 'accept' };
   }
 
@@ -113,7 +115,7 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): LkaRole 
     return value === undefined ? { found: false } : { found: true, value };
   }
 
-  async function decideRcpt(req: Req<'smtp.rcpt.resolve'>): Promise<Res<'queue.bounce.resolve'>> {
+  async function decideRcpt(req: RcptQuery): Promise<Res<'queue.bounce.resolve'>> {
     const t = needTables();
     const srs = srsReturn(config, req, Math.floor(ctx.clock.now() / 1000));
     if (srs && !srs.ok) return { result: 'reject', reply: { code: 550, enhanced: '5.7.1', text: `Invalid SRS address: ${srs.reason}` } };
@@ -155,7 +157,6 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): LkaRole 
         log('warn', null, 'lka', 'banned', { address, reason: 'auth-failures' });
         ctx.bus.notify('lka.auth.ban', { address, durationMs });
       },
-      'queue.envelopes.claim': ({ worker, sessionId }) => ({ envelopes: sessions.claim(worker, sessionId) }),
       'mta.table.lookup': relayLookup,
       'smtp.filter.phase': (req) => needFilters().phase(req),
       'smtp.filter.report': async ({ facts, event, params }) => needFilters().report(facts, event, params),
@@ -203,7 +204,7 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): LkaRole 
 }
 
 /** SRS decoding applies to null-sender mail for SRS addresses, when an `srs key` is configured. */
-function srsReturn(config: Config, req: Req<'smtp.rcpt.resolve'>, nowSec: number): SrsResult | null {
+function srsReturn(config: Config, req: RcptQuery, nowSec: number): SrsResult | null {
   if (!config.srs?.key || req.sender !== '' || !isSrsAddress(req.rcpt)) return null;
   const keys = [config.srs.key, ...(config.srs.backupKey ? [config.srs.backupKey] : [])];
   return srsDecode(req.rcpt, keys, nowSec, config.srs.ttl);
@@ -214,6 +215,9 @@ async function reverse(resolver: Resolver | null, facts: SessionFacts): Promise<
   const result = await fcrdnsCheck(resolver, facts.clientAddress);
   return { ...(result.rdns ? { rdns: result.rdns } : {}), fcrdns: result.fcrdns };
 }
+
+/** A recipient to resolve: a session's RCPT, or a bounce's (which has no message yet). */
+type RcptQuery = Omit<Req<'smtp.rcpt.resolve'>, 'msgid'>;
 
 /** Whether MAIL FROM must be vouched for by the listener's `senders` table (an authenticated session). */
 function needsSenderCheck(config: Config, facts: SessionFacts): boolean {
@@ -228,7 +232,7 @@ function internalFacts(config: Config): SessionFacts {
   };
 }
 
-function envelopeOf(config: Config, ctx: RoleContext, req: Req<'smtp.rcpt.resolve'>, leaf: Leaf): Omit<Envelope, 'id' | 'msgid'> {
+function envelopeOf(config: Config, ctx: RoleContext, req: RcptQuery, leaf: Leaf): Omit<Envelope, 'id' | 'msgid'> {
   const { facts } = req;
   const action = config.actions.get(leaf.action);
   const listener = config.listeners[facts.listener];

@@ -1,16 +1,13 @@
 /**
  * What the lka remembers of each smtp session, so that a worker cannot make it up: the user it
- * authenticated, the sender it accepted, and the envelopes it made of the accepted recipients,
- * kept here until the queue claims them at commit. Sessions are keyed by the worker process the
- * requests came from: one worker cannot reach another's, and a worker that dies takes its own.
+ * authenticated, and the sender of its transaction with the message the queue made for it.
+ * Sessions are keyed by the worker process the requests came from: one worker cannot reach
+ * another's, and a worker that dies takes its own.
  */
-import type { Envelope } from '../queue/envelope.js';
-
-type NewEnvelope = Omit<Envelope, 'id' | 'msgid'>;
-
 interface LkaSession {
   authUser?: string;
-  tx: { sender: string; envelopes: NewEnvelope[] } | null;
+  /** `msgid` once the first RCPT named the transaction's message. */
+  tx: { sender: string; msgid?: string } | null;
 }
 
 export class LkaSessions {
@@ -38,26 +35,20 @@ export class LkaSessions {
     return this.sessions.get(this.key(process, sessionId))?.authUser;
   }
 
-  /** MAIL FROM accepted: a new transaction replaces any earlier one. */
-  begin(process: string, sessionId: string, sender: string): void {
-    this.session(process, sessionId).tx = { sender, envelopes: [] };
+  /** MAIL FROM accepted (or, without a senders check, the first RCPT): a new transaction replaces any earlier one. */
+  begin(process: string, sessionId: string, sender: string, msgid?: string): void {
+    this.session(process, sessionId).tx = msgid === undefined ? { sender } : { sender, msgid };
   }
 
-  /** The sender accepted for the session's transaction, or undefined when there is none. */
-  sender(process: string, sessionId: string): string | undefined {
-    return this.sessions.get(this.key(process, sessionId))?.tx?.sender;
-  }
-
-  stage(process: string, sessionId: string, envelopes: NewEnvelope[]): void {
-    this.sessions.get(this.key(process, sessionId))?.tx?.envelopes.push(...envelopes);
-  }
-
-  /** The transaction's envelopes, handed over once: the transaction ends with the claim. */
-  claim(process: string, sessionId: string): NewEnvelope[] {
-    const s = this.sessions.get(this.key(process, sessionId));
-    const envelopes = s?.tx?.envelopes ?? [];
-    if (s) s.tx = null;
-    return envelopes;
+  /**
+   * The sender of the session's transaction for `msgid`, binding a checked transaction to the
+   * message of its first RCPT; undefined when the transaction is another message's, or none.
+   */
+  sender(process: string, sessionId: string, msgid: string): string | undefined {
+    const tx = this.sessions.get(this.key(process, sessionId))?.tx;
+    if (!tx) return undefined;
+    tx.msgid ??= msgid;
+    return tx.msgid === msgid ? tx.sender : undefined;
   }
 
   reset(process: string, sessionId: string): void {

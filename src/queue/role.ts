@@ -16,6 +16,7 @@ import { closeQuietly, IncomingBodies } from './incoming.js';
 import { errorLine, isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { open } from 'node:fs/promises';
 import { Queue, QueueError } from './queue.js';
+import { StagedEnvelopes } from './staged.js';
 import { createQueueBackend } from './registry.js';
 
 /** Envelopes handed to the scheduler per message at start, so a big queue does not make one huge message. */
@@ -46,26 +47,20 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
     if (envelopes.length) ctx.bus.notify('queue.envelope.submit', { envelopes }, () => undefined);
   };
 
-  /**
-   * The envelopes of a message under reception, asked of the lka as soon as the message is
-   * created: DATA and BDAT come after the last RCPT, so the lka's staged envelopes are final by
-   * then, and the commit does not wait for one more round trip.
-   */
-  const claims = new Map<string, Promise<Res<'queue.envelopes.claim'>>>();
+  /** The lka's envelopes of each message under reception, sent as its recipients are accepted. */
+  const staged = new StagedEnvelopes();
 
-  async function create(req: Req<'smtp.message.create'>, origin: Origin): Promise<Res<'smtp.message.create'>> {
+  async function create(origin: Origin): Promise<Res<'smtp.message.create'>> {
     const { msgid, fd } = await queue.create();
     cache.delete(msgid);
     incoming.open(msgid, fd, origin.process);
-    const claim = ctx.bus.request('queue.envelopes.claim', { worker: origin.process, sessionId: req.sessionId });
-    claim.catch(() => undefined);
-    claims.set(msgid, claim);
+    staged.open(msgid, origin.process);
     return { msgid };
   }
 
   async function rollback(msgid: string, origin: Origin): Promise<void> {
     if (!(await incoming.drop(msgid, origin.process))) return;
-    claims.delete(msgid);
+    staged.drop(msgid);
     await queue.rollback(msgid);
   }
 
@@ -77,14 +72,14 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
     if (!incoming.owned(req.msgid, origin.process)) {
       return { result: 'tempfail', reply: { code: 451, enhanced: '4.3.0', text: 'Temporary failure' } };
     }
-    const claim = claims.get(req.msgid) ?? ctx.bus.request('queue.envelopes.claim', { worker: origin.process, sessionId: req.sessionId });
-    claims.delete(req.msgid);
+    const envelopesOf = staged.take(req.msgid, req.rcpts);
+    envelopesOf.catch(() => undefined);
     let fd: number | undefined;
     try {
       const body = await incoming.finish(req.msgid, origin.process, req.data);
       fd = body.fd;
       if (body.written !== req.size) throw new QueueError('io', `body of ${req.msgid}: ${body.written} octets stored of ${req.size}`);
-      const { envelopes } = await claim;
+      const envelopes = await envelopesOf;
       if (envelopes.length === 0) {
         await queue.rollback(req.msgid);
         return { result: 'reject', reply: { code: 503, enhanced: '5.5.1', text: 'Invalid command: No recipient specified' } };
@@ -269,7 +264,8 @@ export function createQueueRole(ctx: RoleContext): QueueRole {
       for (const msgid of incoming.ownedBy(process)) void rollback(msgid, { process });
     },
     handlers: {
-      'smtp.message.create': (req, _from, origin) => create(req, origin),
+      'smtp.message.create': (_req, _from, origin) => create(origin),
+      'lka.envelopes.stage': ({ worker, msgid, envelopes }) => void staged.add(msgid, worker, envelopes),
       'smtp.message.write': ({ msgid, data }, _from, origin) => incoming.write(msgid, origin.process, data),
       'smtp.message.commit': commit,
       'smtp.message.rollback': ({ msgid }, _from, origin) => rollback(msgid, origin),

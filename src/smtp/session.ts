@@ -83,6 +83,8 @@ export class Session {
   private markEnded!: () => void;
   /** The banner is out: from now on reading follows `flow()`. */
   private ready = false;
+  /** The connect lookup, when the banner went out before it finished: the first command waits for it. */
+  private pendingLookup: Promise<void> | null = null;
   private readonly reader = new LineReader();
   private readonly events: FrameEvent[] = [];
   private running = false;
@@ -274,8 +276,38 @@ export class Session {
     return true;
   }
 
-  /** The lka's reverse lookup comes first: rules and filters may match on it from the start. */
+  /**
+   * The lka's reverse lookup comes first: rules and filters may match on it from the start. When
+   * no filter waits for it and no `hostnames` table names the server in the banner, the banner
+   * goes out while the lookup runs, and the first command waits for it instead (one round trip
+   * less before the client can speak; everything that reads the facts still sees them complete).
+   */
   private async greet(): Promise<void> {
+    const lookup = this.lookUpClient();
+    if (!this.filters.enabled && !this.deps.listener.hostnames) {
+      this.pendingLookup = lookup;
+      this.banner();
+      return;
+    }
+    await lookup;
+    if (this.closed) return;
+    const refused = this.refusal(await this.filters.phase('connect'));
+    if (this.closed) return;
+    // a connection a filter refuses gets its reply instead of the banner, and ends
+    if (refused.reply) return this.close(refused.reply, 'filter');
+    this.junk = refused.junk;
+    this.banner();
+  }
+
+  private banner(): void {
+    this.reply({ code: 220, text: `${this.serverName} ESMTP tsmtpd` });
+    this.filters.report('link-greeting', [this.serverName]);
+    this.ready = true;
+    this.flow();
+  }
+
+  /** smtp.session.connect: the client's name, the server's own name; logged and reported once known. */
+  private async lookUpClient(): Promise<void> {
     if (!this.facts.socket) {
       try {
         const r = await this.deps.bus.request('smtp.session.connect', { facts: this.facts });
@@ -291,15 +323,6 @@ export class Session {
     const f = this.facts;
     const endpoint = (a: string, port: number) => (f.socket ? 'unix:socket' : a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
     this.filters.report('link-connect', [f.rdns ?? '', f.fcrdns === 'pass' ? 'pass' : 'fail', endpoint(f.clientAddress, f.clientPort), endpoint(f.localAddress, f.localPort)]);
-    const refused = this.refusal(await this.filters.phase('connect'));
-    if (this.closed) return;
-    // a connection a filter refuses gets its reply instead of the banner, and ends
-    if (refused.reply) return this.close(refused.reply, 'filter');
-    this.junk = refused.junk;
-    this.reply({ code: 220, text: `${this.serverName} ESMTP tsmtpd` });
-    this.filters.report('link-greeting', [this.serverName]);
-    this.ready = true;
-    this.flow();
   }
 
   /** Close with a last reply (shutdown, timeout, limits); idempotent. */
@@ -410,6 +433,11 @@ export class Session {
   }
 
   private async handle(ev: FrameEvent): Promise<Reply | null> {
+    if (this.pendingLookup) {
+      await this.pendingLookup;
+      this.pendingLookup = null;
+      if (this.closed) return null;
+    }
     // every event kind is handled: the compiler checks the switch is exhaustive
     switch (ev.kind) {
       case 'line': {
@@ -707,6 +735,7 @@ export class Session {
     }
     if (this.closed) return null;
     this.filters.report('tx-mail', [tx.txid, 'ok', sender]);
+    tx.begin(this.deps.bus);
     this.tx = tx;
     return { code: 250, enhanced: '2.0.0', text: 'Ok' };
   }
@@ -731,7 +760,9 @@ export class Session {
     tx.junk ||= v.junk;
     const dsn = { ...params.value, ...(tx.params.ret ? { ret: tx.params.ret } : {}), ...(tx.params.envid ? { envid: tx.params.envid } : {}) };
     try {
-      const res = await this.deps.bus.request('smtp.rcpt.resolve', { facts: this.facts, sender: tx.sender, rcpt, dsn, smtputf8: tx.params.smtputf8 });
+      const msgid = await tx.message(this.deps.bus);
+      if (this.tx !== tx) return REPLIES.badSequence;
+      const res = await this.deps.bus.request('smtp.rcpt.resolve', { facts: this.facts, msgid, sender: tx.sender, rcpt, dsn, smtputf8: tx.params.smtputf8 });
       if (res.result !== 'accept') {
         log('info', this.id, 'smtp', 'rcpt-refused', { from: `<${tx.sender}>`, to: `<${rcpt}>`, result: res.reply.code });
         this.filters.report('tx-rcpt', [tx.txid, res.reply.code >= 500 ? 'permfail' : 'tempfail', rcpt]);

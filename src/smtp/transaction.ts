@@ -33,6 +33,8 @@ export const MAX_HOPS = 100;
 export class Transaction {
   readonly rcpts: { rcpt: string; dsn: DsnParams }[] = [];
   msgid: string | null = null;
+  /** The queue's answer to the create sent at MAIL FROM. */
+  private creating: Promise<{ msgid: string }> | null = null;
   private writer: MessageWriter | null = null;
   private scan: HeaderScan | null = null;
   /** The stored envelopes, once committed: each with the RCPT address it came from. */
@@ -60,9 +62,24 @@ export class Transaction {
     private readonly maxSize: number,
   ) {}
 
-  /** Ask the queue for a message and write the trace header first, through the data-line filters if any. */
+  /**
+   * MAIL FROM accepted: the queue makes the message now, as smtp_tx_create_message() does, while
+   * the client sends its recipients (the lka gives each recipient's envelopes to this message).
+   */
+  begin(bus: Endpoint): void {
+    this.creating = bus.request('smtp.message.create', { sessionId: this.sessionId });
+    this.creating.catch(() => undefined);
+  }
+
+  /** The message the queue made for this transaction (begin() first); throws when it could not. */
+  async message(bus: Endpoint): Promise<string> {
+    if (!this.creating) this.begin(bus);
+    return (await this.creating!).msgid;
+  }
+
+  /** Write the trace header first, through the data-line filters if any. */
   async open(bus: Endpoint, trace: (msgid: string) => string, changes: HeaderChanges): Promise<void> {
-    const { msgid } = await bus.request('smtp.message.create', { sessionId: this.sessionId });
+    const msgid = await this.message(bus);
     this.msgid = msgid;
     this.writer = new MessageWriter(bus, msgid);
     this.scan = new HeaderScan(changes);
@@ -123,7 +140,7 @@ export class Transaction {
     const writer = this.writer;
     const data = await writer.finish();
     this.writer = null;
-    const res = await bus.request('smtp.message.commit', { msgid: this.msgid, sessionId: this.sessionId, size: writer.bytes, junk: this.junk, data });
+    const res = await bus.request('smtp.message.commit', { msgid: this.msgid, sessionId: this.sessionId, size: writer.bytes, rcpts: this.rcpts.length, junk: this.junk, data });
     if (res.result !== 'ok') {
       this.msgid = null;
       return { code: res.reply.code, enhanced: res.reply.enhanced ?? '4.3.0', text: res.reply.text };
@@ -136,9 +153,12 @@ export class Transaction {
   async rollback(bus: Endpoint): Promise<void> {
     this.writer?.abort();
     this.writer = null;
-    const msgid = this.msgid;
+    const creating = this.creating;
+    this.creating = null;
     this.msgid = null;
     bus.notify('smtp.tx.reset', { sessionId: this.sessionId });
+    // a message created at MAIL FROM is dropped too, once the queue has said which it is
+    const msgid = await creating?.then((r) => r.msgid, () => null);
     if (msgid) await bus.request('smtp.message.rollback', { msgid }).catch(() => undefined);
   }
 }

@@ -122,6 +122,7 @@ export async function startSmtpRole(o: SmtpRoleOptions): Promise<SmtpRole> {
       return { result: 'ok', envelopes: [] };
     }),
     'smtp.message.rollback': (req: { msgid: string }) => late(() => void openMessages.delete(req.msgid)),
+    'smtp.message.data': () => undefined,
   };
   const role = <R extends 'lka' | 'queue'>(name: R, handlers: object): Role<R> =>
     ({ name, peers: ['stat'], handlers: handlers as Handlers<R>, start: async () => {}, stop: async () => {} });
