@@ -122,14 +122,14 @@ export interface Catalog {
     req: { facts: SessionFacts; sender: string };
     res: { result: 'accept' } | { result: 'reject' | 'tempfail'; reply: WireReply };
   };
-  /** The envelopes stay in the lka, for the queue to claim at commit: smtp never sees or chooses them. */
+  /** The envelopes go from the lka to the queue (`lka.envelopes.stage`): smtp never sees or chooses them. */
   'smtp.rcpt.resolve': {
     to: 'lka';
     /** `msgid`: the message the queue made at MAIL FROM; the envelopes of an accepted recipient go to it. */
     req: { facts: SessionFacts; msgid: string; sender: string; rcpt: string; dsn: DsnParams; smtputf8: boolean };
     res: { result: 'accept' } | { result: 'reject' | 'tempfail'; reply: WireReply };
   };
-  /** RSET, a new MAIL, a refused message: the recipients staged for the session's transaction are dropped. */
+  /** RSET, a refused message: the session's transaction ends in the lka (its sender is forgotten). */
   'smtp.tx.reset': {
     to: 'lka';
     req: { sessionId: string };

@@ -1,8 +1,9 @@
 /**
  * The lka role (lookup agent): owns the tables and the resolver, and answers the smtp role's
  * questions — the client's reverse name, AUTH, MAIL FROM and, above all, what to do with each
- * RCPT TO: the ruleset, then expansion into final envelopes, which it keeps for the queue to
- * claim at commit. It also answers the mta's lookups in the tables of relay actions.
+ * RCPT TO: the ruleset, then expansion into final envelopes, which it sends to the queue's
+ * message before the 250 (lka_submit()). It also answers the mta's lookups in the tables of
+ * relay actions.
  */
 import type { Role } from '../bus/bus.js';
 import { PEERS, type Origin, type Req, type Res, type SessionFacts } from '../bus/messages.js';
