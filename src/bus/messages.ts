@@ -155,6 +155,7 @@ export interface Catalog {
     res: void;
   };
 
+  // --- queue → lka: where a bounce or a delay notice to the sender goes (the ruleset decides, as `from local`)
   'queue.bounce.resolve': {
     to: 'lka';
     req: { rcpt: string };
@@ -193,12 +194,12 @@ export interface Catalog {
   };
   /**
    * The body is complete: `data` is its last bytes, `size` the whole body's octets (the queue
-   * checks it holds exactly that many). Store it with the envelopes the lka staged for the session.
+   * checks it holds exactly that many). Store it with the envelopes the lka sent for the message.
    */
   'smtp.message.commit': {
     to: 'queue';
     /** `rcpts`: the recipients the session had accepted; the queue waits for the lka's envelopes of each. */
-    req: { msgid: string; sessionId: string; size: number; rcpts: number; junk: boolean; data: Buffer };
+    req: { msgid: string; size: number; rcpts: number; junk: boolean; data: Buffer };
     res: { result: 'ok'; envelopes: { evpid: string; rcpt: string }[] } | { result: 'tempfail' | 'reject'; reply: WireReply };
   };
   'smtp.message.rollback': {

@@ -78,7 +78,7 @@ export function createLkaRole(ctx: RoleContext, opts: LkaOptions = {}): LkaRole 
     return res;
   }
 
-  /** RCPT for the session's transaction: the envelopes are staged here; the worker only hears the verdict. */
+  /** RCPT for the session's transaction: the envelopes go to the queue's message; the worker only hears the verdict. */
   async function rcptTo(req: Req<'smtp.rcpt.resolve'>, _from: unknown, origin: Origin): Promise<Res<'smtp.rcpt.resolve'>> {
     const facts = vouched(req.facts, origin);
     let sender = sessions.sender(origin.process, facts.sessionId, req.msgid);

@@ -3,7 +3,7 @@
  * them) and calling an optional fault hook before every write step, so tests can make any step
  * fail as a full disk would.
  */
-import { fsync, writeSync } from 'node:fs';
+import { closeSync, fsync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 
@@ -108,9 +108,18 @@ export async function syncFd(durable: Durable, fd: number): Promise<void> {
   durable.fsyncs++;
 }
 
-/** fsync an open file or directory through its descriptor (no second open); counted like the others. */
-export async function syncHandle(durable: Durable, fh: FileHandle, step: 'fsync-file' | 'fsync-dir' = 'fsync-file'): Promise<void> {
-  durable.step(step);
+/** fsync an open file through its descriptor (no second open); counted like the others. */
+export async function syncHandle(durable: Durable, fh: FileHandle): Promise<void> {
+  durable.step('fsync-file');
   await fh.sync();
   durable.fsyncs++;
+}
+
+/** A descriptor closed where nothing rides on the close any more. */
+export function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // nothing to do: the file's fate was decided before
+  }
 }

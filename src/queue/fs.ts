@@ -23,8 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { checkSize, QueueError, type BodyHandle, type CommitItem, type QueueBackend, type WalkEntry } from './backend.js';
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, renameSync, unlinkSync } from 'node:fs';
-import { Durable, syncFd, syncHandle, writeAll, writeAllSync, type FaultHook } from './durable.js';
-import { closeQuietly } from './incoming.js';
+import { closeQuietly, Durable, syncFd, syncHandle, writeAll, writeAllSync, type FaultHook } from './durable.js';
 import { plainRecords, recordFromText, type RecordCodec } from './record-codec.js';
 import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
@@ -67,8 +66,6 @@ export class FsQueueBackend implements QueueBackend {
   private complete = false;
   /** Sidecar writes of one message run one after the other. */
   private readonly chains = new Map<string, Promise<void>>();
-  /** queue/, open for the life of the backend: an update's directory fsync is one call. */
-  private queueDir: FileHandle | null = null;
   /** Messages in queue/ whose commit is not over (not fsynced yet): not read from disk meanwhile. */
   private readonly sealing = new Set<string>();
 
@@ -94,19 +91,10 @@ export class FsQueueBackend implements QueueBackend {
   async open(): Promise<void> {
     for (const d of [this.incoming, this.queue, this.corrupt, this.temporary]) await mkdir(d, { recursive: true, mode: 0o700 });
     await migrateBucketLayout(this.queue, this.incoming, this.durable, this.records);
-    this.queueDir = await open(this.queue, 'r');
   }
 
   async close(): Promise<void> {
     await Promise.all(this.chains.values());
-    await this.queueDir?.close();
-    this.queueDir = null;
-  }
-
-  /** Make the creates, renames and unlinks done in queue/ so far durable. */
-  private async syncQueueDir(): Promise<void> {
-    if (!this.queueDir) return this.durable.fsyncDir(this.queue);
-    await syncHandle(this.durable, this.queueDir, 'fsync-dir');
   }
 
   incomingPath(msgid: string): string {
@@ -171,7 +159,8 @@ export class FsQueueBackend implements QueueBackend {
   /** Check the body's size and append the envelope block and trailer (plain syscalls on the loop, as queue_fs.c makes them). */
   private seal(item: CommitItem, fd: number): void {
     // a retry after a failed group finds its earlier trailer: cut back to the body first
-    if (!cutTrailer(fd, item.size)) checkSize(item.msgid, fstatSync(fd).size, item.size);
+    const { size } = fstatSync(fd);
+    if (!cutTrailer(fd, size, item.size)) checkSize(item.msgid, size, item.size);
     const block = encodeRecords(item.envelopes, this.records);
     this.durable.step('write');
     writeAllSync(fd, Buffer.concat([block, trailer(item.size, block.length)]), item.size);
@@ -184,7 +173,7 @@ export class FsQueueBackend implements QueueBackend {
       try {
         const fd = openSync(this.incomingPath(item.msgid), 'r+');
         try {
-          cutTrailer(fd, item.size);
+          cutTrailer(fd, fstatSync(fd).size, item.size);
         } finally {
           closeSync(fd);
         }
@@ -223,7 +212,7 @@ export class FsQueueBackend implements QueueBackend {
     }
     try {
       await Promise.all([...touched].map((msgid) => this.serially(msgid, () => this.writeSidecar(msgid, true))));
-      await this.syncQueueDir();
+      await this.durable.fsyncDir(this.queue);
     } catch (err) {
       throw QueueError.from(err, 'update envelope');
     }
@@ -394,13 +383,12 @@ export class FsQueueBackend implements QueueBackend {
     s.damaged!.delete(id);
     if (s.envelopes.size === 0) return this.quarantine(msgid, reason);
     await this.serially(msgid, () => this.writeSidecar(msgid, true));
-    await this.syncQueueDir();
+    await this.durable.fsyncDir(this.queue);
   }
 }
 
-/** Cut a trailer that records `bodySize` off the file, back to the body; false when there is none. */
-function cutTrailer(fd: number, bodySize: number): boolean {
-  const { size } = fstatSync(fd);
+/** Cut a trailer that records `bodySize` off the file of `size` octets, back to the body; false when there is none. */
+function cutTrailer(fd: number, size: number, bodySize: number): boolean {
   if (size < bodySize + TRAILER_LEN) return false;
   const buf = Buffer.alloc(TRAILER_LEN);
   if (readSync(fd, buf, 0, TRAILER_LEN, size - TRAILER_LEN) !== TRAILER_LEN || parseTrailer(buf)?.bodySize !== bodySize) return false;

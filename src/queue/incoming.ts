@@ -5,7 +5,8 @@
  * process that created it: another worker cannot write to it, commit it or drop it, and a worker
  * that dies takes its unfinished messages with it.
  */
-import { closeSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
+import { closeQuietly } from './durable.js';
 import { INLINE_MAX } from './body-readers.js';
 
 export class IncomingError extends Error {
@@ -100,11 +101,3 @@ export class IncomingBodies {
   }
 }
 
-/** A descriptor closed where nothing rides on the close any more. */
-export function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // nothing to do: the file's fate was decided before
-  }
-}

@@ -140,7 +140,7 @@ export class Transaction {
     const writer = this.writer;
     const data = await writer.finish();
     this.writer = null;
-    const res = await bus.request('smtp.message.commit', { msgid: this.msgid, sessionId: this.sessionId, size: writer.bytes, rcpts: this.rcpts.length, junk: this.junk, data });
+    const res = await bus.request('smtp.message.commit', { msgid: this.msgid, size: writer.bytes, rcpts: this.rcpts.length, junk: this.junk, data });
     if (res.result !== 'ok') {
       this.msgid = null;
       return { code: res.reply.code, enhanced: res.reply.enhanced ?? '4.3.0', text: res.reply.text };
