@@ -281,7 +281,7 @@ export interface Config {
     subAddrDelim: string;
     /** tsmtpd additions: `smtp timeout DELAY` (idle time between commands, seconds) and session caps. */
     timeout: number;
-    /** tsmtpd addition `smtp workers N`: smtp processes (0: one per core). */
+    /** tsmtpd addition `smtp workers N`: smtp processes (0: one per core but one, at least one). */
     workers: number;
     maxSessions: number;
     maxSessionsPerAddress: number;

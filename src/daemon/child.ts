@@ -14,7 +14,8 @@ import { systemClock } from '../clock.js';
 import type { ControlRole } from '../control/role.js';
 import { configureLog, flushLog, log, type Level } from '../log.js';
 import type { Reply } from '../smtp/reply.js';
-import type { SmtpRole } from '../smtp/role.js';
+import { sessionLimits, type SmtpRole } from '../smtp/role.js';
+import { WorkerAdmission, type ParentLink } from '../smtp/worker-admission.js';
 import type { BackendChoice, RoleContext } from './context.js';
 import { EXIT } from './cli.js';
 import { FilterProxy } from './filter-proxy.js';
@@ -43,6 +44,14 @@ export type ParentMessage =
   | { t: 'conn'; listener: number; id: number }
   /** A connection turned away (paused, over a cap, banned): the worker gives it `reply`, over TLS where it must. */
   | { t: 'refuse'; listener: number; reply: Reply }
+  /** With the handle of a socket the parent bound for listener `listener`: accept on it (shared-listeners.ts). */
+  | { t: 'listen'; listener: number }
+  /** The answer to `admit` `id`: the session's number in the parent's count, or its 421. */
+  | { t: 'admitted'; id: number; conn?: number; reply?: Reply }
+  /** Places under the overall session cap this worker may fill itself (worker-admission.ts). */
+  | { t: 'leased'; n: number }
+  | { t: 'pause'; paused: boolean }
+  | { t: 'ban'; address: string; ms: number }
   /** `query`: from the mailq socket, which answers `show queue` alone. */
   | { t: 'control-conn'; query: boolean }
   | { t: 'log'; level: Level }
@@ -55,7 +64,13 @@ export type ChildMessage =
   | { t: 'built' }
   | { t: 'started' }
   | { t: 'fatal'; error: string }
-  | { t: 'closed'; id: number };
+  | { t: 'closed'; id: number }
+  /** A connection this worker accepted: may it be served? */
+  | { t: 'admit'; id: number; address: string }
+  | { t: 'lease'; n: number }
+  | { t: 'unlease'; n: number }
+  /** This worker accepts on a socket `listen` gave it. */
+  | { t: 'listening' };
 
 const kind = process.env['TSMTPD_PROCESS_KIND'] as ProcessKind;
 const name = process.env['TSMTPD_PROCESS_NAME'] ?? kind;
@@ -69,6 +84,26 @@ function tell(m: ChildMessage): void {
   if (process.connected) process.send!(m);
 }
 
+/** Connections waiting for the parent's count, by request. */
+const admitting = new Map<number, (m: Extract<ParentMessage, { t: 'admitted' }>) => void>();
+let admitSeq = 0;
+
+const parentLink: ParentLink = {
+  admit(address) {
+    const id = ++admitSeq;
+    return new Promise((resolve) => {
+      admitting.set(id, resolve);
+      tell({ t: 'admit', id, address });
+    });
+  },
+  closed: (id) => tell({ t: 'closed', id }),
+  lease: (n) => tell({ t: 'lease', n }),
+  unlease: (n) => tell({ t: 'unlease', n }),
+};
+/** An smtp worker's, once the parent shares a listening socket with it. */
+let admission: WorkerAdmission | null = null;
+let config: Config | null = null;
+
 function die(err: unknown): never {
   log('error', null, kind, 'fatal', { process: name, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   flushLog();
@@ -77,6 +112,7 @@ function die(err: unknown): never {
 }
 
 async function init(i: ChildInit): Promise<void> {
+  config = i.config;
   configureLog({ level: i.log.level, timestamps: i.log.timestamps, syslog: i.log.syslog });
   setTracing(i.log.tracing.on, i.log.tracing.profiles);
   bus = new Bus({ process: name, checkSerializable: i.checkBus });
@@ -126,6 +162,19 @@ function onMessage(m: ParentMessage | { bus: unknown }, handle: unknown): void {
       return (roles[0] as SmtpRole).adopt(handle as Socket, m.listener, () => tell({ t: 'closed', id: m.id }));
     case 'refuse':
       return (roles[0] as SmtpRole).refuse(handle as Socket, m.listener, m.reply);
+    case 'listen': {
+      const gate = (admission ??= new WorkerAdmission(sessionLimits({ config: config! }), parentLink));
+      return void (roles[0] as SmtpRole).acceptOn(handle, m.listener, (address) => gate.admit(address)).then(() => tell({ t: 'listening' }));
+    }
+    case 'admitted':
+      admitting.get(m.id)?.(m);
+      return void admitting.delete(m.id);
+    case 'leased':
+      return admission?.leased(m.n);
+    case 'pause':
+      return admission?.pause(m.paused);
+    case 'ban':
+      return admission?.ban(m.address, m.ms);
     case 'control-conn':
       return (roles.find((r) => r.name === 'control') as ControlRole).adopt(handle as Socket, m.query);
     case 'log':

@@ -3,15 +3,16 @@
  * it reads the config and the keys, creates the system users, prepares the spool, binds every
  * listening socket, starts the role processes as their users (topology.ts), links them to each
  * other, restarts any that dies, and does local delivery as the recipient (the mda role runs
- * here). It accepts connections without reading them and hands each to the smtp worker with the
- * fewest sessions, or to the control process.
+ * here). The smtp workers accept on the TCP sockets it binds (shared-listeners.ts) and ask it
+ * to count each session in; the UNIX sockets it accepts on itself, without reading, and hands
+ * each connection to the smtp worker with the fewest sessions, or to the control process.
  */
 import { setTracing } from '../trace.js';
 import { withoutQueueKey } from './queue-key.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { chmodSync, unlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, Socket, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bus, type Role } from '../bus/bus.js';
@@ -31,6 +32,8 @@ import type { BackendChoice, RoleContext } from './context.js';
 import { FilterHost, type FilterRequest } from './filter-host.js';
 import { EMPTY_KEYRING, loadKeyring, type Keyring } from './keyring.js';
 import { LinkBroker } from './link-broker.js';
+import { bindShared, canShareListeners, type SharedSocket } from './shared-listeners.js';
+import { leases } from '../smtp/worker-admission.js';
 import { enqueueOffline, prepareOfflineDir } from './offline.js';
 import { createParentRole } from './parent-role.js';
 import { accounts, prepareQueueDirs, type Account, type Accounts } from './privileges.js';
@@ -77,6 +80,10 @@ interface Slot {
   backoffMs: number;
   /** Connections handed to this smtp worker and not yet ended. */
   conns: Set<number>;
+  /** Places under the overall session cap this smtp worker holds to admit exempt clients itself. */
+  leased: number;
+  /** Called as the worker says it accepts on each shared socket (and when it dies before). */
+  listening?: (all: boolean) => void;
   /** Settles the first start: the daemon is ready only when every process is. */
   firstStart?: { resolve(): void; reject(err: Error): void };
 }
@@ -85,6 +92,8 @@ export class Supervisor {
   private readonly slots: Slot[] = [];
   private readonly bus: Bus;
   private readonly servers: Server[] = [];
+  /** TCP listeners' sockets, bound here and accepted on by every smtp worker. */
+  private readonly shared: SharedSocket[] = [];
   private readonly admission: Admission;
   private readonly conns = new Map<number, { address: string; slot: Slot }>();
   private connSeq = 0;
@@ -95,6 +104,15 @@ export class Supervisor {
   private filterHost: FilterHost | null = null;
   private parentRoles: Role<RoleName>[] = [];
   private stopping = false;
+
+  /**
+   * `smtp workers N`, else one per core but one: the queue, the lka and the mta need a core of
+   * their own as much as the sessions do. On two cores one worker accepted 846-891 msg/s where
+   * two accepted 741-752 (bench/smtp-accept.js, three rounds, issue 18).
+   */
+  private get workers(): number {
+    return this.o.config.smtp.workers || Math.max(1, availableParallelism() - 1);
+  }
 
   constructor(private readonly o: SupervisorOptions) {
     this.bus = new Bus({ process: 'parent', checkSerializable: o.checkBus });
@@ -110,13 +128,13 @@ export class Supervisor {
     this.broker = await LinkBroker.open();
     this.filterHost = new FilterHost(this.users.unprivileged, this.broker, (m, handle) => this.sendTo('lka', m, handle));
     await this.startParentRoles();
-    const workers = config.smtp.workers || availableParallelism();
+    const workers = this.workers;
     for (const kind of CHILD_KINDS) {
       const n = kind === 'smtp' ? workers : 1;
       for (let i = 1; i <= n; i++) {
         this.slots.push({
           kind, name: kind === 'smtp' ? `smtp.${i}` : kind, account: processUser(kind) === 'queue' ? this.users.queue : this.users.unprivileged,
-          child: null, state: 'dead', startedAt: 0, restarts: 0, backoffMs: RESTART_MIN_MS, conns: new Set(),
+          child: null, state: 'dead', startedAt: 0, restarts: 0, backoffMs: RESTART_MIN_MS, conns: new Set(), leased: 0,
         });
       }
     }
@@ -138,8 +156,15 @@ export class Supervisor {
       serverName: this.o.serverName, verbose: this.o.verbose,
     };
     const parent = createParentRole({
-      pause: (req) => this.admission.control(req),
-      ban: (address, ms) => this.admission.ban(address, ms),
+      pause: (req) => {
+        const res = this.admission.control(req);
+        if (res.changed) this.toWorkers({ t: 'pause', paused: res.paused });
+        return res;
+      },
+      ban: (address, ms) => {
+        this.admission.ban(address, ms);
+        this.toWorkers({ t: 'ban', address, ms });
+      },
       status: () => this.status(),
       logLevel: (verbose) => this.setLogLevel(verbose ? 'debug' : 'info'),
       tracing: (on, profiles) => this.setTracing(on, profiles),
@@ -195,6 +220,8 @@ export class Supervisor {
         return void this.link(slot, peers);
       }
       case 'started':
+        // a worker started again after the first start: it accepts where the others do
+        if (slot.kind === 'smtp') void this.share(slot);
         slot.state = 'started';
         slot.firstStart?.resolve();
         delete slot.firstStart;
@@ -203,6 +230,20 @@ export class Supervisor {
         return void slot.firstStart?.reject(new Error(`${slot.name}: ${m.error}`));
       case 'closed':
         return this.release(m.id);
+      case 'listening':
+        return slot.listening?.(false);
+      case 'admit':
+        return this.admit(slot, m.id, m.address);
+      case 'lease': {
+        const n = leases(this.o.config.smtp.maxSessions, this.workers) ? this.admission.reserve(m.n) : 0;
+        slot.leased += n;
+        return this.send(slot, { t: 'leased', n });
+      }
+      case 'unlease': {
+        const n = Math.min(m.n, slot.leased);
+        slot.leased -= n;
+        return this.admission.unreserve(n);
+      }
       case 'filter-spawn':
       case 'filter-kill':
         if (slot.kind === 'lka') this.filterHost?.handle(m);
@@ -221,12 +262,37 @@ export class Supervisor {
     }
   }
 
-  private send(slot: Slot, m: ParentMessage, handle?: Socket): void {
+  /** `handle`: a connection or link socket, which goes with the message, or a shared listening socket, which stays ours too. */
+  private send(slot: Slot, m: ParentMessage, handle?: Socket | SharedSocket['handle']): void {
+    const drop = () => void (handle instanceof Socket && handle.destroy());
     const child = slot.child;
-    if (!child?.connected) return void handle?.destroy();
-    child.send(m, handle, {}, (err) => {
-      if (err) handle?.destroy();
+    if (!child?.connected) return drop();
+    child.send(m, handle as Socket | undefined, {}, (err) => {
+      if (err) drop();
     });
+  }
+
+  /**
+   * Give a worker the listening sockets, then what admits nobody: a pause, the bans in force.
+   * Settles when it accepts on all of them (a socket that is bound accepts nobody until then).
+   */
+  private share(slot: Slot): Promise<void> {
+    return new Promise((resolve) => {
+      let left = this.shared.length;
+      if (left === 0) return resolve();
+      slot.listening = (all) => {
+        if (!all && --left > 0) return;
+        delete slot.listening;
+        resolve();
+      };
+      for (const s of this.shared) this.send(slot, { t: 'listen', listener: s.listener }, s.handle);
+      if (this.admission.paused) this.send(slot, { t: 'pause', paused: true });
+      for (const [address, ms] of this.admission.bansLeft()) this.send(slot, { t: 'ban', address, ms });
+    });
+  }
+
+  private toWorkers(m: ParentMessage): void {
+    for (const slot of this.slots) if (slot.kind === 'smtp' && slot.state === 'started') this.send(slot, m);
   }
 
   private sendTo(kind: ProcessKind, m: ParentMessage, handle?: unknown): void {
@@ -239,6 +305,9 @@ export class Supervisor {
     slot.child = null;
     slot.state = 'dead';
     for (const id of slot.conns) this.release(id);
+    this.admission.unreserve(slot.leased);
+    slot.leased = 0;
+    slot.listening?.(true);
     if (slot.kind === 'lka') this.filterHost?.killAll();
     if (this.stopping) return;
     log('warn', null, 'daemon', 'process-exit', { process: slot.name, pid: child.pid, code: code ?? undefined, signal: signal ?? undefined });
@@ -259,7 +328,14 @@ export class Supervisor {
   /** Every listener and the control socket, bound here (ports below 1024, the root-owned spool). */
   private async openSockets(): Promise<void> {
     const { config, spool } = this.o;
+    const share = canShareListeners();
     for (const [index, listener] of config.listeners.entries()) {
+      if (share && listener.kind !== 'socket') {
+        const bound = bindShared(listener, index);
+        this.shared.push(...bound);
+        for (const b of bound) log('info', null, 'smtp', 'listen', { address: b.address, port: b.port });
+        continue;
+      }
       const opened = await openListener(listener, spool, (s) => this.accept(s, index), { pauseOnConnect: true });
       this.servers.push(...opened);
       for (const s of opened) {
@@ -267,6 +343,7 @@ export class Supervisor {
         log('info', null, 'smtp', 'listen', typeof a === 'string' || a === null ? { path: a } : { address: a.address, port: a.port });
       }
     }
+    await Promise.all(this.slots.filter((slot) => slot.kind === 'smtp' && slot.state === 'started').map((slot) => this.share(slot)));
     // root and the daemon's user only; the mailq socket is anyone's, for the one command it answers
     await this.openControlSocket(join(spool, CONTROL_SOCKET), 0o600, false);
     await this.openControlSocket(join(spool, QUERY_SOCKET), 0o666, true);
@@ -309,6 +386,16 @@ export class Supervisor {
     this.send(slot, { t: 'conn', listener: index, id }, socket);
   }
 
+  /** A worker accepted a connection from `address`: count it in, or tell the worker its 421. */
+  private admit(slot: Slot, id: number, address: string): void {
+    const refused = this.admission.admit(address);
+    if (refused) return this.send(slot, { t: 'admitted', id, reply: refused });
+    const conn = ++this.connSeq;
+    this.conns.set(conn, { address, slot });
+    slot.conns.add(conn);
+    this.send(slot, { t: 'admitted', id, conn });
+  }
+
   private release(id: number): void {
     const c = this.conns.get(id);
     if (!c) return;
@@ -343,6 +430,7 @@ export class Supervisor {
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
     for (const s of this.servers.splice(0)) s.close();
+    for (const s of this.shared.splice(0)) s.handle.close();
     const exits = this.slots.filter((s) => s.child).map((s) => new Promise<void>((resolve) => {
       s.child!.once('exit', () => resolve());
       this.send(s, { t: 'stop' });

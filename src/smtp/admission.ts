@@ -42,21 +42,51 @@ export class Admission {
     return false;
   }
 
+  /** The bans in force and the milliseconds each has left (for a worker started after them). */
+  bansLeft(): [string, number][] {
+    const now = this.clock.now();
+    return [...this.bans].filter(([, until]) => until > now).map(([address, until]) => [address, until - now]);
+  }
+
   get sessions(): number {
     return this.open;
   }
 
-  /** Count the connection in and return null, or return the 421 it gets instead of a session. */
-  admit(address: string): Reply | null {
+  /** The 421 of a paused smtp or a banned address, which no count changes. */
+  barred(address: string): Reply | null {
     if (this.paused) return REPLIES.paused;
-    if (this.banned(address)) {
-      log('info', null, 'smtp', 'limit', { address, reason: 'banned' });
-      return REPLIES.banned;
-    }
-    const count = this.perAddress.get(address) ?? 0;
+    if (!this.banned(address)) return null;
+    log('info', null, 'smtp', 'limit', { address, reason: 'banned' });
+    return REPLIES.banned;
+  }
+
+  /** Whether `address` is spared the per-address cap. */
+  exempt(address: string): boolean {
     // loopback clients are exempt from the per-address cap, as Postfix exempts $mynetworks:
     // local submission and benchmarks come from there
-    const capped = count >= this.limits.maxSessionsPerAddress && !(this.limits.exemptLoopback && isLoopback(address));
+    return this.limits.exemptLoopback && isLoopback(address);
+  }
+
+  /**
+   * Set aside up to `n` sessions of the overall cap for a worker to admit exempt clients
+   * itself (worker-admission.ts); returns how many. They count as open until given back.
+   */
+  reserve(n: number): number {
+    const k = this.paused ? 0 : Math.max(0, Math.min(n, this.limits.maxSessions - this.open));
+    this.open += k;
+    return k;
+  }
+
+  unreserve(n: number): void {
+    this.open = Math.max(0, this.open - n);
+  }
+
+  /** Count the connection in and return null, or return the 421 it gets instead of a session. */
+  admit(address: string): Reply | null {
+    const barred = this.barred(address);
+    if (barred) return barred;
+    const count = this.perAddress.get(address) ?? 0;
+    const capped = count >= this.limits.maxSessionsPerAddress && !this.exempt(address);
     if (this.open >= this.limits.maxSessions || capped) {
       log('warn', null, 'smtp', 'limit', { address, sessions: this.open });
       return REPLIES.tooManySessions;

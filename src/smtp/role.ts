@@ -1,11 +1,12 @@
 /**
  * The smtp role: sessions. It takes untrusted input, so it holds no table, no queue file and no
  * envelope: every decision is a message to the lka or the queue. In the daemon it runs as N
- * unprivileged worker processes, and the parent hands each accepted connection to one of them
- * (`adopt`); when all roles share one process (tests), it opens the listeners itself.
+ * unprivileged worker processes that accept on the TCP sockets the parent binds (`acceptOn`),
+ * and the parent hands them the UNIX socket's connections (`adopt`); when all roles share one
+ * process (tests), it opens the listeners itself.
  */
 import { randomBytes } from 'node:crypto';
-import type { Server, Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { Role } from '../bus/bus.js';
 import { PEERS } from '../bus/messages.js';
 import type { RoleContext } from '../daemon/context.js';
@@ -18,6 +19,7 @@ import { openListener } from './listener.js';
 import { formatReply, REPLIES, type Reply } from './reply.js';
 import { Session } from './session.js';
 import { acceptTls, listenerTls, type ListenerTls } from './tls.js';
+import type { Admitted } from './worker-admission.js';
 
 /** How long a refused SMTPS client gets to finish its handshake before it is simply dropped. */
 const REFUSAL_HANDSHAKE_MS = 10_000;
@@ -33,6 +35,11 @@ export interface SmtpRole extends Role<'smtp'> {
   adopt(socket: Socket, index: number, onEnd: () => void): void;
   /** Turn away a connection accepted elsewhere with `reply` (over TLS on an SMTPS listener). */
   refuse(socket: Socket, index: number, reply: Reply): void;
+  /**
+   * Accept on listener `index`'s socket, bound by the parent (daemon/shared-listeners.ts);
+   * `admit` asks the parent, which counts every worker's sessions, before the banner.
+   */
+  acceptOn(handle: unknown, index: number, admit: (address: string) => Admitted | Promise<Admitted>): Promise<void>;
   /** In-process only: who may open a session on the listeners this role opened. */
   readonly admission: Admission;
 }
@@ -115,12 +122,34 @@ export function createSmtpRole(ctx: RoleContext, given?: SessionLimits | SmtpRol
     refuse(socket, index, refused);
   };
 
+  const acceptOn = (handle: unknown, index: number, admit: (address: string) => Admitted | Promise<Admitted>) => {
+    const admitted = (socket: Socket, a: Admitted) => ('reply' in a ? refuse(socket, index, a.reply) : serve(socket, index, a.release));
+    const server = createServer((socket) => {
+      // a client may reset while the parent counts it in: that ends this connection, nothing else
+      socket.on('error', () => undefined);
+      const address = socket.remoteAddress;
+      if (!address) return void socket.destroy();
+      const a = admit(address);
+      if (!(a instanceof Promise)) return admitted(socket, a);
+      a.then((answer) => admitted(socket, answer), () => socket.destroy());
+    });
+    servers.push(server);
+    return new Promise<void>((resolve) => {
+      server.on('error', (err) => {
+        log('warn', null, 'smtp', 'listen', { listener: index, error: err.message });
+        resolve();
+      });
+      server.listen(handle as Parameters<Server['listen']>[0], resolve);
+    });
+  };
+
   return {
     name: 'smtp',
     peers: PEERS.smtp,
     handlers: {},
     adopt: serve,
     refuse,
+    acceptOn,
     admission,
     async start() {
       const keys = ctx.keys ?? (ctx.config.listeners.some((l) => l.tls !== 'none') ? loadKeyring(ctx.config) : EMPTY_KEYRING);

@@ -197,7 +197,7 @@ describe('without root', { skip: NOT_ROOT }, () => {
     });
     try {
       const procs = daemonProcesses(daemon.spool);
-      assert.ok(procs.length >= 7, JSON.stringify(procs));
+      for (const name of ['parent', 'control', 'lka', 'mta', 'queue', 'smtp.1']) assert.ok(procs.some((p) => p.name === name), `${name}: ${JSON.stringify(procs)}`);
       for (const p of procs) assert.equal(uidOf(p.pid), 65534, p.name);
       const replies = await sendMessage(port, 'a@example.test', ['alice@example.test'], 'Subject: hi\r\n\r\nunprivileged\r\n');
       assert.equal(replies.at(-1)!.code, 250);
@@ -267,6 +267,77 @@ describe('smtp ban across smtp workers', () => {
         c.close();
         return code === 421 || undefined;
       }, 'the ban at connect', 5000);
+    } finally {
+      await host.stop();
+    }
+  });
+});
+
+describe('smtp workers accept on the parent\'s sockets (shared-listeners.ts)', () => {
+  const greeting = async (port: number) => {
+    const c = await SmtpTestClient.connect(port);
+    return { c, reply: await c.reply(5000) };
+  };
+  const ctl = (spool: string, ...args: string[]) => assert.equal(spawnSync(process.execPath, [CTL, '--spool', spool, ...args]).status, 0);
+
+  it('max-sessions holds over both workers: each session is counted by the parent (no leases under a small cap)', async () => {
+    const host = await startMailHost({ extra: 'smtp workers 2\nsmtp limit max-sessions 3' });
+    try {
+      const open = await Promise.all([1, 2, 3].map(() => greeting(host.port)));
+      assert.deepEqual(open.map((o) => o.reply.code), [220, 220, 220]);
+      const fourth = await greeting(host.port);
+      assert.equal(fourth.reply.code, 421);
+      assert.match(fourth.reply.text, /Too many sessions/);
+      fourth.c.close();
+      open[0]!.c.close();
+      await eventually(async () => {
+        const next = await greeting(host.port);
+        next.c.close();
+        return next.reply.code === 220 || undefined;
+      }, 'a place freed by the session that ended', 5000);
+      for (const o of open.slice(1)) o.c.close();
+    } finally {
+      await host.stop();
+    }
+  });
+
+  it('pause smtp turns loopback clients away too, though workers admit them from leased places', async () => {
+    const host = await startMailHost({ extra: 'smtp workers 2' });
+    try {
+      // enough sessions for both workers to hold leased places
+      for (let i = 0; i < 10; i++) {
+        const { c, reply } = await greeting(host.port);
+        assert.equal(reply.code, 220);
+        c.close();
+      }
+      ctl(host.daemon.spool, 'pause', 'smtp');
+      for (let i = 0; i < 6; i++) {
+        const { c, reply } = await greeting(host.port);
+        assert.equal(reply.code, 421, 'paused');
+        c.close();
+      }
+      ctl(host.daemon.spool, 'resume', 'smtp');
+      const { c, reply } = await greeting(host.port);
+      assert.equal(reply.code, 220);
+      c.close();
+    } finally {
+      await host.stop();
+    }
+  });
+
+  it('with every smtp worker killed, a client waits in the socket\'s backlog and is greeted by a new worker', async () => {
+    const host = await startMailHost({ extra: 'smtp workers 2' });
+    try {
+      const workers = daemonProcesses(host.daemon.spool).filter((p) => /^smtp\./.test(p.name));
+      assert.equal(workers.length, 2);
+      for (const w of workers) process.kill(w.pid, 'SIGKILL');
+      const { c, reply } = await greeting(host.port);
+      assert.equal(reply.code, 220, 'not refused, not 421: the socket stays bound and listening in the parent');
+      const holder = holdersOf(host.port, c.socket.localPort!)[0]!;
+      assert.ok(!workers.some((w) => w.pid === holder), 'a restarted worker serves it');
+      c.close();
+      const replies = await sendMessage(host.port, 'a@example.test', ['alice@example.test'], 'Subject: backlog\r\n\r\nafter the restart\r\n');
+      assert.equal(replies.at(-1)!.code, 250);
     } finally {
       await host.stop();
     }

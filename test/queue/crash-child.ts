@@ -10,7 +10,12 @@ import { Queue } from '../../src/queue/queue.js';
 import { createQueueBackend } from '../../src/queue/registry.js';
 import { newEnvelope } from './helpers.js';
 
-const [backendName = 'fs', spool = ''] = process.argv.slice(2);
+const [backendName = 'fs', spool] = process.argv.slice(2);
+// run without a spool (a test runner given the whole directory runs every .js in it), it would queue into the cwd
+if (!spool) {
+  process.stderr.write('usage: crash-child.js BACKEND SPOOL\n');
+  process.exit(2);
+}
 const WRITERS = 4;
 const MAX_PER_WRITER = 5000;
 const DEADLINE = Date.now() + 30_000;
