@@ -100,9 +100,8 @@ const parentLink: ParentLink = {
   lease: (n) => tell({ t: 'lease', n }),
   unlease: (n) => tell({ t: 'unlease', n }),
 };
-/** An smtp worker's, once the parent shares a listening socket with it. */
+/** An smtp worker's: who may open a session on the sockets the parent shares with it. */
 let admission: WorkerAdmission | null = null;
-let config: Config | null = null;
 
 function die(err: unknown): never {
   log('error', null, kind, 'fatal', { process: name, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
@@ -112,12 +111,12 @@ function die(err: unknown): never {
 }
 
 async function init(i: ChildInit): Promise<void> {
-  config = i.config;
   configureLog({ level: i.log.level, timestamps: i.log.timestamps, syslog: i.log.syslog });
   setTracing(i.log.tracing.on, i.log.tracing.profiles);
   bus = new Bus({ process: name, checkSerializable: i.checkBus });
   bus.attach(new IpcLink('parent', process), PROCESS_ROLES.parent);
   if (kind === 'lka') filters = new FilterProxy((m) => process.send!(m));
+  if (kind === 'smtp') admission = new WorkerAdmission(sessionLimits({ config: i.config }), parentLink);
   const ctx: Omit<RoleContext, 'bus'> = {
     config: i.config, clock: systemClock, spool: i.spool, backends: i.backends, serverName: i.serverName,
     verbose: i.verbose, ...(i.keys ? { keys: i.keys } : {}), ...(filters ? { spawnFilter: filters.spawner } : {}),
@@ -162,10 +161,8 @@ function onMessage(m: ParentMessage | { bus: unknown }, handle: unknown): void {
       return (roles[0] as SmtpRole).adopt(handle as Socket, m.listener, () => tell({ t: 'closed', id: m.id }));
     case 'refuse':
       return (roles[0] as SmtpRole).refuse(handle as Socket, m.listener, m.reply);
-    case 'listen': {
-      const gate = (admission ??= new WorkerAdmission(sessionLimits({ config: config! }), parentLink));
-      return void (roles[0] as SmtpRole).acceptOn(handle, m.listener, (address) => gate.admit(address)).then(() => tell({ t: 'listening' }));
-    }
+    case 'listen':
+      return void (roles[0] as SmtpRole).acceptOn(handle, m.listener, (address) => admission!.admit(address)).then(() => tell({ t: 'listening' }));
     case 'admitted':
       admitting.get(m.id)?.(m);
       return void admitting.delete(m.id);

@@ -110,13 +110,15 @@ export class Supervisor {
    * their own as much as the sessions do. On two cores one worker accepted 846-891 msg/s where
    * two accepted 741-752 (bench/smtp-accept.js, three rounds, issue 18).
    */
-  private get workers(): number {
-    return this.o.config.smtp.workers || Math.max(1, availableParallelism() - 1);
-  }
+  private readonly workers: number;
+  /** Whether workers may hold places under max-sessions (worker-admission.ts): not under a small cap. */
+  private readonly leasing: boolean;
 
   constructor(private readonly o: SupervisorOptions) {
     this.bus = new Bus({ process: 'parent', checkSerializable: o.checkBus });
     this.admission = new Admission(sessionLimits({ config: o.config } as RoleContext));
+    this.workers = o.config.smtp.workers || Math.max(1, availableParallelism() - 1);
+    this.leasing = leases(o.config.smtp.maxSessions, this.workers);
   }
 
   async start(): Promise<void> {
@@ -235,7 +237,7 @@ export class Supervisor {
       case 'admit':
         return this.admit(slot, m.id, m.address);
       case 'lease': {
-        const n = leases(this.o.config.smtp.maxSessions, this.workers) ? this.admission.reserve(m.n) : 0;
+        const n = this.leasing ? this.admission.reserve(m.n) : 0;
         slot.leased += n;
         return this.send(slot, { t: 'leased', n });
       }
