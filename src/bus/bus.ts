@@ -43,7 +43,18 @@ interface Remote {
   link: Link;
   roles: ReadonlySet<RoleName>;
   pending: Map<number, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>;
+  /** Notifications that ride with the next message to this process (see DEFERRED). */
+  deferred: Extract<Wire, { k: 'n' }>[];
+  deferTimer: NodeJS.Timeout | null;
 }
+
+/**
+ * Notifications nothing waits on, which leave with the next message to their process or after
+ * DEFER_MS: a session's end then reaches the lka with the next session's start, one wake-up of
+ * it instead of two for a client that sends one message per connection.
+ */
+const DEFERRED: ReadonlySet<MessageType> = new Set(['smtp.session.close']);
+const DEFER_MS = 100;
 
 export interface BusOptions {
   /** Pass local payloads through structuredClone, as a process boundary copies them (tests). */
@@ -79,7 +90,7 @@ export class Bus {
   /** Reach the roles of another process through `link`; replaces an older link to it. */
   attach(link: Link, roles: readonly RoleName[]): void {
     this.detach(link.remote, 'replaced');
-    const remote: Remote = { link, roles: new Set(roles), pending: new Map() };
+    const remote: Remote = { link, roles: new Set(roles), pending: new Map(), deferred: [], deferTimer: null };
     this.remotes.set(link.remote, remote);
     link.onMessage((m) => this.receive(remote, m as Wire));
     link.onClose((reason) => {
@@ -100,6 +111,7 @@ export class Bus {
     const remote = this.remotes.get(process);
     if (!remote) return;
     this.remotes.delete(process);
+    if (remote.deferTimer) clearTimeout(remote.deferTimer);
     remote.link.close();
     for (const p of remote.pending.values()) {
       clearTimeout(p.timer);
@@ -140,11 +152,27 @@ export class Bus {
     const to = ROUTES[type];
     const remote = this.remoteFor(to);
     if (!remote) return void this.callRemote(to, from, type, req, true).catch(fail);
+    if (DEFERRED.has(type)) return this.defer(remote, { k: 'n', type, from, p: req });
     this.sendTo(remote, { k: 'n', type, from, p: req });
+  }
+
+  private defer(remote: Remote, m: Extract<Wire, { k: 'n' }>): void {
+    remote.deferred.push(m);
+    remote.deferTimer ??= setTimeout(() => this.flushDeferred(remote), DEFER_MS).unref();
+  }
+
+  /** Deferred notifications leave before anything sent after them, so their order holds. */
+  private flushDeferred(remote: Remote): void {
+    if (remote.deferTimer) clearTimeout(remote.deferTimer);
+    remote.deferTimer = null;
+    const out = remote.deferred;
+    remote.deferred = [];
+    for (const m of out) this.sendTo(remote, m);
   }
 
   /** Every message that leaves for another process: TRACE_MPROC's `mproc: A -> B : type`. */
   private sendTo(remote: Remote, m: Extract<Wire, { k: 'q' | 'n' }>): void {
+    if (remote.deferred.length && !DEFERRED.has(m.type)) this.flushDeferred(remote);
     trace('mproc', null, 'bus', { from: this.options.process ?? '-', to: remote.link.remote, imsg: m.type, kind: m.k === 'n' ? 'notify' : 'request' });
     remote.link.send(m);
   }

@@ -432,12 +432,26 @@ export class Session {
     this.reply(reply);
   }
 
+  /**
+   * While the banner's lookup runs, EHLO and HELO are answered at once: they read nothing it gives
+   * (filters would, and with filters the banner itself waits). Everything else waits for it, and
+   * so does the logging of a refused EHLO, so that the `connected` line still comes first.
+   */
   private async handle(ev: FrameEvent): Promise<Reply | null> {
-    if (this.pendingLookup) {
-      await this.pendingLookup;
-      this.pendingLookup = null;
-      if (this.closed) return null;
+    const lookup = this.pendingLookup;
+    if (!lookup) return this.handleEvent(ev);
+    const early = ev.kind === 'line' && !this.sasl && /^(?:EHLO|HELO)(?:\s|$)/i.test(ev.line);
+    if (early) {
+      const reply = await this.handleEvent(ev);
+      if (reply && reply.code >= 400) await lookup;
+      return reply;
     }
+    await lookup;
+    this.pendingLookup = null;
+    return this.closed ? null : this.handleEvent(ev);
+  }
+
+  private async handleEvent(ev: FrameEvent): Promise<Reply | null> {
     // every event kind is handled: the compiler checks the switch is exhaustive
     switch (ev.kind) {
       case 'line': {

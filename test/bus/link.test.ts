@@ -75,6 +75,33 @@ test('requests, answers and notifications cross a socket pair, with the sender\'
   a.destroy();
 });
 
+test('a session\'s end rides with the next message to the lka, in order, or leaves on its own within a few tenths of a second', async () => {
+  const [a, b] = await socketPair();
+  const smtp = new Bus({ process: 'smtp.1' });
+  const lka = new Bus({ process: 'lka' });
+  smtp.register(role('smtp', {}));
+  const seen: string[] = [];
+  lka.register(role('lka', {
+    'smtp.session.close': (req) => void seen.push(`close ${req.sessionId}`),
+    'smtp.session.connect': (req) => {
+      seen.push(`connect ${req.facts.sessionId}`);
+      return { fcrdns: 'pass' };
+    },
+  }));
+  smtp.attach(new SocketLink('lka', a), ['lka']);
+  lka.attach(new SocketLink('smtp.1', b), ['smtp']);
+  const facts = { sessionId: 's2', listener: 0, clientAddress: '192.0.2.1', clientPort: 1, localAddress: '', localPort: 25, tls: false, socket: false };
+  smtp.notify('smtp', 'smtp.session.close', { sessionId: 's1' });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(seen, [], 'the end waits for company');
+  await smtp.request('smtp', 'smtp.session.connect', { facts });
+  assert.deepEqual(seen, ['close s1', 'connect s2'], 'and goes first when some comes');
+  smtp.notify('smtp', 'smtp.session.close', { sessionId: 's2' });
+  await new Promise((r) => setTimeout(r, 400));
+  assert.deepEqual(seen, ['close s1', 'connect s2', 'close s2'], 'alone, it leaves all the same');
+  a.destroy();
+});
+
 test('a request waits for its peer to be linked, times out when none comes, and fails when the peer goes', async () => {
   const smtp = new Bus({ process: 'smtp.1', timeouts: { 'smtp.session.connect': 300 } });
   smtp.register(role('smtp', {}));
