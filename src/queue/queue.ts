@@ -2,7 +2,7 @@
  * The queue front the queue role calls: id generation, body compression/encryption, group
  * commit and the fsync-before-ack policy, over any QueueBackend. Backends only store.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../random-hex.js';
 import { closeSync, openSync } from 'node:fs';
 import { copyFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,7 +37,7 @@ const MAX_GROUP = 256;
 const ROLE = 'queue';
 
 function hex8(): string {
-  return randomBytes(4).toString('hex');
+  return randomHex(4);
 }
 
 export class Queue {
@@ -83,7 +83,7 @@ export class Queue {
   async create(): Promise<{ msgid: string; path: string; fd: number }> {
     const minute = Math.floor(this.opts.clock.now() / 60_000) % 256;
     for (let attempt = 0; attempt < 64; attempt++) {
-      const msgid = minute.toString(16).padStart(2, '0') + randomBytes(3).toString('hex');
+      const msgid = minute.toString(16).padStart(2, '0') + randomHex(3);
       if (msgid === '00000000' || (await this.backend.hasMessage(msgid))) continue;
       const path = this.backend.incomingPath(msgid);
       try {

@@ -5,7 +5,7 @@
  * and the parent hands them the UNIX socket's connections (`adopt`); when all roles share one
  * process (tests), it opens the listeners itself.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../random-hex.js';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Role } from '../bus/bus.js';
 import { PEERS } from '../bus/messages.js';
@@ -27,7 +27,7 @@ const REFUSAL_HANDSHAKE_MS = 10_000;
 export { isLoopback } from './admission.js';
 
 export function newSessionId(): string {
-  return randomBytes(8).toString('hex');
+  return randomHex(8);
 }
 
 export interface SmtpRole extends Role<'smtp'> {

@@ -5,7 +5,7 @@
  * which reads the internet, never holds one. It never replies by itself; the session turns its
  * outcomes into replies.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../random-hex.js';
 import type { Endpoint } from '../bus/bus.js';
 import type { DsnParams } from '../queue/envelope.js';
 import type { Reply } from './reply.js';
@@ -47,7 +47,7 @@ export class Transaction {
   /** BDAT was used: DATA is no longer allowed in this transaction, and the reverse. */
   chunking = false;
   /** The transaction's id in filter report events (tx-begin ... tx-commit). */
-  readonly txid = randomBytes(4).toString('hex');
+  readonly txid = randomHex(4);
   /** A filter marked it as spam: `X-Spam: yes` and junk envelopes. */
   junk = false;
   /** The body goes through data-line filters before it is stored. */
