@@ -33,6 +33,22 @@ async function socketPair(): Promise<[Socket, Socket]> {
   return [a, b];
 }
 
+/** A worker's bus and the lka's, joined by a real socket pair; the lka's handlers are the test's. */
+async function workerAndLka(handlers: Partial<Handlers<'lka'>>): Promise<{ smtp: Bus; close(): void }> {
+  const [a, b] = await socketPair();
+  const smtp = new Bus({ process: 'smtp.1' });
+  const lka = new Bus({ process: 'lka' });
+  smtp.register(role('smtp', {}));
+  lka.register(role('lka', handlers));
+  smtp.attach(new SocketLink('lka', a), ['lka']);
+  lka.attach(new SocketLink('smtp.1', b), ['smtp']);
+  return { smtp, close: () => a.destroy() };
+}
+
+function factsOf(sessionId: string) {
+  return { sessionId, listener: 0, clientAddress: '192.0.2.1', clientPort: 1, localAddress: '', localPort: 25, tls: false, socket: false };
+}
+
 test('property: any sequence of messages survives any cut of the byte stream', () => {
   const value = fc.oneof(fc.jsonValue(), fc.uint8Array({ maxLength: 200 }).map((u) => Buffer.from(u)));
   fc.assert(fc.property(fc.array(value, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (messages, cuts) => {
@@ -56,56 +72,42 @@ test('a frame announced over the limit is refused before it is buffered', () => 
 });
 
 test('requests, answers and notifications cross a socket pair, with the sender\'s process as origin', async () => {
-  const [a, b] = await socketPair();
-  const smtp = new Bus({ process: 'smtp.1' });
-  const lka = new Bus({ process: 'lka' });
-  smtp.register(role('smtp', {}));
   const seen: string[] = [];
-  lka.register(role('lka', {
+  const { smtp, close } = await workerAndLka({
     'smtp.tx.reset': (req, from, origin) => void seen.push(`${from}@${origin.process}:${req.sessionId}`),
     'smtp.session.connect': () => ({ fcrdns: 'pass', rdns: 'client.test' }),
-  }));
-  smtp.attach(new SocketLink('lka', a), ['lka']);
-  lka.attach(new SocketLink('smtp.1', b), ['smtp']);
-  const facts = { sessionId: 's1', listener: 0, clientAddress: '192.0.2.1', clientPort: 1, localAddress: '', localPort: 25, tls: false, socket: false };
-  assert.deepEqual(await smtp.request('smtp', 'smtp.session.connect', { facts }), { fcrdns: 'pass', rdns: 'client.test' });
+  });
+  assert.deepEqual(await smtp.request('smtp', 'smtp.session.connect', { facts: factsOf('s1') }), { fcrdns: 'pass', rdns: 'client.test' });
   smtp.notify('smtp', 'smtp.tx.reset', { sessionId: 's1' });
   await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(seen, ['smtp@smtp.1:s1']);
-  a.destroy();
+  close();
 });
 
 test('a session\'s end rides with the next message to the lka, in order, or leaves on its own within a few tenths of a second', async () => {
-  const [a, b] = await socketPair();
-  const smtp = new Bus({ process: 'smtp.1' });
-  const lka = new Bus({ process: 'lka' });
-  smtp.register(role('smtp', {}));
   const seen: string[] = [];
-  lka.register(role('lka', {
+  const { smtp, close } = await workerAndLka({
     'smtp.session.close': (req) => void seen.push(`close ${req.sessionId}`),
     'smtp.session.connect': (req) => {
       seen.push(`connect ${req.facts.sessionId}`);
       return { fcrdns: 'pass' };
     },
-  }));
-  smtp.attach(new SocketLink('lka', a), ['lka']);
-  lka.attach(new SocketLink('smtp.1', b), ['smtp']);
-  const facts = { sessionId: 's2', listener: 0, clientAddress: '192.0.2.1', clientPort: 1, localAddress: '', localPort: 25, tls: false, socket: false };
+  });
   smtp.notify('smtp', 'smtp.session.close', { sessionId: 's1' });
   await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(seen, [], 'the end waits for company');
-  await smtp.request('smtp', 'smtp.session.connect', { facts });
+  await smtp.request('smtp', 'smtp.session.connect', { facts: factsOf('s2') });
   assert.deepEqual(seen, ['close s1', 'connect s2'], 'and goes first when some comes');
   smtp.notify('smtp', 'smtp.session.close', { sessionId: 's2' });
   await new Promise((r) => setTimeout(r, 400));
   assert.deepEqual(seen, ['close s1', 'connect s2', 'close s2'], 'alone, it leaves all the same');
-  a.destroy();
+  close();
 });
 
 test('a request waits for its peer to be linked, times out when none comes, and fails when the peer goes', async () => {
   const smtp = new Bus({ process: 'smtp.1', timeouts: { 'smtp.session.connect': 300 } });
   smtp.register(role('smtp', {}));
-  const facts = { sessionId: 's1', listener: 0, clientAddress: '192.0.2.1', clientPort: 1, localAddress: '', localPort: 25, tls: false, socket: false };
+  const facts = factsOf('s1');
   await assert.rejects(smtp.request('smtp', 'smtp.session.connect', { facts }), /role lka is not running/);
 
   const [a, b] = await socketPair();
