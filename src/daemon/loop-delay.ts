@@ -22,9 +22,12 @@ const LOOP_FIRST_REPORT_MS = 1000;
 export function reportLoopDelay(b: Bus, from: RoleName, processName: string): void {
   const h = monitorEventLoopDelay({ resolution: SAMPLE_MS });
   h.enable();
+  // the histogram holds the time between two samples (Node's ELDHistogram records the whole
+  // interval): the stall is what exceeds the period
+  const stall = (ns: number) => Math.max(0, Math.round(ns / 1e6 - SAMPLE_MS));
   const report = () => {
-    b.notify(from, 'stat.set', { key: 'process.loop.delay.max', labels: { process: processName }, value: Math.round(h.max / 1e6) });
-    b.notify(from, 'stat.set', { key: 'process.loop.delay.p99', labels: { process: processName }, value: Math.round(h.percentile(99) / 1e6) });
+    b.notify(from, 'stat.set', { key: 'process.loop.delay.max', labels: { process: processName }, value: stall(h.max) });
+    b.notify(from, 'stat.set', { key: 'process.loop.delay.p99', labels: { process: processName }, value: stall(h.percentile(99)) });
     h.reset();
   };
   setTimeout(report, LOOP_FIRST_REPORT_MS).unref();
