@@ -250,16 +250,23 @@ describe('smtp ban across smtp workers', () => {
       return SmtpTestClient.over(s as unknown as Socket);
     };
     try {
-      const workers = new Set<string>();
-      for (let i = 0; i < 4; i++) {
+      // the kernel picks the worker of each connection: open sessions until both workers hold
+      // one (bounded), then fail AUTH on four of them that include both
+      const open: { c: SmtpTestClient; worker: string }[] = [];
+      const workers = () => new Set(open.map((o) => o.worker));
+      for (let i = 0; i < 20 && (workers().size < 2 || open.length < 4); i++) {
         const c = await session();
         assert.equal((await c.reply()).code, 220);
-        workers.add(daemonProcesses(host.daemon.spool).find((p) => p.pid === holdersOf(smtps, c.socket.localPort!)[0])?.name ?? '?');
+        open.push({ c, worker: daemonProcesses(host.daemon.spool).find((p) => p.pid === holdersOf(smtps, c.socket.localPort!)[0])?.name ?? '?' });
+      }
+      assert.equal(workers().size, 2, 'sessions reached both workers');
+      const firstOf = [...workers()].map((w) => open.find((o) => o.worker === w)!);
+      const guessers = [...firstOf, ...open.filter((o) => !firstOf.includes(o))].slice(0, 4);
+      for (const { c } of guessers) {
         await c.cmd('EHLO guesser.test');
         assert.equal((await c.cmd(`AUTH PLAIN ${plain}`, 5000)).code, 535);
-        c.close();
       }
-      assert.equal(workers.size, 2, 'the sessions went to both workers');
+      for (const { c } of open) c.close();
       await host.daemon.waitForLog(/lka banned address=127\.0\.0\.1 reason=auth-failures/);
       await eventually(async () => {
         const c = await session();
