@@ -47,11 +47,11 @@ const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 10_000;
 const START_TIMEOUT_MS = 60_000;
 /**
- * A small young generation in every process: the garbage of a turn (parsed commands, bus
- * frames) is reclaimed before it can grow the heap, so an idle session costs what it holds, not
- * what it churned. 1 MiB: 1000 idle sessions then add 16 MB of PSS over the seven processes
- * where 2 MiB made it 19 MB, for no measurable loss of throughput (../shared/bench, issue 18).
- * The parent sets it on itself at start (bin/tsmtpd.ts).
+ * A small young generation in the processes that see sessions (the parent, the smtp workers, the
+ * lka; control too): the garbage of a turn (parsed commands, bus frames) is reclaimed before it
+ * can grow the heap, so an idle session costs what it holds, not what it churned. 1 MiB: 1000
+ * idle sessions then add 16 MB of PSS over the seven processes where 2 MiB made it 19 MB
+ * (../shared/bench, issue 18). The parent sets it on itself at start (bin/tsmtpd.ts).
  */
 export const V8_FLAGS = ['--max-semi-space-size=1'];
 
