@@ -10,10 +10,11 @@
  * A commit appends the envelopes to the incoming file through the descriptor it was written with,
  * renames it into queue/, and then fsyncs it (a lone message on the loop, as queue_fs.c's
  * fsqueue_envelope_dump_atomic() does in the queue process: the thread pool's trip costs two
- * wake-ups, more than the wait; a group in the pool, where the fsyncs overlap): one fsync per message, which makes the content and
- * the name durable together on Linux's filesystems (ext4 commits the journal transaction holding
- * the inode's last change, the rename included, and without a journal syncs the parent of a new
- * entry, ext4_sync_parent(); XFS forces its log to the inode's last change; btrfs logs the new
+ * wake-ups, more than the wait; a group in the pool, where the fsyncs overlap): one fsync per
+ * message, which makes the content and the name durable together on Linux's filesystems (ext4
+ * commits the journal transaction holding the inode's last change, the rename included, and
+ * without a journal syncs the parent of a new entry, ext4_sync_parent(); XFS forces its log to the
+ * inode's last change; btrfs logs the new
  * name). queue/ itself is not fsynced, as neither Postfix nor OpenSMTPD's queue_fs.c fsync their
  * queue directories. Envelopes stay in memory
  * from commit to delivery; the disk is read back only at start. An update (a retry) rewrites the
