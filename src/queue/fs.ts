@@ -12,14 +12,13 @@
  * fsqueue_envelope_dump_atomic() does in the queue process: the thread pool's trip costs two
  * wake-ups, more than the wait; a group in the pool, where the fsyncs overlap): one fsync per
  * message, which makes the content and the name durable together on Linux's filesystems (ext4
- * commits the journal transaction holding the inode's last change, the rename included, and
- * without a journal syncs the parent of a new entry, ext4_sync_parent(); XFS forces its log to the
- * inode's last change; btrfs logs the new
- * name). queue/ itself is not fsynced, as neither Postfix nor OpenSMTPD's queue_fs.c fsync their
- * queue directories. Envelopes stay in memory
- * from commit to delivery; the disk is read back only at start. An update (a retry) rewrites the
- * sidecar durably; a deletion does not fsync: after a crash a delivered envelope may come back
- * and be delivered again, but nothing acknowledged is ever lost.
+ * commits the journal transaction holding the inode's last change, the rename included, and without
+ * a journal syncs the parent of a new entry, ext4_sync_parent(); XFS forces its log to the inode's
+ * last change; btrfs logs the new name). queue/ itself is not fsynced, as neither Postfix nor
+ * OpenSMTPD's queue_fs.c fsync their queue directories. Envelopes stay in memory from commit to
+ * delivery; the disk is read back only at start. An update (a retry) rewrites the sidecar durably;
+ * a deletion does not fsync: after a crash a delivered envelope may come back and be delivered
+ * again, but nothing acknowledged is ever lost.
  */
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
