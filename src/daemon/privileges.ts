@@ -27,7 +27,7 @@ export interface Accounts {
 export const DEFAULT_USERS = { unprivileged: '_tsmtpd', queue: '_tsmtpq' };
 
 /** The queue's directories under the spool, each the queue user's with mode 0700. */
-export const QUEUE_DIRS = ['incoming', 'queue', 'corrupt', 'temporary', 'purge'];
+export const QUEUE_DIRS = ['incoming', 'queue', 'corrupt', 'temporary', 'purge', 'spare'];
 
 export function isRoot(): boolean {
   return process.getuid?.() === 0;

@@ -73,6 +73,12 @@ export interface QueueBackend {
   /** Absolute path of the file the body of a message under reception is written to. */
   incomingPath(msgid: string): string;
   /**
+   * Optional: the incoming file of `msgid` made of a file the backend kept, open for writing at
+   * its first octet (octets past the body are the backend's to cut at commit), or null for a new
+   * file. Throws EEXIST when the incoming file exists, as the exclusive create does.
+   */
+  recycle?(msgid: string): number | null;
+  /**
    * Durably store several messages (their incoming bodies + envelopes) in one go: group commit.
    * All or nothing: on failure nothing of the batch is committed and the incoming bodies remain,
    * so the caller may retry the messages one by one.

@@ -4,6 +4,7 @@
  *   incoming/<msgid>       a body under reception
  *   queue/<msgid>          a committed message: the body, then its envelopes, then a trailer
  *   queue/<msgid>.env      the message's envelopes as they are now, once one changed
+ *   spare/<name>           delivered messages' files, overwritten by the next ones (fs-spares.ts)
  *   corrupt/               damaged entries set aside for the operator
  *   temporary/             plain copies of bodies for delivery
  *
@@ -18,7 +19,8 @@
  * OpenSMTPD's queue_fs.c fsync their queue directories. Envelopes stay in memory from commit to
  * delivery; the disk is read back only at start. An update (a retry) rewrites the sidecar durably;
  * a deletion does not fsync: after a crash a delivered envelope may come back and be delivered
- * again, but nothing acknowledged is ever lost.
+ * again, but nothing acknowledged is ever lost. A delivered message's file is kept in spare/ and
+ * written over by a later message instead of being unlinked (fs-spares.ts).
  */
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -31,11 +33,21 @@ import { isEvpid, isMsgid, msgidOf, type Envelope } from './envelope.js';
 import { purgeScratch } from './scratch.js';
 import { migrateBucketLayout } from './fs-migrate.js';
 import { decodeRecords, encodeRecords, parseTrailer, trailer, TRAILER_LEN } from './fs-format.js';
+import { SparePool } from './fs-spares.js';
 
 const SIDECAR = '.env';
 
 function missing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+/** Run a removal; a file already gone is no error. */
+function ifPresent(remove: () => unknown): void {
+  try {
+    remove();
+  } catch (err) {
+    if (!missing(err)) throw err;
+  }
 }
 
 interface Damaged {
@@ -70,6 +82,9 @@ export class FsQueueBackend implements QueueBackend {
   private readonly chains = new Map<string, Promise<void>>();
   /** Messages in queue/ whose commit is not over (not fsynced yet): not read from disk meanwhile. */
   private readonly sealing = new Set<string>();
+  private readonly spares: SparePool;
+  /** Incoming files made of spares: past what the writer wrote they hold an old message's octets. */
+  private readonly recycled = new Set<string>();
 
   get records(): RecordCodec {
     return this.codec;
@@ -88,10 +103,12 @@ export class FsQueueBackend implements QueueBackend {
     this.queue = join(spool, 'queue');
     this.corrupt = join(spool, 'corrupt');
     this.temporary = join(spool, 'temporary');
+    this.spares = new SparePool(join(spool, 'spare'));
   }
 
   async open(): Promise<void> {
-    for (const d of [this.incoming, this.queue, this.corrupt, this.temporary]) await mkdir(d, { recursive: true, mode: 0o700 });
+    for (const d of [this.incoming, this.queue, this.corrupt, this.temporary, this.spares.dir]) await mkdir(d, { recursive: true, mode: 0o700 });
+    this.spares.load();
     await migrateBucketLayout(this.queue, this.incoming, this.durable, this.records);
   }
 
@@ -101,6 +118,13 @@ export class FsQueueBackend implements QueueBackend {
 
   incomingPath(msgid: string): string {
     return join(this.incoming, msgid);
+  }
+
+  /** The incoming file of `msgid` made of a delivered message's file, open at its first octet; null when no spare is left. */
+  recycle(msgid: string): number | null {
+    const fd = this.spares.take(this.incomingPath(msgid));
+    if (fd !== null) this.recycled.add(msgid);
+    return fd;
   }
 
   tempDir(): string {
@@ -158,18 +182,26 @@ export class FsQueueBackend implements QueueBackend {
       for (const fd of opened) closeQuietly(fd);
       for (const item of batch) this.sealing.delete(item.msgid);
     }
+    for (const item of batch) this.recycled.delete(item.msgid);
     // before the first walk has swept orphan sidecars, one may wait under this msgid: remove it with the message
     for (const item of batch) this.stored.set(item.msgid, { bodySize: item.size, envelopes: new Map(item.envelopes.map((e) => [e.id, e])), sidecar: !this.complete });
   }
 
-  /** Check the body's size and append the envelope block and trailer (plain syscalls on the loop, as queue_fs.c makes them). */
+  /**
+   * Check the body's size and write the envelope block and trailer after it (plain syscalls on
+   * the loop, as queue_fs.c makes them). A recycled file is cut after the trailer: what follows
+   * is the old message's.
+   */
   private seal(item: CommitItem, fd: number): void {
-    // a retry after a failed group finds its earlier trailer: cut back to the body first
     const { size } = fstatSync(fd);
-    if (!cutTrailer(fd, size, item.size)) checkSize(item.msgid, size, item.size);
+    const recycled = this.recycled.has(item.msgid);
+    // a retry after a failed group finds its earlier trailer: cut back to the body first
+    if (recycled ? size < item.size : !cutTrailer(fd, size, item.size)) checkSize(item.msgid, size, item.size);
     const block = encodeRecords(item.envelopes, this.records);
     this.durable.step('write');
     writeAllSync(fd, Buffer.concat([block, trailer(item.size, block.length)]), item.size);
+    const end = item.size + block.length + TRAILER_LEN;
+    if (recycled && size > end) ftruncateSync(fd, end);
   }
 
   /** Take back a failed batch: renamed messages return to incoming/, every body loses its trailer. */
@@ -190,6 +222,7 @@ export class FsQueueBackend implements QueueBackend {
   }
 
   async discard(msgid: string): Promise<void> {
+    this.recycled.delete(msgid);
     await rm(this.incomingPath(msgid), { force: true });
   }
 
@@ -236,7 +269,7 @@ export class FsQueueBackend implements QueueBackend {
         const s = this.stored.get(msgid);
         if (s && s.envelopes.size > 0) return this.writeSidecar(msgid, false);
         this.stored.delete(msgid);
-        await this.removeMessage(msgid, s?.sidecar !== false);
+        await this.removeMessage(msgid, s?.sidecar !== false, s?.bodySize);
       })));
     } catch (err) {
       throw QueueError.from(err, 'delete envelope');
@@ -276,18 +309,16 @@ export class FsQueueBackend implements QueueBackend {
   }
 
   /**
-   * The message file first: a sidecar left by a crash without its message is dropped at the next
-   * walk. Only a sidecar known to exist is unlinked (no failing call per delivered message).
+   * The message file first, kept as a spare when it is small (`bodySize`, when known) and the pool
+   * has room: a sidecar left by a crash without its message is dropped at the next walk. Only a
+   * sidecar known to exist is unlinked (no failing call per delivered message).
    */
-  private async removeMessage(msgid: string, sidecar = true): Promise<void> {
-    for (const path of sidecar ? [this.messagePath(msgid), this.sidecarPath(msgid)] : [this.messagePath(msgid)]) {
-      try {
-        unlinkSync(path);
-      } catch (err) {
-        if (!missing(err)) throw err;
-      }
-    }
+  private async removeMessage(msgid: string, sidecar = true, bodySize = Infinity): Promise<void> {
+    const message = this.messagePath(msgid);
+    ifPresent(() => this.spares.keep(message, msgid, bodySize) || unlinkSync(message));
+    if (sidecar) ifPresent(() => unlinkSync(this.sidecarPath(msgid)));
   }
+
 
   /** Read a message back from disk (at start, or one put in the queue by hand). */
   private async read(msgid: string): Promise<Stored | undefined> {
@@ -340,7 +371,7 @@ export class FsQueueBackend implements QueueBackend {
       if (s.envelopes.size === 0 && !s.damaged?.size) {
         // crashed between deleting the last envelope's record and the message
         this.stored.delete(msgid);
-        await this.removeMessage(msgid);
+        await this.removeMessage(msgid, true, s.bodySize);
         continue;
       }
       for (const e of [...s.envelopes.values()].sort((a, b) => a.id.localeCompare(b.id))) yield { envelope: e };

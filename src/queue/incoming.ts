@@ -27,7 +27,7 @@ interface Body {
 export class IncomingBodies {
   private readonly bodies = new Map<string, Body>();
 
-  /** Take the (just created, empty) incoming file of `msgid`, open, for `owner`'s chunks. */
+  /** Take the incoming file of `msgid`, open at its first octet (new, or a recycled one the commit cuts), for `owner`'s chunks. */
   open(msgid: string, fd: number, owner: string): void {
     this.bodies.set(msgid, { owner, fd, chunks: [], chain: Promise.resolve(), written: 0, error: null });
   }

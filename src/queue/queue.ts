@@ -75,8 +75,9 @@ export class Queue {
   }
 
   /**
-   * A new unique msgid and the (created, empty) file to write the body to, open: the writer
-   * uses the descriptor of the exclusive create (one open per message, on the loop). The first byte
+   * A new unique msgid and the file to write the body to, open at its first octet: the writer
+   * uses this descriptor (one open per message, on the loop). The file is new (exclusive create)
+   * or one the backend recycled, whose octets past the body the commit cuts. The first byte
    * follows the minute, the rest is random: messages received together then share their fs
    * bucket directory (the sqlite queue's `queue/bodies/XX/`), so a group commit fsyncs one directory, not one per message.
    */
@@ -87,8 +88,10 @@ export class Queue {
       if (msgid === '00000000' || (await this.backend.hasMessage(msgid))) continue;
       const path = this.backend.incomingPath(msgid);
       try {
-        // O_EXCL: two sessions never get the same incoming file
-        return { msgid, path, fd: openSync(path, 'wx', 0o600) };
+        // O_EXCL, or link() for a recycled file: two sessions never get the same incoming file.
+        // An encoded body is rewritten into a new file, so only a plain one is written over a kept file.
+        const kept = isPlain(this.codec) ? (this.backend.recycle?.(msgid) ?? null) : null;
+        return { msgid, path, fd: kept ?? openSync(path, 'wx', 0o600) };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw QueueError.from(err, 'queue create');
       }
