@@ -213,15 +213,20 @@ export class SmtpClientSession {
   private async exchange(tx: Transaction, mail: string): Promise<DeliveryResult[]> {
     const rcpts = tx.rcpts.map((r) => rcptCommand(r, this.caps));
     this.inTransaction = true;
-    const [mailReply, ...rcptReplies] = await this.envelopeCommands(mail, rcpts);
+    const { replies: [mailReply, ...rcptReplies], data } = await this.envelopeCommands(mail, rcpts);
     if (checkReply('mail', mailReply!) === 'negative') {
+      await this.endEmptyData(data);
       await this.reset();
       return tx.rcpts.map(() => replyResult(mailReply!));
     }
     const results = rcptReplies.map((r) => stepResult('rcpt', r));
     const accepted = results.flatMap((r, i) => (r.result === 'ok' ? [i] : []));
-    if (accepted.length === 0) { await this.reset(); return results; }
-    const finals = await this.data(tx.body, accepted.length);
+    if (accepted.length === 0) {
+      await this.endEmptyData(data);
+      await this.reset();
+      return results;
+    }
+    const finals = await this.data(tx.body, accepted.length, data);
     accepted.forEach((idx, k) => (results[idx] = finals[k]!));
     return results;
   }
@@ -237,25 +242,42 @@ export class SmtpClientSession {
     return { ...r, remoteMta, relayed: { dsn: this.caps.dsn } };
   }
 
-  /** MAIL and RCPTs in one write when PIPELINING is offered, else one at a time. */
-  private async envelopeCommands(mail: string, rcpts: string[]): Promise<Reply[]> {
+  /**
+   * MAIL, the RCPTs and DATA in one write when PIPELINING is offered (DATA may end a group, RFC
+   * 2920 3.1, and Postfix's smtp client sends it so: one round trip less per message), else one
+   * at a time. LMTP keeps DATA apart: with no recipient accepted, a server that took DATA anyway
+   * would owe no reply to the final dot. `data`: the reply to a pipelined DATA.
+   */
+  private async envelopeCommands(mail: string, rcpts: string[]): Promise<{ replies: Reply[]; data?: Reply }> {
     if (!this.caps.pipelining) {
       const m = await this.command(mail);
-      if (m.code !== 250) return [m];
-      const out = [m];
-      for (const r of rcpts) out.push(await this.command(r));
-      return out;
+      if (m.code !== 250) return { replies: [m] };
+      const replies = [m];
+      for (const r of rcpts) replies.push(await this.command(r));
+      return { replies };
     }
-    await this.wire.write([mail, ...rcpts].map((l) => l + '\r\n').join(''));
-    const out: Reply[] = [];
-    for (let i = 0; i <= rcpts.length; i++) out.push(await this.wire.read(this.params.timeouts.command));
-    if (out[0]!.code !== 250) out.length = 1;
-    return out;
+    const withData = !this.params.lmtp;
+    await this.wire.write([mail, ...rcpts, ...(withData ? ['DATA'] : [])].map((l) => l + '\r\n').join(''));
+    const replies: Reply[] = [];
+    for (let i = 0; i <= rcpts.length; i++) replies.push(await this.wire.read(this.params.timeouts.command));
+    const data = withData ? await this.wire.read(this.params.timeouts.command) : undefined;
+    if (replies[0]!.code !== 250) replies.length = 1;
+    return data ? { replies, data } : { replies };
   }
 
-  /** DATA, the body streamed with dot-stuffing, then one reply (SMTP) or one per recipient (LMTP). */
-  private async data(body: MessageBody, accepted: number): Promise<DeliveryResult[]> {
-    const go = await this.command('DATA');
+  /**
+   * A pipelined DATA the server went ahead with although MAIL or every RCPT failed: an empty
+   * body ends it, as Postfix's smtp client does, and its reply is read and dropped.
+   */
+  private async endEmptyData(data: Reply | undefined): Promise<void> {
+    if (!data || checkReply('data', data) === 'negative') return;
+    await this.wire.write('.\r\n', this.params.timeouts.command);
+    await this.wire.read(this.params.timeouts.dataEnd);
+  }
+
+  /** DATA (unless it went pipelined: `go`), the body streamed with dot-stuffing, then one reply (SMTP) or one per recipient (LMTP). */
+  private async data(body: MessageBody, accepted: number, go?: Reply): Promise<DeliveryResult[]> {
+    go ??= await this.command('DATA');
     // no body without a 354 (RFC 5321 §3.3): a 250 here is no delivery
     if (checkReply('data', go) === 'negative') return Array.from({ length: accepted }, () => replyResult(go));
     const stuffer = new DotStuffer();

@@ -54,6 +54,37 @@ test('a pipelined transaction: per-recipient 2xx/4xx/5xx, ESMTP params only as o
   });
 });
 
+test('PIPELINING: MAIL, the RCPTs and DATA leave in one write (RFC 2920 3.1, as Postfix sends them); the body waits for 354', async () => {
+  await withSink({ caps: ['PIPELINING'] }, async (sink, p) => {
+    const s = await SmtpClientSession.open(p);
+    assert.deepEqual((await s.send(await tx(['a@dst.test', 'b@dst.test']))).map((r) => r.result), ['ok', 'ok']);
+    await s.quit();
+    const group = sink.reads[0]!.find((r) => r.startsWith('MAIL'))!;
+    assert.equal(group, 'MAIL FROM:<alice@src.test>\r\nRCPT TO:<a@dst.test>\r\nRCPT TO:<b@dst.test>\r\nDATA\r\n');
+    assert.equal(sink.transactions[0]!.body, BODY);
+  });
+});
+
+test('PIPELINING: every RCPT refused, so DATA gets 503 and no body is sent; a server that answers 354 anyway gets an empty body', async () => {
+  const rcpt = () => '550 5.1.1 no such user';
+  await withSink({ caps: ['PIPELINING'], rcpt }, async (sink, p) => {
+    const s = await SmtpClientSession.open(p);
+    assert.deepEqual((await s.send(await tx(['x@dst.test']))).map((r) => r.detail), ['550 5.1.1 no such user']);
+    assert.deepEqual((await s.send(await tx(['y@dst.test']))).map((r) => r.result), ['permfail'], 'the session still works');
+    await s.quit();
+    assert.deepEqual(sink.commands[0]!.filter((c) => !/^(EHLO|QUIT)/.test(c)), [
+      'MAIL FROM:<alice@src.test>', 'RCPT TO:<x@dst.test>', 'DATA', 'RSET', 'MAIL FROM:<alice@src.test>', 'RCPT TO:<y@dst.test>', 'DATA', 'RSET',
+    ]);
+  });
+  // the sink's scripted 354 leaves it reading commands, so the lone dot shows up among them
+  await withSink({ caps: ['PIPELINING'], rcpt, replies: { DATA: '354 go ahead' } }, async (sink, p) => {
+    const s = await SmtpClientSession.open(p);
+    assert.deepEqual((await s.send(await tx(['x@dst.test']))).map((r) => r.result), ['permfail']);
+    await s.quit();
+    assert.deepEqual(sink.commands[0]!.filter((c) => !/^(EHLO|QUIT)/.test(c)), ['MAIL FROM:<alice@src.test>', 'RCPT TO:<x@dst.test>', 'DATA', '.', 'RSET']);
+  });
+});
+
 test('EHLO refused: HELO fallback and no ESMTP parameters; no RSET after a completed transaction', async () => {
   await withSink({ noEhlo: true }, async (sink, p) => {
     const s = await SmtpClientSession.open(p);

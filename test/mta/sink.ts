@@ -78,6 +78,8 @@ export class Sink {
   readonly transactions: SinkTransaction[] = [];
   /** Every command line, per connection. */
   readonly commands: string[][] = [];
+  /** What each read from the socket brought, per connection: which commands a client sent in one write. */
+  readonly reads: string[][] = [];
   /** smtps handshakes: the client certificate's CN (when one was presented), protocol and cipher. */
   readonly handshakes: { peer: string | undefined; protocol: string; cipher: string }[] = [];
   private readonly server: Server;
@@ -112,6 +114,7 @@ export class Sink {
     raw.on('close', () => this.sockets.delete(raw));
     raw.on('error', () => {});
     const conn = this.commands.push([]) - 1;
+    this.reads.push([]);
     const sock = this.opts.smtps && this.opts.cert ? new TLSSocket(raw, { isServer: true, ...this.opts.cert }) : raw;
     if (sock instanceof TLSSocket) {
       sock.on('secure', () => this.handshakes.push({
@@ -139,6 +142,7 @@ class SinkConnection {
 
   private listen(): void {
     this.sock.on('data', (d: Buffer) => {
+      this.sink.reads[this.conn]!.push(d.toString('latin1'));
       this.buf += d.toString('latin1');
       this.drain();
     });
