@@ -44,11 +44,18 @@ export class SparePool {
 
   /**
    * Keep a leaving message's file (renamed out of the queue) instead of unlinking it. False when
-   * the pool is full or the file too large: the caller unlinks it.
+   * the pool is full, the file too large or the rename impossible: the caller unlinks it. Throws
+   * ENOENT when the file is gone.
    */
   keep(path: string, name: string, octets: number): boolean {
     if (this.names.length >= MAX_SPARES || octets > MAX_SPARE_OCTETS || this.known.has(name)) return false;
-    renameSync(path, join(this.dir, name));
+    try {
+      renameSync(path, join(this.dir, name));
+    } catch (err) {
+      // a file already gone is the caller's to know; any other failure (spare/ elsewhere: EXDEV) leaves it to unlink
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
+      return false;
+    }
     this.add(name);
     return true;
   }

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, fstatSync, renameSync, statSync, writeSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FsQueueBackend } from '../../src/queue/fs.js';
 import { MAX_SPARE_OCTETS, MAX_SPARES } from '../../src/queue/fs-spares.js';
@@ -91,7 +91,6 @@ test('fs spares: the pool outlives a restart, and a file not named by a msgid in
   await deliver(q, [old[0]!.id]);
   await q.close();
   await readFile(join(dir, 'spare', old[0]!.msgid));
-  const { writeFile } = await import('node:fs/promises');
   await writeFile(join(dir, 'spare', 'stray'), 'x');
 
   const again = await openQueue(t, dir);
@@ -99,4 +98,18 @@ test('fs spares: the pool outlives a restart, and a file not named by a msgid in
   const { fd } = await again.q.create();
   assert.equal(fstatSync(fd).ino, inode);
   closeSync(fd);
+});
+
+test('fs spares: when spare/ cannot take a file (here a file stands in its place), the delivered message is unlinked and the next one is a new file', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.after(cleanup);
+  const { q, backend } = await openQueue(t, dir);
+  const old = await submit(q, 'Subject: x\r\n\r\nbody\r\n');
+  await rm(join(dir, 'spare'), { recursive: true });
+  await writeFile(join(dir, 'spare'), 'not a directory');
+  await deliver(q, [old[0]!.id]);
+  assert.deepEqual(await readdir(join(dir, 'queue')), []);
+  const fresh = await submit(q, 'Subject: y\r\n\r\nbody\r\n');
+  assert.deepEqual(await readdir(join(dir, 'queue')), [fresh[0]!.msgid]);
+  assert.equal(statSync(backend.messagePath(fresh[0]!.msgid)).size > 0, true);
 });
