@@ -30,10 +30,6 @@ export class SparePool {
 
   constructor(readonly dir: string) {}
 
-  get size(): number {
-    return this.names.length;
-  }
-
   /** Adopt what a previous run left in spare/, and unlink what is over the cap or is not ours. */
   load(): void {
     for (const name of readdirSync(this.dir).sort()) {
