@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { startDaemon, TSMTPD_BIN } from '../harness/daemon.js';
 import { freePort, SmtpTestClient } from '../harness/net.js';
+import { eventually } from '../harness/mail.js';
 
 const CTL = resolve(dirname(TSMTPD_BIN), 'tsmtpctl.js');
 
@@ -30,9 +31,11 @@ test('tsmtpctl talks to a running daemon', async () => {
     await c.cmd('QUIT');
     await c.closedByPeer();
 
-    const stats = ctl(d.spool, 'show', 'stats');
-    assert.equal(stats.status, 0, stats.stderr);
-    assert.match(stats.stdout, /^smtp\.session\.total\{listener="0"\}=1$/m);
+    // counters reach the stat role summed every 100 ms (bus/stat-coalescer.ts), not with the session's end
+    const stats = await eventually(async () => {
+      const r = ctl(d.spool, 'show', 'stats');
+      return r.status === 0 && /^smtp\.session\.total\{listener="0"\}=1$/m.test(r.stdout) ? r : undefined;
+    }, 'smtp.session.total in show stats');
     assert.match(stats.stdout, /^uptime=\d+$/m);
     assert.match(stats.stdout, /^uptime\.human=0 days, \d\d:\d\d:\d\d$/m);
 
