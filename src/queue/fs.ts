@@ -182,9 +182,11 @@ export class FsQueueBackend implements QueueBackend {
       for (const fd of opened) closeQuietly(fd);
       for (const item of batch) this.sealing.delete(item.msgid);
     }
-    for (const item of batch) this.recycled.delete(item.msgid);
-    // before the first walk has swept orphan sidecars, one may wait under this msgid: remove it with the message
-    for (const item of batch) this.stored.set(item.msgid, { bodySize: item.size, envelopes: new Map(item.envelopes.map((e) => [e.id, e])), sidecar: !this.complete });
+    for (const item of batch) {
+      this.recycled.delete(item.msgid);
+      // before the first walk has swept orphan sidecars, one may wait under this msgid: remove it with the message
+      this.stored.set(item.msgid, { bodySize: item.size, envelopes: new Map(item.envelopes.map((e) => [e.id, e])), sidecar: !this.complete });
+    }
   }
 
   /**
@@ -318,7 +320,6 @@ export class FsQueueBackend implements QueueBackend {
     ifPresent(() => this.spares.keep(message, msgid, bodySize) || unlinkSync(message));
     if (sidecar) ifPresent(() => unlinkSync(this.sidecarPath(msgid)));
   }
-
 
   /** Read a message back from disk (at start, or one put in the queue by hand). */
   private async read(msgid: string): Promise<Stored | undefined> {

@@ -142,8 +142,9 @@ class SinkConnection {
 
   private listen(): void {
     this.sock.on('data', (d: Buffer) => {
-      this.sink.reads[this.conn]!.push(d.toString('latin1'));
-      this.buf += d.toString('latin1');
+      const text = d.toString('latin1');
+      this.sink.reads[this.conn]!.push(text);
+      this.buf += text;
       this.drain();
     });
     this.sock.on('error', () => {});
