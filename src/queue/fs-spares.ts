@@ -14,7 +14,7 @@
  * message's bytes is never delivered as that message: the envelopes in a message file must carry
  * its msgid (fs.ts, read()).
  */
-import { linkSync, openSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { linkSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMsgid } from './envelope.js';
 
@@ -30,11 +30,16 @@ export class SparePool {
 
   constructor(readonly dir: string) {}
 
-  /** Adopt what a previous run left in spare/, and unlink what is over the cap or is not ours. */
+  /**
+   * Adopt what a previous run left in spare/, and unlink what is over the cap or is not ours. A
+   * spare must be its file's only name: one with another name (a queued message's file, which a
+   * new message would then overwrite) loses the spare name.
+   */
   load(): void {
     for (const name of readdirSync(this.dir).sort()) {
-      if (isMsgid(name) && this.names.length < MAX_SPARES) this.add(name);
-      else unlinkQuietly(join(this.dir, name));
+      const path = join(this.dir, name);
+      if (isMsgid(name) && this.names.length < MAX_SPARES && soleFile(path)) this.add(name);
+      else unlinkQuietly(path);
     }
   }
 
@@ -74,7 +79,15 @@ export class SparePool {
         continue;
       }
       this.drop(name);
-      unlinkQuietly(from);
+      try {
+        // the spare name must go: left beside the new message, it would be taken again after a restart
+        unlinkSync(from);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          unlinkQuietly(path);
+          continue;
+        }
+      }
       try {
         return openSync(path, 'r+');
       } catch (err) {
@@ -93,6 +106,16 @@ export class SparePool {
   private drop(name: string): void {
     this.names.pop();
     this.known.delete(name);
+  }
+}
+
+/** A regular file with one name only (false when it is gone). */
+function soleFile(path: string): boolean {
+  try {
+    const st = lstatSync(path);
+    return st.isFile() && st.nlink === 1;
+  } catch {
+    return false;
   }
 }
 

@@ -1,7 +1,7 @@
 /** The fs queue keeps delivered messages' files and writes the next messages over them (src/queue/fs-spares.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, fstatSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, renameSync, statSync, writeSync } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FsQueueBackend } from '../../src/queue/fs.js';
@@ -98,6 +98,28 @@ test('fs spares: the pool outlives a restart, and a file not named by a msgid in
   const { fd } = await again.q.create();
   assert.equal(fstatSync(fd).ino, inode);
   closeSync(fd);
+});
+
+test('fs spares: a name in spare/ that is another name of a queued message\'s file is dropped at start, never written over', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.after(cleanup);
+  const { q, backend } = await openQueue(t, dir);
+  const body = 'Subject: queued\r\n\r\nkeep me\r\n';
+  const queued = await submit(q, body);
+  const msgid = queued[0]!.msgid;
+  const before = await readFile(backend.messagePath(msgid));
+  await q.close();
+  // what a spare name left beside the message it became would look like after a restart
+  linkSync(backend.messagePath(msgid), join(dir, 'spare', 'abcdef01'));
+
+  const again = await openQueue(t, dir);
+  assert.deepEqual(await readdir(join(dir, 'spare')), []);
+  const { fd } = await again.q.create();
+  assert.notEqual(fstatSync(fd).ino, statSync(backend.messagePath(msgid)).ino, 'a new file, not the queued message\'s');
+  writeSync(fd, 'Subject: new\r\n\r\noverwrite?\r\n');
+  closeSync(fd);
+  assert.deepEqual(await readFile(backend.messagePath(msgid)), before);
+  assert.deepEqual((await collect(again.q.walk())).map((x) => x.id), [queued[0]!.id]);
 });
 
 test('fs spares: when spare/ cannot take a file (here a file stands in its place), the delivered message is unlinked and the next one is a new file', async (t) => {
